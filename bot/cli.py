@@ -12,7 +12,7 @@ from bot.config import ConfigError, Settings
 
 EXIT_USAGE = 2
 
-NO_TOKEN_MESSAGE = """\
+SETUP_HELP = """\
 Promo Balance needs a Discord bot token to connect, and none is set.
 
   1. Open https://discord.com/developers/applications, create an application
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_bot(settings: Settings) -> int:
     if not settings.discord_token:
-        print(NO_TOKEN_MESSAGE, file=sys.stderr)
+        print(SETUP_HELP, file=sys.stderr)
         return EXIT_USAGE
     print("The Discord client arrives with the next release; the ledger CLI works now.")
     return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""The ledger's rules: money, time, codes, allocation. No Discord import here, ever."""

@@ -1,0 +1,378 @@
+"""Plain data the ledger speaks in. Times are Unix seconds (UTC), amounts minor units (int)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Generic, Literal, Self, TypeVar
+
+from bot.ledger.money import Currency
+
+LotKind = Literal["gift", "promo"]
+LOT_KINDS: tuple[LotKind, ...] = ("gift", "promo")
+LotSource = Literal["grant", "promo_code", "gift_card"]
+LotStatus = Literal["active", "spent", "expired", "forfeited", "voided"]
+EntryType = Literal["grant", "spend", "forfeit", "expire", "void", "refund", "expiry_change"]
+
+DEFAULT_REMINDER_LEADS = (7 * 86400, 86400)
+
+T = TypeVar("T")
+
+
+class Record:
+    """JSON round trip for results kept in the idempotency table and for event payloads."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        kwargs = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            value = data.get(f.name)
+            if isinstance(value, list):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class GuildSettings(Record):
+    guild_id: int
+    currency_name: str = "credits"
+    currency_symbol: str = ""
+    decimals: int = 0
+    timezone: str = "UTC"
+    reminder_leads: tuple[int, ...] = DEFAULT_REMINDER_LEADS
+    mod_role_id: int | None = None
+    audit_channel_id: int | None = None
+    promo_excluded_categories: tuple[str, ...] = ()
+
+    @property
+    def currency(self) -> Currency:
+        return Currency(self.currency_name, self.currency_symbol, self.decimals)
+
+
+@dataclass(frozen=True)
+class LotSpec:
+    """What a grant creates: everything of a lot but its owner and bookkeeping."""
+
+    amount: int
+    kind: LotKind = "promo"
+    starts_at: int | None = None  # None = now
+    expires_at: int | None = None
+    categories: tuple[str, ...] | None = None
+    one_time: bool = False
+    source: LotSource = "grant"
+    source_ref: str | None = None
+    memo: str | None = None
+
+
+@dataclass(frozen=True)
+class Lot(Record):
+    id: int
+    guild_id: int
+    user_id: int
+    kind: LotKind
+    original: int
+    remaining: int
+    starts_at: int
+    expires_at: int | None
+    categories: tuple[str, ...] | None
+    one_time: bool
+    source: LotSource
+    source_ref: str | None
+    memo: str | None
+    created_by: int | None
+    created_at: int
+    status: LotStatus
+
+    def is_expired_at(self, now: int) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def is_usable_at(self, now: int) -> bool:
+        """Active, started, not past expiry (even before the sweep writes it) and not empty."""
+        return (
+            self.status == "active"
+            and self.remaining > 0
+            and self.starts_at <= now
+            and not self.is_expired_at(now)
+        )
+
+    def is_upcoming_at(self, now: int) -> bool:
+        return self.status == "active" and self.remaining > 0 and self.starts_at > now
+
+
+@dataclass(frozen=True)
+class Entry(Record):
+    id: int
+    guild_id: int
+    user_id: int
+    lot_id: int
+    lot_kind: LotKind
+    type: EntryType
+    amount: int
+    order_id: int | None
+    actor_id: int | None
+    reason: str | None
+    created_at: int
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Balance:
+    guild_id: int
+    user_id: int
+    gift: int
+    promo: int
+    upcoming: int
+    lots: tuple[Lot, ...]  # usable and upcoming lots, in allocation order
+    next_expiry: Lot | None  # the usable lot that expires soonest
+
+    @property
+    def total(self) -> int:
+        return self.gift + self.promo
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    page: int  # 1-based
+    pages: int  # at least 1
+    total: int
+
+
+@dataclass(frozen=True)
+class GrantResult(Record):
+    """Lots of one grant get consecutive ids: first_lot_id .. first_lot_id + count - 1."""
+
+    first_lot_id: int
+    count: int
+    amount: int  # per member
+    kind: LotKind
+    starts_at: int
+    expires_at: int | None
+
+    @property
+    def lot_ids(self) -> range:
+        return range(self.first_lot_id, self.first_lot_id + self.count)
+
+
+@dataclass(frozen=True)
+class LotChange(Record):
+    """One lot touched by a write: how much was taken from or returned to it, and why."""
+
+    lot_id: int
+    user_id: int
+    kind: LotKind
+    type: EntryType
+    amount: int  # signed, as in the ledger entry
+
+
+@dataclass(frozen=True)
+class RevokeResult(Record):
+    user_id: int
+    amount: int  # total voided (positive)
+    changes: tuple[LotChange, ...]
+
+
+@dataclass(frozen=True)
+class ExtendResult(Record):
+    lot_id: int
+    user_id: int
+    old_expires_at: int | None
+    new_expires_at: int | None
+
+
+@dataclass(frozen=True)
+class ShopItem(Record):
+    id: int
+    guild_id: int
+    name: str
+    description: str
+    price: int
+    category: str
+    stock: int | None
+    role_id: int | None
+    per_member_limit: int | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """How a purchase is paid: (lot, amount) taken, and one-time remainders forfeited."""
+
+    takes: tuple[tuple[Lot, int], ...]
+    forfeits: tuple[tuple[Lot, int], ...]
+
+    @property
+    def promo_applied(self) -> int:
+        return sum(a for lot, a in self.takes if lot.kind == "promo")
+
+    @property
+    def gift_applied(self) -> int:
+        return sum(a for lot, a in self.takes if lot.kind == "gift")
+
+    @property
+    def forfeited(self) -> int:
+        return sum(a for _, a in self.forfeits)
+
+
+@dataclass(frozen=True)
+class CheckoutPreview:
+    item: ShopItem
+    quantity: int
+    total: int
+    promo_applied: int
+    gift_applied: int
+    forfeited: int
+    balance_before: int
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class Order(Record):
+    id: int
+    guild_id: int
+    user_id: int
+    item_id: int
+    item_name: str
+    quantity: int
+    unit_price: int
+    total: int
+    promo_applied: int
+    gift_applied: int
+    forfeited: int
+    role_id: int | None
+    status: str
+    created_at: int
+    refunded_at: int | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult(Record):
+    order: Order
+    returned: int  # credit back on usable lots
+    expired_again: int  # credit whose lot had expired meanwhile: expired again at once
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(Order.from_dict(data["order"]), data["returned"], data["expired_again"])
+
+
+@dataclass(frozen=True)
+class PromoCode(Record):
+    id: int
+    guild_id: int
+    code: str
+    amount: int
+    max_uses: int | None
+    uses: int
+    per_member: int
+    redeem_by: int | None
+    credit_days: int | None
+    credit_expires: int | None
+    categories: tuple[str, ...] | None
+    one_time: bool
+    role_id: int | None
+    min_member_days: int | None
+    active: bool
+    created_at: int
+
+
+@dataclass(frozen=True)
+class GiftCard(Record):
+    id: int
+    guild_id: int
+    last4: str
+    amount: int
+    claim_by: int | None
+    status: str
+    created_at: int
+    redeemed_by: int | None
+    redeemed_at: int | None
+
+
+@dataclass(frozen=True)
+class IssuedGiftCards(Record):
+    """`codes` is the only moment plain gift-card codes exist: shown to the issuer, never stored.
+
+    A repeated request (same idempotency key) gets the same cards back without their codes.
+    """
+
+    card_ids: tuple[int, ...]
+    last4s: tuple[str, ...]
+    amount: int
+    claim_by: int | None
+    codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Redemption(Record):
+    kind: Literal["gift_card", "promo_code"]
+    lot: Lot
+    code_label: str  # promo code as written, or "gift card …AB12"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(data["kind"], Lot.from_dict(data["lot"]), data["code_label"])
+
+
+@dataclass(frozen=True)
+class MemberFacts:
+    """What redemption needs to know of a member, gathered by the Discord layer."""
+
+    role_ids: frozenset[int] = frozenset()
+    joined_at: int | None = None
+
+
+@dataclass(frozen=True)
+class ExpiredLot(Record):
+    lot_id: int
+    guild_id: int
+    user_id: int
+    kind: LotKind
+    amount: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """One member's lots in one lead window: one DM."""
+
+    guild_id: int
+    user_id: int
+    lead_seconds: int
+    lots: tuple[Lot, ...]
+    reminders_enabled: bool = True
+    dm_closed: bool = False
+
+
+@dataclass(frozen=True)
+class WeekFigures:
+    week_start: int
+    granted: int
+    spent: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class Report:
+    guild_id: int
+    outstanding_promo: int
+    outstanding_gift: int
+    expiring_7d: int
+    expiring_30d: int
+    weeks: tuple[WeekFigures, ...]  # oldest first, 12 weeks
+    redemptions_per_code: tuple[tuple[str, int], ...]
+    gift_cards_redeemed: int
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    actor_id: int | None
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)

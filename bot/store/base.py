@@ -1,0 +1,210 @@
+"""The store's narrow interface: one method = one unit of work = one transaction.
+
+The SQLite store implements it on aiosqlite; a PostgreSQL store (asyncpg) can implement the same
+methods with `SELECT … FOR UPDATE` and run the same tests (see tests/conftest.py `store` fixture).
+Rules (allocation, eligibility, code checks) come from `bot.ledger.rules` and run inside the
+transaction, so every implementation applies them identically.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from bot.ledger.models import (
+    AuditRecord,
+    CheckoutPreview,
+    DueReminder,
+    Entry,
+    ExpiredLot,
+    ExtendResult,
+    GiftCard,
+    GrantResult,
+    GuildSettings,
+    IssuedGiftCards,
+    Lot,
+    LotSpec,
+    MemberFacts,
+    Order,
+    Page,
+    PromoCode,
+    Redemption,
+    RefundResult,
+    Report,
+    RevokeResult,
+    ShopItem,
+)
+
+T = TypeVar("T")
+
+
+class Applied(Generic[T]):
+    """A write's result and whether it was applied now (False: the key was seen before)."""
+
+    __slots__ = ("fresh", "value")
+
+    def __init__(self, value: T, fresh: bool) -> None:
+        self.value = value
+        self.fresh = fresh
+
+
+class Store(ABC):
+    """Persistence of the ledger; see the module docstring."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def backup(self, target: str | Path) -> None:
+        """SQLite online backup: a consistent copy, safe while the bot keeps writing."""
+
+    @abstractmethod
+    async def get_settings(self, guild_id: int) -> GuildSettings: ...
+
+    @abstractmethod
+    async def update_settings(
+        self, guild_id: int, changes: Mapping[str, Any], audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[GuildSettings]: ...
+
+    @abstractmethod
+    async def set_reminders_enabled(self, guild_id: int, user_id: int, enabled: bool, now: int) -> None: ...
+
+    @abstractmethod
+    async def reminders_enabled(self, guild_id: int, user_id: int) -> bool: ...
+
+    @abstractmethod
+    async def grant(
+        self, guild_id: int, user_ids: Sequence[int], spec: LotSpec, audit: AuditRecord | None,
+        key: str | None, now: int,
+    ) -> Applied[GrantResult]: ...
+
+    @abstractmethod
+    async def revoke(
+        self, guild_id: int, user_id: int, lot_id: int | None, amount: int | None,
+        audit: AuditRecord, key: str | None, now: int,
+    ) -> Applied[RevokeResult]: ...
+
+    @abstractmethod
+    async def extend(
+        self, guild_id: int, lot_id: int, expires_at: int, audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[ExtendResult]: ...
+
+    @abstractmethod
+    async def member_lots(self, guild_id: int, user_id: int, active_only: bool = True) -> list[Lot]: ...
+
+    @abstractmethod
+    async def get_lot(self, guild_id: int, lot_id: int) -> Lot | None: ...
+
+    @abstractmethod
+    async def history(self, guild_id: int, user_id: int, page: int, per_page: int) -> Page[Entry]: ...
+
+    @abstractmethod
+    async def add_item(
+        self, guild_id: int, fields: Mapping[str, Any], audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[ShopItem]: ...
+
+    @abstractmethod
+    async def edit_item(
+        self, guild_id: int, item_id: int, changes: Mapping[str, Any], audit: AuditRecord,
+        key: str | None, now: int,
+    ) -> Applied[ShopItem]: ...
+
+    @abstractmethod
+    async def list_items(
+        self, guild_id: int, category: str | None = None, include_inactive: bool = False
+    ) -> list[ShopItem]: ...
+
+    @abstractmethod
+    async def get_item(self, guild_id: int, item_id: int) -> ShopItem | None: ...
+
+    @abstractmethod
+    async def preview(
+        self, guild_id: int, user_id: int, item_id: int, quantity: int, now: int
+    ) -> CheckoutPreview: ...
+
+    @abstractmethod
+    async def checkout(
+        self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int
+    ) -> Applied[Order]: ...
+
+    @abstractmethod
+    async def refund(
+        self, guild_id: int, order_id: int, audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[RefundResult]: ...
+
+    @abstractmethod
+    async def orders(self, guild_id: int, user_id: int | None, page: int, per_page: int) -> Page[Order]: ...
+
+    @abstractmethod
+    async def get_order(self, guild_id: int, order_id: int) -> Order | None: ...
+
+    @abstractmethod
+    async def create_promo(
+        self, guild_id: int, fields: Mapping[str, Any], audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[PromoCode]: ...
+
+    @abstractmethod
+    async def list_promos(self, guild_id: int) -> list[PromoCode]: ...
+
+    @abstractmethod
+    async def set_promo_active(
+        self, guild_id: int, code_key: str, active: bool, audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[PromoCode]: ...
+
+    @abstractmethod
+    async def issue_gift_cards(
+        self, guild_id: int, hashes: Sequence[tuple[str, str]], amount: int, claim_by: int | None,
+        audit: AuditRecord, key: str | None, now: int,
+    ) -> Applied[IssuedGiftCards]: ...
+
+    @abstractmethod
+    async def list_gift_cards(self, guild_id: int, status: str | None = None) -> list[GiftCard]: ...
+
+    @abstractmethod
+    async def void_gift_card(
+        self, guild_id: int, last4: str, audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[GiftCard]: ...
+
+    @abstractmethod
+    async def redeem(
+        self, guild_id: int, user_id: int, promo_key: str, gift_hash: str | None,
+        member: MemberFacts, key: str | None, now: int,
+    ) -> Applied[Redemption]: ...
+
+    @abstractmethod
+    async def sweep_expired(self, now: int, batch: int = 10_000) -> list[ExpiredLot]:
+        """Expire every active lot past its expiry, `batch` lots per transaction."""
+
+    @abstractmethod
+    async def due_reminders(self, now: int, limit: int = 10_000) -> list[DueReminder]: ...
+
+    @abstractmethod
+    async def mark_reminded(
+        self, guild_id: int, user_id: int, lead_seconds: int, lot_ids: Sequence[int], outcome: str, now: int
+    ) -> None: ...
+
+    @abstractmethod
+    async def mark_dm_closed(self, guild_id: int, user_id: int, now: int) -> None: ...
+
+    @abstractmethod
+    async def report(self, guild_id: int, now: int) -> Report: ...
+
+    @abstractmethod
+    async def export_entries(self, guild_id: int, after_id: int, limit: int) -> list[Entry]: ...
+
+    @abstractmethod
+    async def audit_log(self, guild_id: int, page: int, per_page: int) -> Page[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def verify(self, now: int) -> list[str]: ...
+
+    @abstractmethod
+    async def get_state(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_state(self, key: str, value: str) -> None: ...

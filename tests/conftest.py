@@ -1,0 +1,79 @@
+"""Shared fixtures: a real SQLite file per test, a ledger with a clock the test controls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.ledger.service import Ledger
+from bot.store.base import Store
+from bot.store.sqlite import SqliteStore
+
+GUILD = 1001
+OTHER_GUILD = 2002
+MOD = 9
+ALICE = 11
+BOB = 12
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand: no sleeping through real minutes."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+# Every store implementation runs the same tests; a PostgreSQL store joins this list when it lands.
+STORE_FACTORIES = {"sqlite": lambda tmp: SqliteStore(tmp / "ledger.sqlite3")}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s = STORE_FACTORIES[request.param](tmp_path)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def events() -> list[tuple[str, dict]]:
+    return []
+
+
+@pytest.fixture
+def ledger(store: Store, clock: Clock, events: list) -> Ledger:
+    return Ledger(store, clock=clock, events=lambda name, payload: events.append((name, payload)))
+
+
+class Keys:
+    """Fresh idempotency keys, like Discord interaction ids."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"k{self.n}"
+
+
+@pytest.fixture
+def key() -> Keys:
+    return Keys()
