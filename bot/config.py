@@ -55,7 +55,7 @@ class Settings:
         cls, environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")
     ) -> Settings:
         merged = read_dotenv(dotenv) if dotenv is not None else {}
-        merged.update({k: v for k, v in (os.environ if environ is None else environ).items()})
+        merged.update(os.environ if environ is None else environ)
 
         def get(name: str) -> str:
             return merged.get(name, "").strip()

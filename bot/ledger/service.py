@@ -141,12 +141,10 @@ class Ledger:
                 values.get("currency_symbol", current.currency_symbol),
                 values.get("decimals", current.decimals),
             )
-        if "decimals" in values and values["decimals"] != current.decimals:
-            # Amounts are stored in minor units; changing the scale would silently rescale balances.
-            if await self._guild_has_money(guild_id):
-                raise InvalidInput(
-                    "Decimals can only change before any credit, item or code exists in this server."
-                )
+        # Amounts are stored in minor units; changing the scale would silently rescale balances.
+        rescaling = "decimals" in values and values["decimals"] != current.decimals
+        if rescaling and await self._guild_has_money(guild_id):
+            raise InvalidInput("Decimals can only change before any credit, item or code exists in this server.")
         if "timezone" in values:
             values["timezone"] = validate_timezone(values["timezone"])
         if "reminder_leads" in values and isinstance(values["reminder_leads"], str):

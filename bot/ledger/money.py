@@ -1,0 +1,203 @@
+"""Amounts of credit: parsing what people type, checking ranges, formatting for display.
+
+Amounts are always ``int`` minor units (cents when a guild uses 2 decimals, whole credits
+when it uses 0). No float is ever involved: input is parsed as text, digit by digit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from bot.ledger.errors import InvalidInput
+
+MAX_AMOUNT = 10**12
+"""Largest amount one operation may move, in minor units."""
+
+MIN_AMOUNT = 1
+"""Smallest amount one operation may move, in minor units."""
+
+ALLOWED_DECIMALS = (0, 2)
+MAX_NAME_LENGTH = 20
+MAX_SYMBOL_LENGTH = 5
+
+# Symbols accepted in front of (or after) a typed amount, besides the guild's own symbol.
+COMMON_SYMBOLS = ("$", "€", "£", "¥", "₹", "₩", "₽", "¢", "¤")
+
+# Characters that would ping, format or break a Discord message when shown next to amounts.
+_FORBIDDEN_IN_NAMES = frozenset("@<>`\\*_~|#:")
+
+_MAX_INPUT_LENGTH = 64
+_MINUS_SIGNS = ("-", "\u2212", "\u2012", "\u2013", "\u2014")
+# Either plain digits, or 1-3 digits then groups of exactly three separated by ONE kind of
+# separator; then an optional dot and fraction digits. ASCII digits only.
+_NUMBER = re.compile(
+    r"(?P<int>\d+|\d{1,3}(?P<sep>[,\u0020\u00a0\u202f\u2009'])\d{3}(?:(?P=sep)\d{3})*)"
+    r"(?:\.(?P<frac>\d+))?",
+    re.ASCII,
+)
+_EXPONENT = re.compile(r"\d(?:\.\d*)?e[+-]?\d", re.ASCII | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Currency:
+    """A guild's currency. ``decimals`` is 0 (whole credits) or 2 (cents-style)."""
+
+    name: str = "credits"
+    symbol: str = ""
+    decimals: int = 0
+
+
+def _example(decimals: int) -> str:
+    return "25" if decimals == 0 else "12." + "5".ljust(decimals, "0")
+
+
+def _max_display(decimals: int) -> str:
+    return _format_number(MAX_AMOUNT, decimals)
+
+
+def _check_decimals(decimals: int) -> None:
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
+        raise ValueError(f"decimals must be an int in 0..6, got {decimals!r}")
+
+
+def _strip_symbol(text: str, symbol: str) -> str:
+    symbols = [s for s in (symbol.strip(), *COMMON_SYMBOLS) if s]
+    for sym in symbols:
+        if text.startswith(sym):
+            return text[len(sym) :].strip()
+        if text.endswith(sym):
+            return text[: -len(sym)].strip()
+    return text
+
+
+def parse_amount(text: str, decimals: int, *, symbol: str = "") -> int:
+    """Parse what a person typed into minor units, or raise `InvalidInput` saying why.
+
+    ``"12.50"`` with ``decimals=2`` is 1250; ``"12"`` is 1200; ``"12.5"`` is 1250.
+    Thousands separators (``1,000``, ``1 000``) and one currency symbol before or after the
+    number (``$25``, ``25€``, or the guild's own ``symbol``) are accepted. A decimal point is
+    always ``.``; a comma only ever groups thousands.
+    """
+    _check_decimals(decimals)
+    example = _example(decimals)
+    if not isinstance(text, str):
+        raise InvalidInput(f"Enter an amount, like {example}.")
+    s = unicodedata.normalize("NFKC", text).strip()
+    if not s:
+        raise InvalidInput(f"Enter an amount, like {example}.")
+    if len(s) > _MAX_INPUT_LENGTH:
+        raise InvalidInput(f"That amount is too long. Enter a number, like {example}.")
+    if s.startswith(_MINUS_SIGNS):
+        raise InvalidInput("Amount must be more than zero.")
+    s = _strip_symbol(s, symbol)
+    if s.startswith(_MINUS_SIGNS):
+        raise InvalidInput("Amount must be more than zero.")
+    if s.startswith("+"):
+        s = s[1:].lstrip()
+    if _EXPONENT.search(s):
+        raise InvalidInput(f"Write the amount out in full, like {example}: exponents such as 1e3 aren't accepted.")
+    m = _NUMBER.fullmatch(s)
+    if m is None:
+        if decimals and re.fullmatch(r"\d+,\d{1,2}", s, re.ASCII):
+            raise InvalidInput(f"Use a dot for decimals, like {example}. Commas only group thousands (1,000).")
+        if decimals == 0:
+            raise InvalidInput(f"Amount must be a whole number, like {example}.")
+        raise InvalidInput(f"Amount must be a number, like 25 or {example}.")
+
+    whole = m.group("int")
+    if m.group("sep"):
+        whole = whole.replace(m.group("sep"), "")
+    frac = m.group("frac")
+    if frac is not None:
+        if decimals == 0:
+            raise InvalidInput(f"This server's currency has no decimals: use a whole number, like {example}.")
+        if len(frac) > decimals:
+            raise InvalidInput(f"Amount can have at most {decimals} decimals, like {example}.")
+    frac = (frac or "").ljust(decimals, "0")
+
+    whole = whole.lstrip("0") or "0"
+    # Bound the digit count before int(): MAX_AMOUNT has 13 digits.
+    if len(whole) + decimals > 16:
+        raise InvalidInput(f"That amount is too large: one operation can move at most {_max_display(decimals)}.")
+    minor = int(whole + frac) if decimals else int(whole)
+    if minor < MIN_AMOUNT:
+        raise InvalidInput("Amount must be more than zero.")
+    if minor > MAX_AMOUNT:
+        raise InvalidInput(f"That amount is too large: one operation can move at most {_max_display(decimals)}.")
+    return minor
+
+
+def check_amount(minor: int, *, currency: Currency | None = None) -> int:
+    """Return ``minor`` if it is an int in ``MIN_AMOUNT..MAX_AMOUNT``, else raise `InvalidInput`.
+
+    ``currency`` (optional) only makes the message show the limit in the guild's format.
+    """
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise InvalidInput("Amount must be a whole number of credits, like 25.")
+    if minor < MIN_AMOUNT:
+        raise InvalidInput("Amount must be more than zero.")
+    if minor > MAX_AMOUNT:
+        limit = format_amount(MAX_AMOUNT, currency) if currency is not None else _format_number(MAX_AMOUNT, 0)
+        raise InvalidInput(f"That amount is too large: one operation can move at most {limit}.")
+    return minor
+
+
+def _format_number(minor: int, decimals: int) -> str:
+    whole, frac = divmod(abs(minor), 10**decimals)
+    text = f"{whole:,}"
+    if decimals:
+        text += f".{frac:0{decimals}d}"
+    return text
+
+
+def format_amount(minor: int, currency: Currency) -> str:
+    """``1250`` -> ``"12.50 credits"`` / ``"$12.50"`` / ``"-$12.50"`` / ``"1,250 credits"``.
+
+    The name is used exactly as configured (no singular/plural guessing).
+    """
+    sign = "-" if minor < 0 else ""
+    number = _format_number(minor, currency.decimals)
+    if currency.symbol:
+        return f"{sign}{currency.symbol}{number}"
+    if currency.name:
+        return f"{sign}{number} {currency.name}"
+    return f"{sign}{number}"
+
+
+def _check_display_text(value: str, what: str) -> None:
+    if not value.isprintable():
+        raise InvalidInput(f"The currency {what} can't contain line breaks or control characters.")
+    bad = sorted({c for c in value if c in _FORBIDDEN_IN_NAMES})
+    if bad:
+        raise InvalidInput(f"The currency {what} can't contain these characters: {' '.join(bad)}")
+
+
+def validate_currency(
+    name: str | None, symbol: str | None, decimals: int | None
+) -> tuple[str | None, str | None, int | None]:
+    """Check the parts of a currency a moderator is setting; ``None`` means "not changing".
+
+    Returns the cleaned values (stripped; ``None`` stays ``None``). An empty symbol means
+    "no symbol". Raises `InvalidInput` with a message for the moderator.
+    """
+    clean_name: str | None = None
+    clean_symbol: str | None = None
+    if name is not None:
+        clean_name = unicodedata.normalize("NFC", name).strip()
+        if not 1 <= len(clean_name) <= MAX_NAME_LENGTH:
+            raise InvalidInput(f"The currency name must be 1–{MAX_NAME_LENGTH} characters, like credits.")
+        _check_display_text(clean_name, "name")
+    if symbol is not None:
+        clean_symbol = unicodedata.normalize("NFC", symbol).strip()
+        if len(clean_symbol) > MAX_SYMBOL_LENGTH:
+            raise InvalidInput(f"The currency symbol can be at most {MAX_SYMBOL_LENGTH} characters, like $.")
+        _check_display_text(clean_symbol, "symbol")
+        if any(c.isdigit() or c in ".,+-" or c.isspace() for c in clean_symbol):
+            raise InvalidInput("The currency symbol can't contain digits, spaces, dots, commas or signs.")
+    if decimals is not None and (
+        isinstance(decimals, bool) or not isinstance(decimals, int) or decimals not in ALLOWED_DECIMALS
+    ):
+        raise InvalidInput("Decimals must be 0 (whole credits, like 25) or 2 (like 12.50).")
+    return clean_name, clean_symbol, decimals
