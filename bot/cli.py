@@ -1,4 +1,4 @@
-"""`python -m bot [run | verify | backup PATH | export --guild ID [--out FILE]]`.
+"""`python -m bot [run | verify | backup PATH | export --guild ID [--out FILE] | invite]`.
 
 Only `run` needs a Discord token; the other commands work on the database alone.
 """
@@ -6,10 +6,17 @@ Only `run` needs a Discord token; the other commands work on the database alone.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from bot.config import ConfigError, Settings
+from bot.ledger.service import Ledger
+from bot.store.sqlite import SqliteStore
 
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 SETUP_HELP = """\
@@ -28,9 +35,15 @@ Commands that need no token: python -m bot verify | backup PATH | export --guild
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Promo Balance: store credit for Discord.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run the bot (the default)")
+    sub.add_parser("verify", help="check every ledger invariant; exit 1 and report if one is broken")
+    backup = sub.add_parser("backup", help="copy the database safely, even while the bot runs")
+    backup.add_argument("path", type=Path, help="where to write the copy (must not exist yet)")
+    export = sub.add_parser("export", help="write a server's ledger as CSV")
+    export.add_argument("--guild", type=int, required=True, metavar="ID", help="the server (guild) id")
+    export.add_argument("--out", type=Path, metavar="FILE", help="the CSV file to write (default: stdout)")
     return parser
 
 
@@ -43,7 +56,60 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command in (None, "run"):
         return run_bot(settings)
+    if not settings.database_path.exists():
+        print(f"No database at {settings.database_path} (set DATABASE_PATH, or run the bot once).", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "verify":
+        return with_ledger(settings, verify)
+    if args.command == "backup":
+        if args.path.exists():
+            print(f"{args.path} already exists; choose a new file name.", file=sys.stderr)
+            return EXIT_USAGE
+        return with_ledger(settings, lambda ledger: backup(ledger, args.path))
+    if args.command == "export":
+        return with_ledger(settings, lambda ledger: export(ledger, args.guild, args.out))
     return EXIT_USAGE
+
+
+def with_ledger(settings: Settings, action: Callable[[Ledger], Awaitable[int]]) -> int:
+    async def go() -> int:
+        store = SqliteStore(settings.database_path)
+        await store.open()
+        try:
+            return await action(Ledger(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+async def verify(ledger: Ledger) -> int:
+    problems = await ledger.verify()
+    if not problems:
+        print("OK: every ledger invariant holds.")
+        return EXIT_OK
+    print(f"{len(problems)} problem(s) found:" + (" (first 100 of each kind)" if len(problems) >= 100 else ""))
+    for problem in problems:
+        print(f"  - {problem}")
+    return EXIT_PROBLEMS
+
+
+async def backup(ledger: Ledger, path: Path) -> int:
+    assert isinstance(ledger.store, SqliteStore)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await ledger.store.backup(path)
+    print(f"Backed up to {path}.")
+    return EXIT_OK
+
+
+async def export(ledger: Ledger, guild_id: int, out: Path | None) -> int:
+    if out is None:
+        rows = await ledger.export_csv(guild_id, sys.stdout)
+    else:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            rows = await ledger.export_csv(guild_id, handle)
+        print(f"Wrote {rows} ledger entries to {out}.", file=sys.stderr)
+    return EXIT_OK
 
 
 def run_bot(settings: Settings) -> int:

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from bot.ledger import codes, rules
 from bot.ledger.errors import InvalidInput
+from bot.ledger.export import write_csv
 from bot.ledger.models import (
     LOT_KINDS,
     AuditRecord,
@@ -521,3 +522,16 @@ class Ledger:
 
     async def verify(self) -> list[str]:
         return await self.store.verify(self.now())
+
+    async def export_csv(self, guild_id: int, out: TextIO, batch: int = 5000) -> int:
+        """Write the guild's whole ledger as CSV, reading it in batches; returns the row count."""
+        rows = 0
+        after = 0
+        header = True
+        while True:
+            entries = await self.store.export_entries(guild_id, after, batch)
+            rows += write_csv(entries, out, header=header)
+            header = False
+            if len(entries) < batch:
+                return rows
+            after = entries[-1].id
