@@ -376,3 +376,20 @@ class AuditRecord:
     actor_id: int | None
     action: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schedule(Record):
+    """A recurring grant: every member of `role_id` gets `amount` at each due time of `rule`."""
+
+    id: int
+    guild_id: int
+    role_id: int
+    amount: int
+    rule: str
+    valid_days: int | None
+    categories: tuple[str, ...] | None
+    kind: LotKind
+    next_run_at: int
+    active: bool
+    created_at: int

@@ -41,9 +41,11 @@ from bot.ledger.models import (
     RefundResult,
     Report,
     RevokeResult,
+    Schedule,
     ShopItem,
 )
 from bot.ledger.money import MAX_AMOUNT, check_amount, parse_amount, validate_currency
+from bot.ledger.recurrence import next_run
 from bot.ledger.timeparse import (
     parse_future,
     parse_lead_times,
@@ -494,6 +496,50 @@ class Ledger:
                 "expires_at": redemption.lot.expires_at, "first_lot_id": redemption.lot.id, "actor_id": None,
             })
         return redemption
+
+    # recurring grants --------------------------------------------------------------------------
+    async def add_schedule(
+        self, guild_id: int, role_id: int, amount: str | int, rule: str, *, actor_id: int, key: str | None,
+        valid_days: int | None = None, categories: str | Sequence[str] | None = None, kind: str = "promo",
+    ) -> Schedule:
+        settings = await self.settings(guild_id)
+        fields = {
+            "role_id": role_id, "amount": await self.amount(guild_id, amount, settings),
+            "rule": " ".join(rule.split()), "valid_days": _positive_int(valid_days, "validity in days", 1, 36500),
+            "categories": rules.parse_categories(categories) if isinstance(categories, str) or categories is None
+            else rules.normalise_categories(categories),
+            "kind": _kind(kind), "next_run_at": next_run(rule, settings.timezone, self.now()),
+        }
+        audit = AuditRecord(actor_id, "schedule-add", {k: v for k, v in fields.items() if k != "categories"})
+        return (await self.store.add_schedule(guild_id, fields, audit, key, self.now())).value
+
+    async def schedules(self, guild_id: int) -> list[Schedule]:
+        return await self.store.list_schedules(guild_id)
+
+    async def remove_schedule(self, guild_id: int, schedule_id: int, *, actor_id: int, key: str | None) -> Schedule:
+        audit = AuditRecord(actor_id, "schedule-remove", {"schedule_id": schedule_id})
+        return (await self.store.remove_schedule(guild_id, schedule_id, audit, key, self.now())).value
+
+    async def due_schedules(self) -> list[Schedule]:
+        return await self.store.due_schedules(self.now())
+
+    async def run_schedule(self, schedule: Schedule, user_ids: Iterable[int]) -> GrantResult | None:
+        """Grant a due run to the role's members; a run missed during downtime runs once, now.
+
+        The next due time is computed from now, so a week of downtime gives one run, not seven."""
+        settings = await self.settings(schedule.guild_id)
+        now = self.now()
+        members = list(dict.fromkeys(user_ids))
+        result = await self.store.run_schedule(
+            schedule, members, next_run(schedule.rule, settings.timezone, now), now
+        )
+        if result is not None:
+            self._emit("credit_granted", {
+                "guild_id": schedule.guild_id, "user_ids": members, "amount": result.amount, "kind": result.kind,
+                "starts_at": result.starts_at, "expires_at": result.expires_at,
+                "first_lot_id": result.first_lot_id, "actor_id": None, "schedule_id": schedule.id,
+            })
+        return result
 
     # time-driven work --------------------------------------------------------------------------
     async def sweep_expired(self) -> list[ExpiredLot]:

@@ -34,6 +34,7 @@ from bot.ledger.models import (
     RefundResult,
     Report,
     RevokeResult,
+    Schedule,
     ShopItem,
 )
 
@@ -175,6 +176,28 @@ class Store(ABC):
         self, guild_id: int, user_id: int, promo_key: str, gift_hash: str | None,
         member: MemberFacts, key: str | None, now: int,
     ) -> Applied[Redemption]: ...
+
+    @abstractmethod
+    async def add_schedule(
+        self, guild_id: int, fields: Mapping[str, Any], audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[Schedule]: ...
+
+    @abstractmethod
+    async def list_schedules(self, guild_id: int) -> list[Schedule]: ...
+
+    @abstractmethod
+    async def remove_schedule(
+        self, guild_id: int, schedule_id: int, audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[Schedule]: ...
+
+    @abstractmethod
+    async def due_schedules(self, now: int) -> list[Schedule]: ...
+
+    @abstractmethod
+    async def run_schedule(
+        self, schedule: Schedule, user_ids: Sequence[int], next_run_at: int, now: int
+    ) -> GrantResult | None:
+        """Grant one due run and advance the schedule, once per due time (see SqliteStore)."""
 
     @abstractmethod
     async def sweep_expired(self, now: int, batch: int = 10_000) -> list[ExpiredLot]:

@@ -43,6 +43,7 @@ from bot.ledger.models import (
     RefundResult,
     Report,
     RevokeResult,
+    Schedule,
     ShopItem,
     WeekFigures,
 )
@@ -67,6 +68,9 @@ ORDER_COLUMNS = (
 PROMO_COLUMNS = (
     "id, guild_id, code, amount, max_uses, uses, per_member, redeem_by, credit_days, credit_expires,"
     " categories, one_time, role_id, min_member_days, active, created_at"
+)
+SCHEDULE_COLUMNS = (
+    "id, guild_id, role_id, amount, rule, valid_days, categories, kind, next_run_at, active, created_at"
 )
 CARD_COLUMNS = "id, guild_id, last4, amount, claim_by, status, created_at, redeemed_by, redeemed_at"
 ENTRY_SELECT = (
@@ -119,6 +123,11 @@ def _promo(row: Sequence[Any]) -> PromoCode:
 
 def _card(row: Sequence[Any]) -> GiftCard:
     return GiftCard(*row)
+
+
+def _schedule(row: Sequence[Any]) -> Schedule:
+    return Schedule(*row[:6], categories=_categories(row[6]), kind=row[7], next_run_at=row[8],
+                    active=bool(row[9]), created_at=row[10])
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -666,6 +675,89 @@ class SqliteStore(Store):
 
         return await self._unit("redeem", Redemption.from_dict, key, guild_id, now, fn)
 
+    # recurring grants --------------------------------------------------------------------------
+    async def add_schedule(
+        self, guild_id: int, fields: Mapping[str, Any], audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[Schedule]:
+        def fn(conn: sqlite3.Connection) -> Schedule:
+            cursor = conn.execute(
+                "INSERT INTO schedules (guild_id, role_id, amount, rule, valid_days, categories, kind,"
+                " next_run_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    guild_id, fields["role_id"], fields["amount"], fields["rule"], fields.get("valid_days"),
+                    _categories_json(fields.get("categories")), fields.get("kind", "promo"),
+                    fields["next_run_at"], audit.actor_id, now,
+                ),
+            )
+            _audit(conn, guild_id, audit, now)
+            schedule = _schedule_by_id(conn, guild_id, cursor.lastrowid or 0)
+            assert schedule is not None
+            return schedule
+
+        return await self._unit("add_schedule", Schedule.from_dict, key, guild_id, now, fn)
+
+    async def list_schedules(self, guild_id: int) -> list[Schedule]:
+        def fn(conn: sqlite3.Connection) -> list[Schedule]:
+            rows = conn.execute(
+                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE guild_id = ? AND active = 1 ORDER BY id",
+                (guild_id,),
+            ).fetchall()
+            return [_schedule(r) for r in rows]
+
+        return await self._run(fn)
+
+    async def remove_schedule(
+        self, guild_id: int, schedule_id: int, audit: AuditRecord, key: str | None, now: int
+    ) -> Applied[Schedule]:
+        def fn(conn: sqlite3.Connection) -> Schedule:
+            schedule = _schedule_by_id(conn, guild_id, schedule_id)
+            if schedule is None or not schedule.active:
+                raise NotFound(f"There is no recurring grant #{schedule_id} in this server.")
+            conn.execute("UPDATE schedules SET active = 0 WHERE id = ?", (schedule_id,))
+            _audit(conn, guild_id, audit, now)
+            return Schedule(**{**schedule.to_dict(), "active": False})
+
+        return await self._unit("remove_schedule", Schedule.from_dict, key, guild_id, now, fn)
+
+    async def due_schedules(self, now: int) -> list[Schedule]:
+        def fn(conn: sqlite3.Connection) -> list[Schedule]:
+            rows = conn.execute(
+                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE active = 1 AND next_run_at <= ?"
+                " ORDER BY next_run_at",
+                (now,),
+            ).fetchall()
+            return [_schedule(r) for r in rows]
+
+        return await self._run(fn)
+
+    async def run_schedule(
+        self, schedule: Schedule, user_ids: Sequence[int], next_run_at: int, now: int
+    ) -> GrantResult | None:
+        """Grant one due run and move the schedule to its next due time, in one transaction.
+
+        Runs only if the schedule is still due at the time the caller saw: a second caller (or a
+        restart racing the first) finds it moved on and grants nothing. None = nothing granted.
+        """
+        key = f"schedule:{schedule.id}:{schedule.next_run_at}"
+
+        def fn(conn: sqlite3.Connection) -> GrantResult | None:
+            moved = conn.execute(
+                "UPDATE schedules SET next_run_at = ? WHERE id = ? AND active = 1 AND next_run_at = ?",
+                (next_run_at, schedule.id, schedule.next_run_at),
+            )
+            if moved.rowcount != 1 or not user_ids:
+                return None
+            spec = LotSpec(
+                amount=schedule.amount, kind=schedule.kind,
+                expires_at=now + schedule.valid_days * 86400 if schedule.valid_days else None,
+                categories=schedule.categories, source="grant", source_ref=f"schedule:{schedule.id}",
+                memo=f"recurring grant #{schedule.id}",
+            )
+            first = _insert_lots(conn, schedule.guild_id, user_ids, spec, None, key, now)
+            return GrantResult(first, len(user_ids), spec.amount, spec.kind, now, spec.expires_at)
+
+        return await self._write(fn)
+
     # time-driven work --------------------------------------------------------------------------
     async def sweep_expired(self, now: int, batch: int = 10_000) -> list[ExpiredLot]:
         """Expire every active lot past its expiry, `batch` lots per transaction."""
@@ -925,6 +1017,13 @@ def _order_by_id(conn: sqlite3.Connection, guild_id: int, order_id: int) -> Orde
         f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ? AND guild_id = ?", (order_id, guild_id)
     ).fetchone()
     return None if row is None else _order(row)
+
+
+def _schedule_by_id(conn: sqlite3.Connection, guild_id: int, schedule_id: int) -> Schedule | None:
+    row = conn.execute(
+        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ? AND guild_id = ?", (schedule_id, guild_id)
+    ).fetchone()
+    return None if row is None else _schedule(row)
 
 
 def _promo_by_key(conn: sqlite3.Connection, guild_id: int, code_key: str) -> PromoCode | None:

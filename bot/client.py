@@ -1,0 +1,176 @@
+"""The Discord side of the bot: a `commands.Bot` that owns the store, the ledger and the cogs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.ledger.errors import UserError
+from bot.ledger.service import Ledger, utc_now
+from bot.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (
+    "cogs.balance",
+    "cogs.redeem",
+    "cogs.shop",
+    "cogs.member",
+    "cogs.credits",
+    "cogs.promo",
+    "cogs.giftcard",
+    "cogs.shopadmin",
+    "cogs.settings",
+)
+# Manage Roles (shop roles), Send Messages + Embed Links + Attach Files (audit channel, exports),
+# View Channel. DMs need no permission.
+INVITE_PERMISSIONS = discord.Permissions(
+    manage_roles=True, view_channel=True, send_messages=True, embed_links=True, attach_files=True
+)
+
+
+def point_at(settings: Settings) -> None:
+    """Send REST and gateway traffic where the settings say (a proxy, or a fake Discord in tests)."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def invite_url(application_id: int | str) -> str:
+    return discord.utils.oauth_url(
+        int(application_id), permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
+
+class PromoBalanceBot(commands.Bot):
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, members_intent: bool = True
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.members = members_intent  # privileged: grant-role and member lookups need it
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            chunk_guilds_at_startup=members_intent,
+        )
+        self.settings = settings
+        self.members_intent = members_intent
+        self.store = SqliteStore(settings.database_path)
+        self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
+        self.tree.on_error = self.on_app_command_error
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def setup_hook(self) -> None:
+        await self.store.open()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self.store.close()
+
+    def _relay_event(self, name: str, payload: dict[str, Any]) -> None:
+        # Other cogs listen with @commands.Cog.listener("on_credit_granted") etc.
+        self.dispatch(name, payload)
+
+    async def sync_commands(self) -> None:
+        """Sync to DEV_GUILD_ID (instant) or globally, and only when the tree changed: Discord
+        rate-limits syncing, and a restart loop must not burn that budget."""
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        state_key = f"command_tree:{guild.id if guild else 'global'}:{self.application_id}"
+        if await self.store.get_state(state_key) == digest:
+            log.info("command tree unchanged since the last sync; not syncing")
+            return
+        synced = await self.tree.sync(guild=guild)
+        await self.store.set_state(state_key, digest)
+        log.info("synced %d commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+
+    # errors ------------------------------------------------------------------------------------
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await report_error(interaction, error)
+
+
+async def send_ephemeral(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
+    """Answer privately, whether or not the interaction was answered or deferred already."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, **kwargs)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, **kwargs)
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Users' mistakes get their short message; our bugs get an apology and an error id."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, UserError) or (isinstance(original, app_commands.CheckFailure) and str(original)):
+        message = str(original)
+    elif isinstance(original, app_commands.TransformerError):
+        message = f"`{original.value}` isn't a valid {original.type.name.lower().replace('_', ' ')} here."
+    elif isinstance(original, discord.NotFound) and original.code == 10062:
+        log.warning("interaction %s expired before we answered", interaction.id)
+        return
+    else:
+        error_id = secrets.token_hex(4)
+        command = interaction.command.qualified_name if interaction.command else "component"
+        log.error("error %s in /%s", error_id, command, exc_info=original)
+        message = (
+            f"Sorry, something went wrong on our side and nothing was changed. "
+            f"Error id `{error_id}`: a server admin can find it in the bot's log."
+        )
+    try:
+        await send_ephemeral(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error in interaction %s", interaction.id)
+
+
+async def run(settings: Settings) -> int:
+    """Run until SIGTERM or Ctrl-C; returns the process exit code."""
+    point_at(settings)
+    members_intent = True
+    while True:
+        bot = PromoBalanceBot(settings, members_intent=members_intent)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):  # Windows has no add_signal_handler
+            loop.add_signal_handler(signal.SIGTERM, lambda b=bot: asyncio.ensure_future(b.close()))
+        try:
+            async with bot:
+                await bot.start(settings.discord_token)
+            return 0
+        except discord.LoginFailure:
+            log.error("Discord refused the token: reset it in the developer portal and update DISCORD_TOKEN.")
+            return 2
+        except discord.PrivilegedIntentsRequired:
+            if not members_intent:
+                raise
+            log.warning(
+                "The Server Members intent is off for this application. Running without it: "
+                "/credits grant-role and member lookups are unavailable until you enable it in the "
+                "developer portal (Bot -> Privileged Gateway Intents -> Server Members Intent)."
+            )
+            members_intent = False

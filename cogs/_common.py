@@ -1,0 +1,199 @@
+"""What every cog shares: the ledger, keys, money and time rendering, the moderator check,
+page buttons and the audit channel. Cogs stay thin: parse, call the ledger, render."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.ledger.models import GuildSettings, Lot, MemberFacts
+from bot.ledger.money import format_amount
+from bot.ledger.service import Ledger
+from bot.ledger.timeparse import discord_timestamp, from_unix, to_unix
+
+if TYPE_CHECKING:
+    from bot.client import PromoBalanceBot
+
+log = logging.getLogger(__name__)
+
+GREEN = discord.Colour(0x2ECC71)
+BLUE = discord.Colour(0x3498DB)
+ORANGE = discord.Colour(0xE67E22)
+GREY = discord.Colour(0x95A5A6)
+VIEW_TIMEOUT = 300
+
+
+def bot_of(interaction: discord.Interaction) -> PromoBalanceBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+def ledger_of(interaction: discord.Interaction) -> Ledger:
+    return bot_of(interaction).ledger
+
+
+def key_of(interaction: discord.Interaction, purpose: str = "") -> str:
+    """The idempotency key of a write: the interaction's id, which Discord never reuses."""
+    return f"{purpose}:{interaction.id}" if purpose else str(interaction.id)
+
+
+def guild_id_of(interaction: discord.Interaction) -> int:
+    assert interaction.guild_id is not None  # every command is guild-only
+    return interaction.guild_id
+
+
+def money(settings: GuildSettings, amount: int) -> str:
+    return format_amount(amount, settings.currency)
+
+
+def ts(unix: int | None, style: str = "R") -> str:
+    return "never" if unix is None else discord_timestamp(from_unix(unix), style)
+
+
+def now_unix(interaction: discord.Interaction) -> int:
+    return ledger_of(interaction).now()
+
+
+def member_facts(member: discord.abc.User) -> MemberFacts:
+    if isinstance(member, discord.Member):
+        joined = to_unix(member.joined_at) if member.joined_at else None
+        return MemberFacts(frozenset(role.id for role in member.roles), joined)
+    return MemberFacts()
+
+
+def lot_line(lot: Lot, settings: GuildSettings, now: int) -> str:
+    """`#12 · 40 of 50 credits · promo · expires <t:…:R> · only: games · one-time`"""
+    parts = [f"`#{lot.id}`", f"**{money(settings, lot.remaining)}**"]
+    if lot.remaining != lot.original:
+        parts[-1] += f" of {money(settings, lot.original)}"
+    parts.append("gift" if lot.kind == "gift" else "promotional")
+    if lot.starts_at > now:
+        parts.append(f"usable {ts(lot.starts_at)}")
+    if lot.expires_at is not None:
+        parts.append(f"expires {ts(lot.expires_at)}")
+    if lot.categories:
+        parts.append("only: " + ", ".join(lot.categories))
+    if lot.one_time:
+        parts.append("one-time")
+    return " · ".join(parts)
+
+
+class NotModerator(app_commands.CheckFailure):
+    def __init__(self) -> None:
+        super().__init__(
+            "This command is for moderators: members with Manage Server or this server's moderator role."
+        )
+
+
+async def is_moderator(interaction: discord.Interaction) -> bool:
+    """Checked at run time too: server owners can change who sees a command in Discord's settings."""
+    member = interaction.user
+    if not isinstance(member, discord.Member):
+        return False
+    perms = member.guild_permissions
+    if perms.manage_guild or perms.administrator:
+        return True
+    settings = await ledger_of(interaction).settings(guild_id_of(interaction))
+    return settings.mod_role_id is not None and any(r.id == settings.mod_role_id for r in member.roles)
+
+
+async def moderator_predicate(interaction: discord.Interaction) -> bool:
+    if not await is_moderator(interaction):
+        raise NotModerator()
+    return True
+
+
+def moderator_group(name: str, description: str) -> app_commands.Group:
+    """A command group only moderators see by default (Manage Server) and may run (checked again)."""
+    group = app_commands.Group(
+        name=name,
+        description=description,
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+    group.interaction_check = moderator_predicate  # type: ignore[method-assign]
+    return group
+
+
+async def post_audit(
+    interaction: discord.Interaction, title: str, description: str, fields: dict[str, str] | None = None
+) -> None:
+    """Post a moderator action to the audit channel, when one is set. Never fails the action."""
+    guild = interaction.guild
+    if guild is None:
+        return
+    settings = await ledger_of(interaction).settings(guild.id)
+    if settings.audit_channel_id is None:
+        return
+    channel = guild.get_channel(settings.audit_channel_id)
+    if not isinstance(channel, discord.abc.Messageable):
+        log.warning("audit channel %s of guild %s is gone", settings.audit_channel_id, guild.id)
+        return
+    embed = discord.Embed(title=title, description=description, colour=GREY)
+    embed.set_author(name=str(interaction.user), icon_url=interaction.user.display_avatar.url)
+    for name, value in (fields or {}).items():
+        embed.add_field(name=name, value=value, inline=True)
+    embed.set_footer(text=f"by {interaction.user.id}")
+    embed.timestamp = discord.utils.utcnow()
+    try:
+        await channel.send(embed=embed)
+    except discord.HTTPException:
+        log.warning("could not post to the audit channel of guild %s", guild.id)
+
+
+PageRenderer = Callable[[int], Awaitable[tuple[discord.Embed, int]]]
+
+
+class Pager(discord.ui.View):
+    """Previous / Next buttons over pages rendered on demand; only the invoker may turn pages."""
+
+    def __init__(self, owner_id: int, render: PageRenderer, page: int, pages: int) -> None:
+        super().__init__(timeout=VIEW_TIMEOUT)
+        self.owner_id = owner_id
+        self.render = render
+        self.page = page
+        self.pages = pages
+        self._sync_buttons()
+
+    def _sync_buttons(self) -> None:
+        self.previous.disabled = self.page <= 1
+        self.next.disabled = self.page >= self.pages
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("These buttons belong to someone else.", ephemeral=True)
+            return False
+        return True
+
+    async def _turn(self, interaction: discord.Interaction, page: int) -> None:
+        embed, self.pages = await self.render(page)
+        self.page = min(max(page, 1), self.pages)
+        self._sync_buttons()
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await self._turn(interaction, self.page - 1)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await self._turn(interaction, self.page + 1)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
+        from bot.client import report_error
+
+        await report_error(interaction, error)
+
+
+async def send_paged(
+    interaction: discord.Interaction, render: PageRenderer, page: int = 1, ephemeral: bool = True
+) -> None:
+    embed, pages = await render(page)
+    view = Pager(interaction.user.id, render, page, pages) if pages > 1 else None
+    if view is None:
+        await interaction.response.send_message(embed=embed, ephemeral=ephemeral)
+    else:
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=ephemeral)

@@ -1,0 +1,88 @@
+"""/balance and /history: a member's own credit, privately."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.ledger.models import Entry, GuildSettings
+from cogs._common import BLUE, guild_id_of, ledger_of, lot_line, money, send_paged, ts
+
+ENTRY_LABELS = {
+    "grant": "Credit added",
+    "spend": "Spent",
+    "forfeit": "Forfeited (one-time credit)",
+    "expire": "Expired",
+    "void": "Revoked",
+    "refund": "Refunded",
+    "expiry_change": "Expiry changed",
+}
+MAX_LOT_LINES = 15
+
+
+def entry_line(entry: Entry, settings: GuildSettings) -> str:
+    label = ENTRY_LABELS.get(entry.type, entry.type)
+    amount = "" if entry.amount == 0 else f" **{'+' if entry.amount > 0 else '−'}{money(settings, abs(entry.amount))}**"
+    kind = "gift" if entry.lot_kind == "gift" else "promo"
+    order = f" · order `#{entry.order_id}`" if entry.order_id else ""
+    reason = f" · {entry.reason}" if entry.reason else ""
+    return f"{ts(entry.created_at)} {label}{amount} ({kind}, lot `#{entry.lot_id}`){order}{reason}"
+
+
+class Balance(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="balance", description="Your gift and promotional credit in this server.")
+    @app_commands.guild_only()
+    async def balance(self, interaction: discord.Interaction) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        settings = await ledger.settings(guild_id)
+        bal = await ledger.balance(guild_id, interaction.user.id)
+        now = ledger.now()
+        embed = discord.Embed(title="Your balance", colour=BLUE)
+        embed.add_field(name="Gift balance", value=money(settings, bal.gift))
+        embed.add_field(name="Promotional balance", value=money(settings, bal.promo))
+        embed.add_field(name="Total", value=f"**{money(settings, bal.total)}**")
+        if bal.upcoming:
+            embed.add_field(name="Upcoming", value=f"{money(settings, bal.upcoming)} (not usable yet)", inline=False)
+        if bal.next_expiry is not None:
+            lot = bal.next_expiry
+            embed.add_field(
+                name="Expires next",
+                value=f"{money(settings, lot.remaining)} {ts(lot.expires_at)} ({ts(lot.expires_at, 'f')})",
+                inline=False,
+            )
+        if bal.lots:
+            lines = [lot_line(lot, settings, now) for lot in bal.lots[:MAX_LOT_LINES]]
+            if len(bal.lots) > MAX_LOT_LINES:
+                lines.append(f"… and {len(bal.lots) - MAX_LOT_LINES} more")
+            embed.add_field(name="Your credit, in the order it is spent", value="\n".join(lines), inline=False)
+        else:
+            embed.description = "You have no credit here yet. Redeem a code with `/redeem`."
+        embed.set_footer(text="Promotional credit is spent first. Credit can't be transferred or cashed out.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="history", description="Your credit history, newest first.")
+    @app_commands.describe(page="Which page to show (10 entries per page).")
+    @app_commands.guild_only()
+    async def history(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 100000] = 1) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        user_id = interaction.user.id
+        settings = await ledger.settings(guild_id)
+
+        async def render(number: int) -> tuple[discord.Embed, int]:
+            result = await ledger.history(guild_id, user_id, number)
+            embed = discord.Embed(title="Your credit history", colour=BLUE)
+            embed.description = "\n".join(entry_line(e, settings) for e in result.items) or "Nothing here yet."
+            embed.set_footer(text=f"Page {result.page} of {result.pages} · {result.total} entries")
+            return embed, result.pages
+
+        await send_paged(interaction, render, page)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Balance(bot))

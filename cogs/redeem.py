@@ -1,0 +1,45 @@
+"""/redeem: gift cards and promo codes in one box."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._common import GREEN, guild_id_of, key_of, ledger_of, member_facts, money, ts
+
+
+class Redeem(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="redeem", description="Redeem a gift card or promotional code into your balance.")
+    @app_commands.describe(code="The code, e.g. ABCD-EFGH-JKMN-PQRS or SUMMER-25 (case and dashes don't matter).")
+    @app_commands.guild_only()
+    async def redeem(self, interaction: discord.Interaction, code: app_commands.Range[str, 1, 100]) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        redemption = await ledger.redeem(
+            guild_id, interaction.user.id, code, key=key_of(interaction), member=member_facts(interaction.user)
+        )
+        settings = await ledger.settings(guild_id)
+        balance = await ledger.balance(guild_id, interaction.user.id)
+        lot = redemption.lot
+        kind = "gift balance" if lot.kind == "gift" else "promotional balance"
+        embed = discord.Embed(
+            title="Code redeemed",
+            description=f"**+{money(settings, lot.original)}** added to your {kind} from {redemption.code_label}.",
+            colour=GREEN,
+        )
+        if lot.expires_at is not None:
+            embed.add_field(name="Expires", value=f"{ts(lot.expires_at)} ({ts(lot.expires_at, 'f')})")
+        if lot.categories:
+            embed.add_field(name="Usable on", value=", ".join(lot.categories))
+        if lot.one_time:
+            embed.add_field(name="One-time", value="Whatever one purchase leaves of it is forfeited.")
+        embed.add_field(name="Your balance", value=money(settings, balance.total), inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Redeem(bot))

@@ -1,0 +1,287 @@
+"""/shop, /buy (preview, then Confirm / Cancel) and /orders."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.ledger.errors import Conflict, NotFound
+from bot.ledger.models import CheckoutPreview, GuildSettings, Order, ShopItem
+from bot.ledger.rules import MAX_QUANTITY
+from cogs._common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    bot_of,
+    guild_id_of,
+    key_of,
+    ledger_of,
+    money,
+    send_paged,
+    ts,
+)
+
+log = logging.getLogger(__name__)
+PREVIEW_SECONDS = 120
+ITEMS_PER_PAGE = 10
+
+
+async def resolve_item(interaction: discord.Interaction, value: str, include_inactive: bool = False) -> ShopItem:
+    """The autocomplete sends the item id; a member who typed a name gets it matched too."""
+    ledger = ledger_of(interaction)
+    guild_id = guild_id_of(interaction)
+    text = value.strip()
+    if text.isdigit():
+        item = await ledger.item(guild_id, int(text))
+        if item is not None and (item.active or include_inactive):
+            return item
+    for item in await ledger.items(guild_id, include_inactive=include_inactive):
+        if item.name.casefold() == text.casefold():
+            return item
+    raise NotFound(f"The shop has no item called `{text[:50]}`. Pick one from the list as you type.")
+
+
+async def item_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    ledger = ledger_of(interaction)
+    guild_id = guild_id_of(interaction)
+    settings = await ledger.settings(guild_id)
+    needle = current.casefold().strip()
+    choices = []
+    for item in await ledger.items(guild_id):
+        if needle and needle not in item.name.casefold() and needle not in item.category.casefold():
+            continue
+        label = f"{item.name} — {money(settings, item.price)} ({item.category})"
+        choices.append(app_commands.Choice(name=label[:100], value=str(item.id)))
+        if len(choices) == 25:
+            break
+    return choices
+
+
+async def category_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    needle = current.casefold().strip()
+    categories = await ledger_of(interaction).categories(guild_id_of(interaction))
+    return [app_commands.Choice(name=c, value=c) for c in categories if needle in c.casefold()][:25]
+
+
+def promo_note(item: ShopItem, settings: GuildSettings) -> str:
+    excluded = {c.casefold() for c in settings.promo_excluded_categories}
+    return "gift balance only" if item.category.casefold() in excluded else "promo credit applies"
+
+
+def item_line(item: ShopItem, settings: GuildSettings) -> str:
+    stock = "" if item.stock is None else (" · **sold out**" if item.stock == 0 else f" · {item.stock} left")
+    limit = f" · max {item.per_member_limit} per member" if item.per_member_limit else ""
+    role = f" · gives <@&{item.role_id}>" if item.role_id else ""
+    description = f"\n{item.description}" if item.description else ""
+    return (
+        f"**{item.name}** — {money(settings, item.price)} · `{item.category}` · {promo_note(item, settings)}"
+        f"{stock}{limit}{role}{description}"
+    )
+
+
+def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: int) -> discord.Embed:
+    item = preview.item
+    embed = discord.Embed(title=f"Buy {preview.quantity} × {item.name}?", colour=ORANGE)
+    embed.add_field(name="Price", value=money(settings, preview.total))
+    embed.add_field(name="Promotional credit applied", value=money(settings, preview.promo_applied))
+    embed.add_field(name="Gift balance applied", value=money(settings, preview.gift_applied))
+    if preview.forfeited:
+        embed.add_field(
+            name="Forfeited",
+            value=f"{money(settings, preview.forfeited)} of one-time credit this purchase touches but does not use",
+            inline=False,
+        )
+    embed.add_field(name="Balance after", value=money(settings, preview.balance_after), inline=False)
+    embed.set_footer(text="Nothing is charged until you confirm.")
+    embed.description = f"This preview lapses {ts(lapses_at)}."
+    return embed
+
+
+def receipt_embed(order: Order, settings: GuildSettings, note: str = "") -> discord.Embed:
+    embed = discord.Embed(title=f"Order #{order.id}: {order.quantity} × {order.item_name}", colour=GREEN)
+    embed.add_field(name="Paid", value=money(settings, order.total))
+    embed.add_field(name="Promotional credit", value=money(settings, order.promo_applied))
+    embed.add_field(name="Gift balance", value=money(settings, order.gift_applied))
+    if order.forfeited:
+        embed.add_field(name="Forfeited", value=money(settings, order.forfeited))
+    if note:
+        embed.description = note
+    return embed
+
+
+async def grant_item_role(interaction: discord.Interaction, order: Order) -> str | None:
+    """Give the item's role; returns why it failed (the caller refunds), or None."""
+    if order.role_id is None:
+        return None
+    guild = interaction.guild
+    member = interaction.user
+    if guild is None or not isinstance(member, discord.Member):
+        return "the member could not be found"
+    role = guild.get_role(order.role_id)
+    me = guild.me
+    if role is None:
+        return "the item's role no longer exists"
+    if not me.guild_permissions.manage_roles:
+        return "the bot lacks the Manage Roles permission"
+    if role >= me.top_role:
+        return f"the role {role.mention} is above the bot's highest role"
+    try:
+        await member.add_roles(role, reason=f"Promo Balance order #{order.id}")
+    except discord.HTTPException as exc:
+        log.warning("could not give role %s for order %s: %s", role.id, order.id, exc)
+        return "Discord refused to give the role"
+    return None
+
+
+class ConfirmPurchase(discord.ui.View):
+    """Confirm / Cancel under a preview. Only the buyer may press; Confirm twice buys once,
+    because every click uses the /buy interaction's id as the purchase's idempotency key."""
+
+    def __init__(self, origin: discord.Interaction, item_id: int, quantity: int, lapses_at: int) -> None:
+        super().__init__(timeout=PREVIEW_SECONDS)
+        self.origin = origin
+        self.item_id = item_id
+        self.quantity = quantity
+        self.lapses_at = lapses_at
+        self.key = key_of(origin, "buy")
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.origin.user.id:
+            await interaction.response.send_message("Only the buyer can confirm this purchase.", ephemeral=True)
+            return False
+        return True
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        settings = await ledger.settings(guild_id)
+        if ledger.now() > self.lapses_at:
+            self.stop()
+            await interaction.response.edit_message(
+                content="This preview lapsed and nothing was charged. Run `/buy` again.", embed=None, view=None
+            )
+            return
+        await interaction.response.defer()  # role changes and refunds can take a moment
+        order = await ledger.checkout(guild_id, interaction.user.id, self.item_id, self.quantity, key=self.key)
+        failure = await grant_item_role(interaction, order) if order.status == "completed" else None
+        note = ""
+        if failure is not None:
+            await ledger.refund(
+                guild_id, order.id, actor_id=bot_of(interaction).user.id if bot_of(interaction).user else None,
+                key=f"autorefund:{order.id}", reason=f"automatic refund: {failure}",
+            )
+            note = f"Your order was refunded automatically because {failure}. Please tell a moderator."
+        elif order.role_id:
+            note = f"You now have <@&{order.role_id}>."
+        self.stop()
+        await interaction.edit_original_response(content=None, embed=receipt_embed(order, settings, note), view=None)
+        bot_of(interaction).dispatch("purchase_completed", order.to_dict())
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled. Nothing was charged.", embed=None, view=None)
+
+    async def on_timeout(self) -> None:
+        with contextlib.suppress(discord.HTTPException):
+            await self.origin.edit_original_response(
+                content="This preview lapsed and nothing was charged. Run `/buy` again.", embed=None, view=None
+            )
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
+        from bot.client import report_error
+
+        await report_error(interaction, error)
+
+
+class Shop(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="shop", description="What you can buy here with your credit.")
+    @app_commands.describe(category="Only show items of this category.")
+    @app_commands.autocomplete(category=category_autocomplete)
+    @app_commands.guild_only()
+    async def shop(self, interaction: discord.Interaction, category: str | None = None) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        settings = await ledger.settings(guild_id)
+        items = await ledger.items(guild_id, category)
+
+        async def render(page: int) -> tuple[discord.Embed, int]:
+            pages = max(1, -(-len(items) // ITEMS_PER_PAGE))
+            page = min(max(page, 1), pages)
+            shown = items[(page - 1) * ITEMS_PER_PAGE : page * ITEMS_PER_PAGE]
+            title = "Shop" + (f": {category}" if category else "")
+            embed = discord.Embed(title=title, colour=BLUE)
+            if shown:
+                embed.description = "\n\n".join(item_line(item, settings) for item in shown)
+            elif category:
+                embed.description = f"No items in `{category}`. Try `/shop` without a category."
+            else:
+                embed.description = "The shop is empty for now."
+            embed.set_footer(text=f"Buy with /buy · page {page} of {pages}")
+            return embed, pages
+
+        await send_paged(interaction, render)
+
+    @app_commands.command(name="buy", description="Buy an item with your credit (you confirm first).")
+    @app_commands.describe(item="The item to buy.", quantity="How many (default 1).")
+    @app_commands.autocomplete(item=item_autocomplete)
+    @app_commands.guild_only()
+    async def buy(
+        self, interaction: discord.Interaction, item: str, quantity: app_commands.Range[int, 1, MAX_QUANTITY] = 1
+    ) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        chosen = await resolve_item(interaction, item)
+        settings = await ledger.settings(guild_id)
+        preview = await ledger.preview(guild_id, interaction.user.id, chosen.id, quantity)
+        if chosen.role_id and interaction.guild is not None:
+            role = interaction.guild.get_role(chosen.role_id)
+            me = interaction.guild.me
+            if role is None or not me.guild_permissions.manage_roles or role >= me.top_role:
+                raise Conflict(
+                    f"**{chosen.name}** gives a role the bot cannot assign right now. Please tell a moderator."
+                )
+        lapses_at = ledger.now() + PREVIEW_SECONDS
+        view = ConfirmPurchase(interaction, chosen.id, quantity, lapses_at)
+        await interaction.response.send_message(
+            embed=preview_embed(preview, settings, lapses_at), view=view, ephemeral=True
+        )
+
+    @app_commands.command(name="orders", description="Your orders in this server's shop.")
+    @app_commands.describe(page="Which page to show.")
+    @app_commands.guild_only()
+    async def orders(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 100000] = 1) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        user_id = interaction.user.id
+        settings = await ledger.settings(guild_id)
+
+        async def render(number: int) -> tuple[discord.Embed, int]:
+            result = await ledger.orders(guild_id, user_id, number)
+            embed = discord.Embed(title="Your orders", colour=BLUE)
+            lines = []
+            for order in result.items:
+                status = " · **refunded**" if order.status == "refunded" else ""
+                lines.append(
+                    f"`#{order.id}` {ts(order.created_at)} · {order.quantity} × {order.item_name} · "
+                    f"{money(settings, order.total)}{status}"
+                )
+            embed.description = "\n".join(lines) or "No orders yet. Browse `/shop`."
+            embed.set_footer(text=f"Page {result.page} of {result.pages}")
+            return embed, result.pages
+
+        await send_paged(interaction, render, page)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Shop(bot))
+
