@@ -1,0 +1,123 @@
+"""/promo create | list | disable: promotional codes (moderators)."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.ledger.models import GuildSettings, PromoCode
+from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit, ts
+from cogs.shop import category_autocomplete
+
+
+def promo_line(promo: PromoCode, settings: GuildSettings) -> str:
+    uses = f"{promo.uses}/{promo.max_uses}" if promo.max_uses else f"{promo.uses}/∞"
+    parts = [f"`{promo.code}`", f"**{money(settings, promo.amount)}**", f"used {uses}"]
+    if promo.per_member != 1:
+        parts.append(f"{promo.per_member} per member")
+    if promo.redeem_by:
+        parts.append(f"redeem by {ts(promo.redeem_by, 'd')}")
+    if promo.credit_days:
+        parts.append(f"credit lasts {promo.credit_days}d")
+    elif promo.credit_expires:
+        parts.append(f"credit expires {ts(promo.credit_expires, 'd')}")
+    if promo.categories:
+        parts.append("only: " + ", ".join(promo.categories))
+    if promo.one_time:
+        parts.append("one-time")
+    if promo.role_id:
+        parts.append(f"for <@&{promo.role_id}>")
+    if promo.min_member_days:
+        parts.append(f"members of {promo.min_member_days}+ days")
+    if not promo.active:
+        parts.append("**disabled**")
+    return " · ".join(parts)
+
+
+async def promo_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    needle = current.upper().replace(" ", "")
+    promos = await ledger_of(interaction).promos(guild_id_of(interaction))
+    return [app_commands.Choice(name=p.code, value=p.code) for p in promos if p.active and needle in p.code][:25]
+
+
+class Promo(commands.Cog):
+    promo = app_commands.Group(
+        name="promo",
+        description="Promotional codes members redeem with /redeem (moderators).",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        return await moderator_predicate(interaction)
+
+    @promo.command(name="create", description="Create a promo code.")
+    @app_commands.describe(
+        code="3–32 letters, digits or dashes, e.g. SUMMER-25.",
+        amount="Promotional credit per redemption.",
+        uses="How many redemptions in total. Empty: unlimited.",
+        per_member="How often one member may redeem it (default 1).",
+        redeem_by="Last moment to redeem: a duration like 14d or a date. Empty: no limit.",
+        credit_days="The credit expires this many days after redemption.",
+        credit_expires="Or: the credit expires at this date.",
+        categories="Only usable on these shop categories, comma-separated.",
+        one_time="Whatever one purchase leaves of the credit is forfeited.",
+        role="Only members with this role may redeem it.",
+        min_member_days="Only members who joined at least this many days ago (against alt accounts).",
+    )
+    @app_commands.autocomplete(categories=category_autocomplete)
+    async def create(
+        self, interaction: discord.Interaction, code: app_commands.Range[str, 3, 32], amount: str,
+        uses: app_commands.Range[int, 1] | None = None, per_member: app_commands.Range[int, 1, 1000] = 1,
+        redeem_by: str | None = None, credit_days: app_commands.Range[int, 1, 36500] | None = None,
+        credit_expires: str | None = None, categories: str | None = None, one_time: bool = False,
+        role: discord.Role | None = None, min_member_days: app_commands.Range[int, 0, 3650] | None = None,
+    ) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        promo = await ledger.create_promo(
+            guild_id, code, amount, actor_id=interaction.user.id, key=key_of(interaction), uses=uses,
+            per_member=per_member, redeem_by=redeem_by, credit_days=credit_days, credit_expires=credit_expires,
+            categories=categories, one_time=one_time, role_id=role.id if role else None,
+            min_member_days=min_member_days,
+        )
+        settings = await ledger.settings(guild_id)
+        text = "Promo code created: " + promo_line(promo, settings)
+        await interaction.response.send_message(text, ephemeral=True)
+        await post_audit(interaction, "Promo code created", text)
+
+    @promo.command(name="list", description="This server's promo codes and their use.")
+    async def list_codes(self, interaction: discord.Interaction) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        settings = await ledger.settings(guild_id)
+        promos = await ledger.promos(guild_id)
+        embed = discord.Embed(title="Promo codes", colour=BLUE)
+        lines = [promo_line(p, settings) for p in promos]
+        text = ""
+        for line in lines:
+            if len(text) + len(line) > 3900:
+                text += f"\n… and {len(lines) - text.count(chr(10)) - 1} more"
+                break
+            text += ("\n" if text else "") + line
+        embed.description = text or "No promo codes yet. Create one with `/promo create`."
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @promo.command(name="disable", description="Stop a promo code from being redeemed.")
+    @app_commands.describe(code="The code to disable.")
+    @app_commands.autocomplete(code=promo_autocomplete)
+    async def disable(self, interaction: discord.Interaction, code: app_commands.Range[str, 1, 40]) -> None:
+        promo = await ledger_of(interaction).disable_promo(
+            guild_id_of(interaction), code, actor_id=interaction.user.id, key=key_of(interaction)
+        )
+        text = f"Promo code `{promo.code}` is disabled; credit already redeemed stays."
+        await interaction.response.send_message(text, ephemeral=True)
+        await post_audit(interaction, "Promo code disabled", text)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Promo(bot))

@@ -1,0 +1,152 @@
+"""/settings …: this server's currency, reminders, moderator role, audit channel, promo exclusions
+and timezone (moderators)."""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.ledger.models import GuildSettings
+from bot.ledger.timeparse import format_lead_times
+from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, post_audit
+from cogs.shop import category_autocomplete
+
+
+@cache
+def zone_names() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+async def timezone_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    needle = current.casefold().replace(" ", "_")
+    return [app_commands.Choice(name=z, value=z) for z in zone_names() if needle in z.casefold()][:25]
+
+
+def settings_embed(settings: GuildSettings) -> discord.Embed:
+    embed = discord.Embed(title="Promo Balance settings", colour=BLUE)
+    symbol = f" ({settings.currency_symbol})" if settings.currency_symbol else ""
+    embed.add_field(name="Currency", value=f"{settings.currency_name}{symbol}, {settings.decimals} decimals")
+    embed.add_field(name="Timezone", value=settings.timezone)
+    embed.add_field(name="Reminder lead times", value=format_lead_times(settings.reminder_leads))
+    embed.add_field(name="Moderator role", value=f"<@&{settings.mod_role_id}>" if settings.mod_role_id else "—")
+    embed.add_field(
+        name="Audit channel", value=f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "—"
+    )
+    excluded = ", ".join(f"`{c}`" for c in settings.promo_excluded_categories) or "none"
+    embed.add_field(name="Promo credit excluded on", value=excluded, inline=False)
+    return embed
+
+
+class Settings(commands.Cog):
+    settings = app_commands.Group(
+        name="settings",
+        description="This server's Promo Balance settings (moderators).",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        return await moderator_predicate(interaction)
+
+    async def _changed(self, interaction: discord.Interaction, what: str, settings: GuildSettings) -> None:
+        await interaction.response.send_message(f"{what}", embed=settings_embed(settings), ephemeral=True)
+        await post_audit(interaction, "Settings changed", what)
+
+    @settings.command(name="currency", description="Name, symbol and decimals of this server's credit.")
+    @app_commands.describe(
+        name="e.g. credits, coins, gems.",
+        symbol="Shown before amounts, e.g. $ (empty text removes it).",
+        decimals="0 for whole credits, 2 for cents. Only before any credit exists.",
+    )
+    async def currency(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 20] | None = None,
+        symbol: app_commands.Range[str, 0, 5] | None = None, decimals: Literal[0, 2] | None = None,
+    ) -> None:
+        updated = await ledger_of(interaction).update_settings(
+            guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
+            currency_name=name, currency_symbol=symbol, decimals=decimals,
+        )
+        await self._changed(interaction, "Currency updated.", updated)
+
+    @settings.command(name="reminders", description="When members get DMs before their credit expires.")
+    @app_commands.describe(lead_times="Comma-separated durations before expiry, e.g. 7d,1d (each at least 1m).")
+    async def reminders(self, interaction: discord.Interaction, lead_times: str | None = None) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        if lead_times is None:
+            current = await ledger.settings(guild_id)
+            await interaction.response.send_message(
+                f"Reminders go out {format_lead_times(current.reminder_leads)} before expiry. "
+                "Change with `/settings reminders lead_times:7d,1d`.",
+                ephemeral=True,
+            )
+            return
+        updated = await ledger.update_settings(
+            guild_id, actor_id=interaction.user.id, key=key_of(interaction), reminder_leads=lead_times
+        )
+        await self._changed(interaction, f"Reminder lead times: {format_lead_times(updated.reminder_leads)}.", updated)
+
+    @settings.command(name="modrole", description="Members with this role may use the moderator commands.")
+    @app_commands.describe(role="The moderator role.")
+    async def modrole(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        updated = await ledger_of(interaction).update_settings(
+            guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction), mod_role_id=role.id
+        )
+        await self._changed(interaction, f"Moderator role: {role.mention}.", updated)
+
+    @settings.command(name="auditlog", description="Post every moderator action to this channel.")
+    @app_commands.describe(channel="The audit channel.")
+    async def auditlog(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        updated = await ledger_of(interaction).update_settings(
+            guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
+            audit_channel_id=channel.id,
+        )
+        await self._changed(interaction, f"Audit channel: {channel.mention}.", updated)
+
+    @settings.command(name="exclude-category", description="Promotional credit can't be spent on this category.")
+    @app_commands.describe(category="A shop category.")
+    @app_commands.autocomplete(category=category_autocomplete)
+    async def exclude_category(
+        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, 50]
+    ) -> None:
+        updated = await ledger_of(interaction).set_category_excluded(
+            guild_id_of(interaction), category, True, actor_id=interaction.user.id, key=key_of(interaction)
+        )
+        await self._changed(interaction, f"Promotional credit can no longer be spent on `{category}`.", updated)
+
+    @settings.command(name="include-category", description="Promotional credit can be spent on this category again.")
+    @app_commands.describe(category="A category excluded before.")
+    @app_commands.autocomplete(category=category_autocomplete)
+    async def include_category(
+        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, 50]
+    ) -> None:
+        updated = await ledger_of(interaction).set_category_excluded(
+            guild_id_of(interaction), category, False, actor_id=interaction.user.id, key=key_of(interaction)
+        )
+        await self._changed(interaction, f"Promotional credit can be spent on `{category}` again.", updated)
+
+    @settings.command(name="timezone", description="The timezone dates like 2026-12-31 are read in.")
+    @app_commands.describe(tz="An IANA timezone, e.g. Europe/Berlin or America/New_York.")
+    @app_commands.autocomplete(tz=timezone_autocomplete)
+    async def timezone(self, interaction: discord.Interaction, tz: app_commands.Range[str, 1, 64]) -> None:
+        updated = await ledger_of(interaction).update_settings(
+            guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction), timezone=tz
+        )
+        await self._changed(interaction, f"Timezone: {updated.timezone}.", updated)
+
+    @settings.command(name="show", description="This server's current settings.")
+    async def show(self, interaction: discord.Interaction) -> None:
+        settings = await ledger_of(interaction).settings(guild_id_of(interaction))
+        await interaction.response.send_message(embed=settings_embed(settings), ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Settings(bot))

@@ -1,0 +1,166 @@
+"""/shopadmin add | edit | remove | refund: the server's shop (moderators)."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._common import guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit
+from cogs.shop import category_autocomplete, item_line, resolve_item
+
+log = logging.getLogger(__name__)
+
+
+async def any_item_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    ledger = ledger_of(interaction)
+    guild_id = guild_id_of(interaction)
+    needle = current.casefold().strip()
+    items = await ledger.items(guild_id, include_inactive=True)
+    return [
+        app_commands.Choice(name=(item.name + ("" if item.active else " (removed)"))[:100], value=str(item.id))
+        for item in items
+        if needle in item.name.casefold()
+    ][:25]
+
+
+class ShopAdmin(commands.Cog):
+    shopadmin = app_commands.Group(
+        name="shopadmin",
+        description="Manage the shop and refund orders (moderators).",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        return await moderator_predicate(interaction)
+
+    @shopadmin.command(name="add", description="Add an item to the shop.")
+    @app_commands.describe(
+        name="The item's name (unique in this shop).",
+        price="Its price in this server's currency.",
+        category="Its category, e.g. roles, games, subscriptions.",
+        stock="How many can be sold. Empty: unlimited.",
+        role="A role the buyer gets.",
+        limit="How many one member may buy. Empty: no limit.",
+        description="A line shown in /shop.",
+    )
+    @app_commands.autocomplete(category=category_autocomplete)
+    async def add(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100], price: str,
+        category: app_commands.Range[str, 1, 50], stock: app_commands.Range[int, 0] | None = None,
+        role: discord.Role | None = None, limit: app_commands.Range[int, 1] | None = None,
+        description: app_commands.Range[str, 0, 500] | None = None,
+    ) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        item = await ledger.add_item(
+            guild_id, name, price, category, actor_id=interaction.user.id, key=key_of(interaction), stock=stock,
+            role_id=role.id if role else None, limit=limit, description=description,
+        )
+        settings = await ledger.settings(guild_id)
+        text = "Added to the shop: " + item_line(item, settings)
+        await interaction.response.send_message(text, ephemeral=True)
+        await post_audit(interaction, "Shop item added", text)
+
+    @shopadmin.command(name="edit", description="Change an item; only the options you give change.")
+    @app_commands.describe(
+        item="The item to change.",
+        name="New name.",
+        price="New price.",
+        category="New category.",
+        stock="New stock (how many can still be sold).",
+        unlimited_stock="True: no stock limit any more.",
+        role="New role the buyer gets.",
+        no_role="True: buying gives no role any more.",
+        limit="New per-member limit.",
+        no_limit="True: no per-member limit any more.",
+        description="New description.",
+        active="False hides the item from the shop; True brings it back.",
+    )
+    @app_commands.autocomplete(item=any_item_autocomplete, category=category_autocomplete)
+    async def edit(
+        self, interaction: discord.Interaction, item: str, name: app_commands.Range[str, 1, 100] | None = None,
+        price: str | None = None, category: app_commands.Range[str, 1, 50] | None = None,
+        stock: app_commands.Range[int, 0] | None = None, unlimited_stock: bool = False,
+        role: discord.Role | None = None, no_role: bool = False, limit: app_commands.Range[int, 1] | None = None,
+        no_limit: bool = False, description: app_commands.Range[str, 0, 500] | None = None,
+        active: bool | None = None,
+    ) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        chosen = await resolve_item(interaction, item, include_inactive=True)
+        updated = await ledger.edit_item(
+            guild_id, chosen.id, actor_id=interaction.user.id, key=key_of(interaction), name=name, price=price,
+            category=category, stock=stock, role_id=role.id if role else None, limit=limit,
+            description=description, active=None if active is None else int(active),
+            clear_stock=unlimited_stock, clear_limit=no_limit, clear_role=no_role,
+        )
+        settings = await ledger.settings(guild_id)
+        text = "Updated: " + item_line(updated, settings) + ("" if updated.active else " (not in the shop)")
+        await interaction.response.send_message(text, ephemeral=True)
+        await post_audit(interaction, "Shop item edited", text)
+
+    @shopadmin.command(name="remove", description="Take an item out of the shop (past orders keep it).")
+    @app_commands.describe(item="The item to remove.")
+    @app_commands.autocomplete(item=any_item_autocomplete)
+    async def remove(self, interaction: discord.Interaction, item: str) -> None:
+        ledger = ledger_of(interaction)
+        chosen = await resolve_item(interaction, item)
+        removed = await ledger.remove_item(
+            guild_id_of(interaction), chosen.id, actor_id=interaction.user.id, key=key_of(interaction)
+        )
+        text = f"**{removed.name}** is no longer sold. Orders of it stay in the books and can still be refunded."
+        await interaction.response.send_message(text, ephemeral=True)
+        await post_audit(interaction, "Shop item removed", text)
+
+    @shopadmin.command(name="refund", description="Refund an order entirely and take back its role.")
+    @app_commands.describe(order="The order number, as shown by /orders and in the export.", reason="Why.")
+    async def refund(
+        self, interaction: discord.Interaction, order: app_commands.Range[int, 1], reason: str | None = None
+    ) -> None:
+        ledger = ledger_of(interaction)
+        guild_id = guild_id_of(interaction)
+        result = await ledger.refund(
+            guild_id, order, actor_id=interaction.user.id, key=key_of(interaction), reason=reason
+        )
+        settings = await ledger.settings(guild_id)
+        refunded = result.order
+        note = ""
+        if refunded.role_id and interaction.guild is not None:
+            note = await self._take_role(interaction.guild, refunded.user_id, refunded.role_id, refunded.id)
+        expired = (
+            f" {money(settings, result.expired_again)} had expired meanwhile and stays expired."
+            if result.expired_again else ""
+        )
+        text = (
+            f"Order `#{refunded.id}` ({refunded.quantity} × {refunded.item_name}) of <@{refunded.user_id}> refunded: "
+            f"{money(settings, result.returned)} back to their balance.{expired}{note}"
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+        await post_audit(interaction, "Order refunded", text, {"Reason": reason or "—"})
+
+    async def _take_role(self, guild: discord.Guild, user_id: int, role_id: int, order_id: int) -> str:
+        member = guild.get_member(user_id)
+        if member is None:
+            try:
+                member = await guild.fetch_member(user_id)
+            except discord.HTTPException:
+                return " The member has left, so there was no role to remove."
+        try:
+            await member.remove_roles(discord.Object(role_id), reason=f"Promo Balance refund of order #{order_id}")
+        except discord.HTTPException as exc:
+            log.warning("could not remove role %s after refund of order %s: %s", role_id, order_id, exc)
+            return f" I could not remove <@&{role_id}>: please remove it by hand."
+        return f" <@&{role_id}> removed."
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(ShopAdmin(bot))
+
+
