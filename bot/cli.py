@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a server's ledger as CSV")
     export.add_argument("--guild", type=int, required=True, metavar="ID", help="the server (guild) id")
     export.add_argument("--out", type=Path, metavar="FILE", help="the CSV file to write (default: stdout)")
+    invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
+    invite.add_argument("--app-id", type=int, metavar="ID", help="the application id (default: read from the token)")
     return parser
 
 
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command in (None, "run"):
         return run_bot(settings)
+    if args.command == "invite":
+        return invite(settings, args.app_id)
     if not settings.database_path.exists():
         print(f"No database at {settings.database_path} (set DATABASE_PATH, or run the bot once).", file=sys.stderr)
         return EXIT_USAGE
@@ -112,9 +117,36 @@ async def export(ledger: Ledger, guild_id: int, out: Path | None) -> int:
     return EXIT_OK
 
 
+def application_id_from_token(token: str) -> int | None:
+    """A bot token's first part is its application's id in base64."""
+    head = token.split(".", 1)[0]
+    try:
+        text = base64.b64decode(head + "=" * (-len(head) % 4), validate=False).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def invite(settings: Settings, app_id: int | None) -> int:
+    from bot.client import invite_url
+
+    app_id = app_id or application_id_from_token(settings.discord_token)
+    if app_id is None:
+        print("Give --app-id (the Application ID from the developer portal), or set DISCORD_TOKEN.", file=sys.stderr)
+        return EXIT_USAGE
+    print(invite_url(app_id))
+    return EXIT_OK
+
+
 def run_bot(settings: Settings) -> int:
     if not settings.discord_token:
         print(SETUP_HELP, file=sys.stderr)
         return EXIT_USAGE
-    print("The Discord client arrives with the next release; the ledger CLI works now.")
-    return EXIT_USAGE
+    from bot.client import run  # discord.py loads only when the bot really runs
+    from bot.logs import setup_logging
+
+    setup_logging(settings.log_level, secrets=(settings.discord_token,))
+    try:
+        return asyncio.run(run(settings))
+    except KeyboardInterrupt:  # Ctrl-C: the bot closed its connection and store on the way out
+        return EXIT_OK
