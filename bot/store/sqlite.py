@@ -154,8 +154,12 @@ class SqliteStore(Store):
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._run(_configure)
-        version = await self._run(migrate)
+        try:
+            await self._run(_configure)
+            version = await self._run(migrate)
+        except BaseException:
+            await self.close()  # aiosqlite's thread is not a daemon: a leaked one blocks exit
+            raise
         log.info("database %s ready (schema version %d)", self.path, version)
 
     async def close(self) -> None:

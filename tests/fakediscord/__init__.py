@@ -1,0 +1,38 @@
+"""A fake Discord API (REST + websocket gateway) for end-to-end tests of the real discord.py client.
+
+Usage::
+
+    fake = FakeDiscord()
+    await fake.start()
+    discord.http.Route.BASE = fake.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+
+See README.md in this folder. No pytest dependency: only aiohttp.
+"""
+
+from .commands import InvalidInvocation
+from .errors import DiscordError
+from .fake import FakeDiscord
+from .models import Channel, ChannelType, Guild, Member, Perm, Role, User, snowflake
+from .records import FileUpload, InteractionRecord, RequestRecord, SentMessage, SyncCall
+from .server import FailureRule
+
+__all__ = [
+    "Channel",
+    "ChannelType",
+    "DiscordError",
+    "FailureRule",
+    "FakeDiscord",
+    "FileUpload",
+    "Guild",
+    "InteractionRecord",
+    "InvalidInvocation",
+    "Member",
+    "Perm",
+    "RequestRecord",
+    "Role",
+    "SentMessage",
+    "SyncCall",
+    "User",
+    "snowflake",
+]

@@ -1,0 +1,270 @@
+"""The websocket gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, chunks.
+
+Frames are plain TEXT JSON (discord.py asks for ``compress=zlib-stream`` in the URL but
+handles text frames without it). Every outgoing payload goes through one queue per
+connection, so events reach the client in exactly the order the fake produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from . import payloads
+from .models import Intent
+
+if TYPE_CHECKING:
+    from .fake import FakeDiscord
+
+_log = logging.getLogger(__name__)
+
+DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, VOICE_STATE = 0, 1, 2, 3, 4
+RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
+
+#: Events the client only receives with the GUILD_MEMBERS intent.
+MEMBER_EVENTS = frozenset({"GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"})
+
+REPLAY_BUFFER = 1000
+
+
+class _Connection:
+    """One websocket: an ordered outgoing queue drained by a writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse, on_sent: Callable[[], None]) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[dict[str, Any] | asyncio.Event] = asyncio.Queue()
+        self.session: Session | None = None
+        self._on_sent = on_sent
+        self.writer = asyncio.create_task(self._write(), name="fakediscord-gateway-writer")
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.queue.put_nowait(payload)
+
+    def marker(self) -> asyncio.Event:
+        """An event set once everything queued before it has been written."""
+        event = asyncio.Event()
+        self.queue.put_nowait(event)
+        return event
+
+    async def _write(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, asyncio.Event):
+                item.set()
+            elif not self.ws.closed:
+                await self.ws.send_str(json.dumps(item))
+            self._on_sent()
+
+
+class Session:
+    """A gateway session: survives its connection so the client can RESUME it."""
+
+    def __init__(self, session_id: str, intents: int, shard: list[int] | None) -> None:
+        self.session_id = session_id
+        self.intents = intents
+        self.shard = shard
+        self.seq = 0
+        self.buffer: deque[dict[str, Any]] = deque(maxlen=REPLAY_BUFFER)
+        self.connection: _Connection | None = None
+
+    def wants(self, event: str) -> bool:
+        return event not in MEMBER_EVENTS or bool(self.intents & Intent.GUILD_MEMBERS)
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        self.seq += 1
+        payload = {"op": DISPATCH, "s": self.seq, "t": event, "d": data}
+        self.buffer.append(payload)
+        if self.connection is not None:
+            self.connection.send(payload)
+
+
+class Gateway:
+    """Serves ``ws://127.0.0.1:PORT/`` for :class:`FakeDiscord`."""
+
+    def __init__(self, fake: FakeDiscord, heartbeat_interval: float = 41.25) -> None:
+        self.fake = fake
+        self.heartbeat_interval = heartbeat_interval
+        self.sessions: dict[str, Session] = {}
+        self.connections: set[_Connection] = set()
+        self.received: list[dict[str, Any]] = []  # every op the client sent but heartbeats
+        self.identify_count = 0
+        self.resume_count = 0
+        self.ready = asyncio.Event()
+
+    @property
+    def live_sessions(self) -> list[Session]:
+        return [s for s in self.sessions.values() if s.connection is not None]
+
+    # -- outgoing
+    def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Queue a DISPATCH for every session (buffered for resume while disconnected)."""
+        for session in self.sessions.values():
+            if session.wants(event):
+                session.emit(event, data)
+
+    def send_reconnect(self) -> None:
+        """Ask every connected client to reconnect and RESUME (op 7)."""
+        for session in self.live_sessions:
+            assert session.connection is not None
+            session.connection.send({"op": RECONNECT, "d": None, "s": None, "t": None})
+
+    async def flush(self) -> None:
+        """Wait until every payload queued so far has been written."""
+        markers = [c.marker() for c in list(self.connections)]
+        for marker in markers:
+            await marker.wait()
+
+    async def close_all(self, code: int = 1001) -> None:
+        for connection in list(self.connections):
+            connection.writer.cancel()
+            with contextlib.suppress(Exception):
+                await connection.ws.close(code=code, message=b"fakediscord stopping")
+
+    # -- incoming
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+        connection = _Connection(ws, self.fake._notify)
+        self.connections.add(connection)
+        _log.debug("gateway: client connected")
+        connection.send(
+            {
+                "op": HELLO,
+                "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000), "_trace": ["fake"]},
+                "s": None,
+                "t": None,
+            }
+        )
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_message(connection, json.loads(msg.data))
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            self.connections.discard(connection)
+            connection.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connection.writer
+            session = connection.session
+            if session is not None and session.connection is connection:
+                session.connection = None
+                self.ready.clear()
+                # A client closing with 1000/1001 ends its session; other codes may RESUME.
+                if ws.close_code in (1000, 1001):
+                    self.sessions.pop(session.session_id, None)
+            _log.debug("gateway: client disconnected (%s)", ws.close_code)
+            self.fake._notify()
+        return ws
+
+    async def _on_message(self, connection: _Connection, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        data: dict[str, Any] = message["d"] if isinstance(message.get("d"), dict) else {}
+        if op == HEARTBEAT:
+            connection.send({"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+            return
+        recorded = dict(message)
+        if "token" in data:
+            recorded["d"] = {**data, "token": "<redacted>"}
+        self.received.append(recorded)
+        if op == IDENTIFY:
+            await self._identify(connection, data)
+        elif op == RESUME:
+            await self._resume(connection, data)
+        elif op == REQUEST_MEMBERS:
+            self._request_members(connection, data)
+        elif op in (PRESENCE, VOICE_STATE):
+            pass
+        else:
+            _log.debug("gateway: ignoring op %s", op)
+        self.fake._notify()
+
+    async def _identify(self, connection: _Connection, data: dict[str, Any]) -> None:
+        if data.get("token") != self.fake.token:
+            await connection.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        self.identify_count += 1
+        session = Session(secrets.token_hex(16), int(data.get("intents", 0)), data.get("shard"))
+        self.sessions[session.session_id] = session
+        session.connection = connection
+        connection.session = session
+        fake = self.fake
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": {**payloads.user(fake.bot_user), "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": str(g), "unavailable": True} for g in fake.guilds],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": fake.gateway_url,
+            "application": {"id": str(fake.application_id), "flags": fake.application_flags},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+            "_trace": ["fake"],
+        }
+        if session.shard is not None:
+            ready["shard"] = session.shard
+        session.emit("READY", ready)
+        for guild_id in fake.guilds:
+            session.emit("GUILD_CREATE", fake._guild_create_payload(guild_id, session.intents))
+        await connection.marker().wait()
+        self.ready.set()
+
+    async def _resume(self, connection: _Connection, data: dict[str, Any]) -> None:
+        session = self.sessions.get(str(data.get("session_id")))
+        seq = data.get("seq") or 0
+        oldest = session.buffer[0]["s"] if session and session.buffer else 1
+        if session is None or data.get("token") != self.fake.token or seq < oldest - 1:
+            connection.send({"op": INVALID_SESSION, "d": False, "s": None, "t": None})
+            return
+        previous = session.connection
+        if previous is not None:  # a zombie connection the client gave up on: take over
+            previous.session = None
+            previous.writer.cancel()
+            with contextlib.suppress(Exception):
+                await previous.ws.close(code=4000)
+        self.resume_count += 1
+        session.connection = connection
+        connection.session = session
+        for payload in session.buffer:
+            if payload["s"] > seq:
+                connection.send(payload)
+        session.emit("RESUMED", {"_trace": ["fake"]})
+        await connection.marker().wait()
+        self.ready.set()
+
+    def _request_members(self, connection: _Connection, data: dict[str, Any]) -> None:
+        session = connection.session
+        if session is None:
+            return
+        guild_id = int(data["guild_id"])
+        members, not_found = self.fake._query_members(
+            guild_id,
+            query=data.get("query") or "",
+            limit=int(data.get("limit") or 0),
+            user_ids=[int(u) for u in data.get("user_ids") or []],
+            intents=session.intents,
+        )
+        chunks = [members[i : i + 1000] for i in range(0, len(members), 1000)] or [[]]
+        for index, chunk in enumerate(chunks):
+            event: dict[str, Any] = {
+                "guild_id": str(guild_id),
+                "members": [payloads.member(m) for m in chunk],
+                "chunk_index": index,
+                "chunk_count": len(chunks),
+                "not_found": [str(u) for u in not_found] if index == 0 else [],
+            }
+            if data.get("nonce") is not None:
+                event["nonce"] = data["nonce"]
+            session.emit("GUILD_MEMBERS_CHUNK", event)

@@ -1,0 +1,386 @@
+"""Many coroutines on ONE ledger and store, like a busy bot (STYLE.md point 7).
+
+aiosqlite runs each call separately on its connection's worker thread, so a store that issued
+one statement per call would let coroutines interleave inside each other's transactions. These
+tests fire hundreds of writes at once with `asyncio.gather` and check that every unit of work
+stayed one transaction: nothing lost, nothing doubled, no use count exceeded, `verify()` clean.
+
+The last tests open a second store on the same file (as `python -m bot verify` does while the
+bot runs), in this process and in another one, and interleave writes from both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.ledger.errors import Conflict, InsufficientBalance
+from bot.ledger.service import Ledger
+from bot.store.sqlite import SqliteStore
+from tests.conftest import ALICE, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMBERS = range(100_000, 100_100)  # 100 distinct members
+
+
+def outcomes(results: list[object]) -> Counter[str]:
+    """Count results by type name; anything unexpected shows up in the assertion diff."""
+    return Counter(type(r).__name__ for r in results)
+
+
+def unexpected(results: list[object], *allowed: type[BaseException]) -> list[BaseException]:
+    return [r for r in results if isinstance(r, BaseException) and not isinstance(r, allowed)]
+
+
+async def add_item(ledger: Ledger, key: Keys, price: int, name: str = "Sticker", **kw: object):
+    return await ledger.add_item(GUILD, name, price, "merch", actor_id=MOD, key=key(), **kw)
+
+
+# -- checkout --------------------------------------------------------------------------------------
+
+
+async def test_200_concurrent_checkouts_spend_exactly_what_the_member_has(ledger, key, events):
+    await ledger.grant(GUILD, ALICE, 500, actor_id=MOD, key=key(), kind="gift")
+    item = await add_item(ledger, key, 10)
+
+    results = await asyncio.gather(
+        *(ledger.checkout(GUILD, ALICE, item.id, key=f"buy-{i}") for i in range(200)),
+        return_exceptions=True,
+    )
+
+    assert unexpected(results, InsufficientBalance) == []
+    assert outcomes(results) == {"Order": 50, "InsufficientBalance": 150}
+    orders = [r for r in results if not isinstance(r, BaseException)]
+    assert len({o.id for o in orders}) == 50
+    assert all(o.total == 10 and o.gift_applied == 10 for o in orders)
+    assert (await ledger.orders(GUILD, ALICE)).total == 50
+    assert (await ledger.balance(GUILD, ALICE)).total == 0
+    assert sum(1 for name, _ in events if name == "credit_spent") == 50
+    assert await ledger.verify() == []
+
+
+async def test_concurrent_checkouts_never_oversell_stock(ledger, key):
+    item = await add_item(ledger, key, 10, stock=5)
+    buyers = list(MEMBERS[:30])
+    await ledger.grant_many(GUILD, buyers, 100, actor_id=MOD, key=key(), kind="gift")
+
+    results = await asyncio.gather(
+        *(ledger.checkout(GUILD, m, item.id, key=f"buy-{m}") for m in buyers), return_exceptions=True
+    )
+
+    assert unexpected(results, Conflict) == []
+    assert outcomes(results)["Order"] == 5
+    refreshed = await ledger.item(GUILD, item.id)
+    assert refreshed is not None and refreshed.stock == 0
+    assert (await ledger.orders(GUILD, None)).total == 5
+    assert await ledger.verify() == []
+
+
+async def test_per_member_limit_holds_under_concurrency(ledger, key):
+    item = await add_item(ledger, key, 1, limit=3)
+    await ledger.grant(GUILD, ALICE, 100, actor_id=MOD, key=key(), kind="gift")
+
+    results = await asyncio.gather(
+        *(ledger.checkout(GUILD, ALICE, item.id, key=f"buy-{i}") for i in range(40)), return_exceptions=True
+    )
+
+    assert unexpected(results, Conflict) == []
+    assert outcomes(results)["Order"] == 3
+    assert (await ledger.balance(GUILD, ALICE)).total == 97
+    assert await ledger.verify() == []
+
+
+async def test_same_idempotency_key_20_times_at_once_buys_once(ledger, key, events):
+    await ledger.grant(GUILD, ALICE, 100, actor_id=MOD, key=key())
+    item = await add_item(ledger, key, 7)
+
+    results = await asyncio.gather(
+        *(ledger.checkout(GUILD, ALICE, item.id, key="interaction-42") for _ in range(20)),
+        return_exceptions=True,
+    )
+
+    assert unexpected(results) == []
+    assert {r.id for r in results} == {results[0].id}  # type: ignore[union-attr]
+    assert len(set(results)) == 1  # the very same order, decoded from the first result
+    assert (await ledger.orders(GUILD, ALICE)).total == 1
+    assert (await ledger.balance(GUILD, ALICE)).total == 93
+    assert [name for name, _ in events].count("credit_spent") == 1
+    assert await ledger.verify() == []
+
+
+async def test_one_key_raced_by_two_different_actions_applies_one_of_them(ledger, key):
+    item = await add_item(ledger, key, 5)
+    await ledger.grant(GUILD, ALICE, 50, actor_id=MOD, key=key(), kind="gift")
+
+    results = await asyncio.gather(
+        ledger.checkout(GUILD, ALICE, item.id, key="interaction-7"),
+        ledger.grant(GUILD, ALICE, 1000, actor_id=MOD, key="interaction-7"),
+        return_exceptions=True,
+    )
+
+    assert unexpected(results, Conflict) == []
+    assert outcomes(results) == {"Order": 1, "Conflict": 1}  # the checkout reached the thread first
+    assert "another action" in str(results[1])
+    assert (await ledger.balance(GUILD, ALICE)).total == 45
+    assert await ledger.verify() == []
+
+
+# -- codes -----------------------------------------------------------------------------------------
+
+
+async def test_100_members_race_for_a_promo_code_with_10_uses(ledger, key):
+    await ledger.create_promo(GUILD, "LAUNCH-10", 25, actor_id=MOD, key=key(), uses=10)
+
+    results = await asyncio.gather(
+        *(ledger.redeem(GUILD, m, "launch10", key=f"redeem-{m}") for m in MEMBERS), return_exceptions=True
+    )
+
+    assert unexpected(results, Conflict) == []
+    assert outcomes(results) == {"Redemption": 10, "Conflict": 90}
+    assert all("used up" in str(r) for r in results if isinstance(r, Conflict))
+    winners = {r.lot.user_id for r in results if not isinstance(r, BaseException)}  # type: ignore[union-attr]
+    assert len(winners) == 10
+    lots_per_member = [len(await ledger.lots(GUILD, m)) for m in MEMBERS]
+    assert sum(lots_per_member) == 10
+    (promo,) = await ledger.promos(GUILD)
+    assert promo.uses == 10
+    assert (await ledger.report(GUILD)).redemptions_per_code == (("LAUNCH-10", 10),)
+    assert await ledger.verify() == []
+
+
+async def test_one_member_spamming_a_once_per_member_code_gets_it_once(ledger, key):
+    await ledger.create_promo(GUILD, "WELCOME", 50, actor_id=MOD, key=key())
+
+    results = await asyncio.gather(
+        *(ledger.redeem(GUILD, ALICE, "welcome", key=f"redeem-{i}") for i in range(20)), return_exceptions=True
+    )
+
+    assert unexpected(results, Conflict) == []
+    assert outcomes(results) == {"Redemption": 1, "Conflict": 19}
+    assert (await ledger.balance(GUILD, ALICE)).promo == 50
+    (promo,) = await ledger.promos(GUILD)
+    assert promo.uses == 1
+    assert await ledger.verify() == []
+
+
+async def test_50_members_race_for_one_gift_card(ledger, key):
+    issued = await ledger.issue_gift_cards(GUILD, 300, actor_id=MOD, key=key())
+    (code,) = issued.codes
+    racers = MEMBERS[:50]
+
+    results = await asyncio.gather(
+        *(ledger.redeem(GUILD, m, code, key=f"redeem-{m}") for m in racers), return_exceptions=True
+    )
+
+    assert unexpected(results, Conflict) == []
+    assert outcomes(results) == {"Redemption": 1, "Conflict": 49}
+    (winner,) = [r for r in results if not isinstance(r, BaseException)]
+    lots = [lot for m in racers for lot in await ledger.lots(GUILD, m)]
+    assert [(lot.user_id, lot.kind, lot.original) for lot in lots] == [(winner.lot.user_id, "gift", 300)]
+    (card,) = await ledger.gift_cards(GUILD)
+    assert card.status == "redeemed" and card.redeemed_by == winner.lot.user_id
+    assert (await ledger.report(GUILD)).gift_cards_redeemed == 1
+    assert await ledger.verify() == []
+
+
+# -- a mixed workload ------------------------------------------------------------------------------
+
+
+async def test_mixed_grants_spends_and_refunds_add_up(ledger, key):
+    members = list(MEMBERS[:10])
+    price = 7
+    await ledger.grant_many(GUILD, members, 100, actor_id=MOD, key=key(), kind="gift")
+    item = await add_item(ledger, key, price)
+    # One order per member to refund while everything else runs.
+    earlier = [await ledger.checkout(GUILD, m, item.id, key=key()) for m in members]
+
+    grants = [
+        ledger.grant(GUILD, members[i % 10], 13, actor_id=MOD, key=f"grant-{i}", expires="30d")
+        for i in range(20)
+    ]
+    spends = [ledger.checkout(GUILD, members[i % 10], item.id, key=f"spend-{i}") for i in range(20)]
+    refunds = [ledger.refund(GUILD, o.id, actor_id=MOD, key=f"refund-{o.id}") for o in earlier]
+    work = grants + spends + refunds
+    order = list(range(len(work)))
+    order = order[::3] + order[1::3] + order[2::3]  # interleave the three kinds
+
+    results = await asyncio.gather(*(work[i] for i in order), return_exceptions=True)
+
+    assert unexpected(results) == []
+    assert len(results) == 50
+    for m in members:
+        # 100 granted, 2 × 13 more, 1 earlier order refunded, 2 new orders of 7 each.
+        assert (await ledger.balance(GUILD, m)).total == 100 + 2 * 13 - price + price - 2 * price
+    page = await ledger.orders(GUILD, None, per_page=100)
+    assert Counter(o.status for o in page.items) == {"completed": 20, "refunded": 10}
+    assert await ledger.verify() == []
+
+
+async def test_guilds_stay_isolated_under_concurrency(ledger, key):
+    results = await asyncio.gather(
+        *(ledger.grant(g, ALICE, 5, actor_id=MOD, key=f"{g}-{i}") for i in range(30) for g in (GUILD, OTHER_GUILD)),
+        return_exceptions=True,
+    )
+    assert unexpected(results) == []
+    assert (await ledger.balance(GUILD, ALICE)).total == 150
+    assert (await ledger.balance(OTHER_GUILD, ALICE)).total == 150
+
+
+async def test_50_concurrent_grants_to_one_member_all_land(ledger, key):
+    """The README's contrast: Red-DiscordBot's bank lost most deposits from 50 concurrent tasks
+    (read balance, await, write balance). Here every grant is one transaction, so all 50 land."""
+    amount = 37
+    results = await asyncio.gather(
+        *(ledger.grant(GUILD, ALICE, amount, actor_id=MOD, key=f"deposit-{i}") for i in range(50)),
+        return_exceptions=True,
+    )
+
+    assert unexpected(results) == []
+    assert (await ledger.balance(GUILD, ALICE)).total == 50 * amount
+    assert len(await ledger.lots(GUILD, ALICE)) == 50
+    assert len({r.first_lot_id for r in results}) == 50  # type: ignore[union-attr]
+    assert await ledger.verify() == []
+
+
+async def test_reads_during_writes_see_whole_transactions(ledger, key):
+    """A balance read between grant_many calls sees each grant entirely or not at all."""
+    members = list(MEMBERS[:40])
+
+    async def grants() -> None:
+        for i in range(10):
+            await ledger.grant_many(GUILD, members, 1, actor_id=MOD, key=f"round-{i}")
+
+    async def reads() -> list[int]:
+        seen = []
+        for _ in range(30):
+            report = await ledger.report(GUILD)
+            seen.append(report.outstanding_promo)
+            await asyncio.sleep(0)
+        return seen
+
+    _, seen = await asyncio.gather(grants(), reads())
+    assert all(total % len(members) == 0 for total in seen), seen
+    assert (await ledger.report(GUILD)).outstanding_promo == 10 * len(members)
+
+
+# -- a second connection on the same file -----------------------------------------------------------
+
+
+@pytest.fixture
+async def two_stores(tmp_path: Path):
+    path = tmp_path / "shared.sqlite3"
+    first, second = SqliteStore(path), SqliteStore(path)
+    await first.open()
+    await second.open()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_connections_interleave_writes_without_losing_any(two_stores):
+    bot_store, cli_store = two_stores
+    clock = Clock()
+    bot, cli = Ledger(bot_store, clock=clock), Ledger(cli_store, clock=clock)
+    item = await bot.add_item(GUILD, "Badge", 3, "merch", actor_id=MOD, key="add")
+    await cli.grant(GUILD, ALICE, 300, actor_id=MOD, key="seed", kind="gift")
+
+    work = []
+    for i in range(60):
+        led = bot if i % 2 else cli
+        work.append(led.grant(GUILD, MEMBERS[i % 7], 11, actor_id=MOD, key=f"g{i}"))
+        work.append(led.checkout(GUILD, ALICE, item.id, key=f"c{i}"))
+        work.append(led.verify())
+    results = await asyncio.gather(*work, return_exceptions=True)
+
+    assert unexpected(results) == []
+    assert all(r == [] for r in results[2::3]), "verify() saw a half-written state"
+    for led in (bot, cli):
+        assert (await led.balance(GUILD, ALICE)).total == 300 - 60 * 3
+        assert sum([(await led.balance(GUILD, m)).total for m in MEMBERS[:7]]) == 60 * 11
+        assert (await led.orders(GUILD, ALICE)).total == 60
+        assert await led.verify() == []
+
+
+async def test_a_second_connection_waits_for_a_long_write_and_both_land(two_stores):
+    """The second store's BEGIN IMMEDIATE waits (busy_timeout) while the first commits 20,000 lots."""
+    bot_store, cli_store = two_stores
+    bot, cli = Ledger(bot_store), Ledger(cli_store)
+    members = range(1, 20_001)
+
+    big = asyncio.create_task(bot.grant_many(GUILD, members, 2, actor_id=MOD, key="big"))
+    await asyncio.sleep(0)  # let the big grant reach the worker thread first
+    small = [cli.grant(GUILD, ALICE + 1_000_000, 5, actor_id=MOD, key=f"s{i}") for i in range(20)]
+    results = await asyncio.gather(big, *small, return_exceptions=True)
+
+    assert unexpected(results) == []
+    report = await cli.report(GUILD)
+    assert report.outstanding_promo == 20_000 * 2 + 20 * 5
+    assert await cli.verify() == []
+
+
+CHILD_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from bot.ledger.service import Ledger
+    from bot.store.sqlite import SqliteStore
+
+    async def main(path, user, n):
+        store = SqliteStore(path)
+        await store.open()
+        ledger = Ledger(store)
+        print("READY", flush=True)
+        sys.stdin.readline()
+        for i in range(n):
+            await ledger.grant({guild}, user, 1, actor_id={mod}, key=f"child-{{i}}")
+        await store.close()
+        print("DONE", flush=True)
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    """
+).format(guild=GUILD, mod=MOD)
+
+
+@pytest.mark.slow
+async def test_another_process_writing_the_same_file_loses_nothing(tmp_path: Path):
+    path = tmp_path / "shared.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    ledger = Ledger(store, clock=Clock(START))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    n = 300
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD_WRITER, str(path), "777", str(n),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert (await asyncio.wait_for(child.stdout.readline(), 20)).strip() == b"READY"
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        results = await asyncio.gather(
+            *(ledger.grant(GUILD, ALICE, 1, actor_id=MOD, key=f"parent-{i}") for i in range(n)),
+            return_exceptions=True,
+        )
+        out, err = await asyncio.wait_for(child.communicate(), 30)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    try:
+        assert child.returncode == 0, err.decode()
+        assert b"DONE" in out
+        assert unexpected(results) == []
+        assert (await ledger.balance(GUILD, ALICE)).total == n
+        assert (await ledger.balance(GUILD, 777)).total == n
+        assert await ledger.verify() == []
+    finally:
+        await store.close()

@@ -1,0 +1,233 @@
+"""Versioned SQL migrations tracked by PRAGMA user_version (STYLE.md point 8).
+
+A fresh file gets every migration; reopening changes nothing; a file from a newer release is
+refused; a migration that fails half-way leaves the previous version and no trace of itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+import bot.store.migrate as migrate_mod
+from bot.ledger.service import Ledger
+from bot.store.sqlite import SqliteStore
+from tests.conftest import ALICE, GUILD, MOD
+
+SHIPPED = migrate_mod.MIGRATIONS
+SHIPPED_FILES = sorted(p.name for p in SHIPPED.iterdir() if re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", p.name))
+
+
+def user_version(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def schema(db: Path) -> list[tuple[str, str, str | None]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    finally:
+        conn.close()
+
+
+async def open_store(db: Path) -> SqliteStore:
+    store = SqliteStore(db)
+    await store.open()
+    return store
+
+
+@pytest.fixture
+def migrations_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped migrations that the test may extend; migrate() reads it."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for name in SHIPPED_FILES:
+        shutil.copy(SHIPPED / name, folder / name)
+    monkeypatch.setattr(migrate_mod, "MIGRATIONS", folder)
+    return folder
+
+
+def test_shipped_migrations_are_numbered_from_one_without_gaps():
+    assert SHIPPED_FILES, "no migration files found"
+    assert [int(name[:4]) for name in SHIPPED_FILES] == list(range(1, len(SHIPPED_FILES) + 1))
+    assert [n for n, _ in migrate_mod.migrations()] == list(range(1, len(SHIPPED_FILES) + 1))
+
+
+async def test_fresh_database_gets_every_migration(tmp_path: Path):
+    db = tmp_path / "fresh.sqlite3"
+    store = await open_store(db)
+    await store.close()
+
+    assert user_version(db) == len(SHIPPED_FILES)
+    tables = {name for kind, name, _ in schema(db) if kind == "table"}
+    assert {"lots", "entries", "orders", "idempotency", "promo_codes", "gift_cards"} <= tables
+
+
+async def test_reopening_is_a_no_op(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    db = tmp_path / "ledger.sqlite3"
+    store = await open_store(db)
+    try:
+        await Ledger(store).grant(GUILD, ALICE, 42, actor_id=MOD, key="k1")
+    finally:
+        await store.close()
+    before = schema(db)
+
+    caplog.set_level(logging.INFO, logger="bot.store.migrate")
+    for _ in range(2):
+        store = await open_store(db)
+        try:
+            assert (await Ledger(store).balance(GUILD, ALICE)).total == 42
+        finally:
+            await store.close()
+
+    assert [r for r in caplog.records if "applying migration" in r.getMessage()] == []
+    assert schema(db) == before
+    assert user_version(db) == len(SHIPPED_FILES)
+
+
+def _newer_database(tmp_path: Path) -> Path:
+    db = tmp_path / "from-the-future.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE future_thing (x INTEGER)")
+    conn.execute(f"PRAGMA user_version = {len(SHIPPED_FILES) + 1}")
+    conn.commit()
+    conn.close()
+    return db
+
+
+async def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path):
+    db = _newer_database(tmp_path)
+    before = schema(db)
+    store = SqliteStore(db)
+    try:
+        with pytest.raises(RuntimeError, match=r"schema version \d+, newer than this code.*upgrade Promo Balance"):
+            await store.open()
+    finally:
+        await store.close()
+    assert user_version(db) == len(SHIPPED_FILES) + 1
+    assert schema(db) == before  # nothing was applied to it
+
+
+async def test_a_refused_open_leaves_no_connection_behind(tmp_path: Path):
+    db = _newer_database(tmp_path)
+    before = set(threading.enumerate())
+    store = SqliteStore(db)
+    try:
+        with pytest.raises(RuntimeError, match="newer than this code"):
+            await store.open()
+        leftover: list[threading.Thread] = []
+        for _ in range(50):  # a closed aiosqlite connection's thread ends at once
+            leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+            if not leftover:
+                break
+            await asyncio.sleep(0.01)
+        assert leftover == []
+    finally:
+        await store.close()  # the test itself must not leave the thread running
+
+
+async def test_a_failing_migration_is_rolled_back_entirely(tmp_path: Path, migrations_dir: Path):
+    db = tmp_path / "ledger.sqlite3"
+    store = await open_store(db)
+    try:
+        await Ledger(store).grant(GUILD, ALICE, 42, actor_id=MOD, key="k1")
+    finally:
+        await store.close()
+    version = len(SHIPPED_FILES)
+    before = schema(db)
+
+    broken = migrations_dir / f"{version + 1:04d}_broken.sql"
+    broken.write_text(
+        "CREATE TABLE half_done (x INTEGER);\n"
+        "INSERT INTO half_done VALUES (1);\n"
+        "ALTER TABLE lots ADD COLUMN note TEXT;\n"
+        "UPDATE lots SET note = 'touched';\n"
+        "INSERT INTO no_such_table VALUES (1);\n",  # fails here, after four statements succeeded
+        encoding="utf-8",
+    )
+    store = SqliteStore(db)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+            await store.open()
+    finally:
+        await store.close()
+
+    assert user_version(db) == version
+    assert schema(db) == before  # no half_done table, no new column
+    # The next start, with the migration fixed, applies it (and only it) and the data is intact.
+    broken.write_text("CREATE TABLE half_done (x INTEGER);\n", encoding="utf-8")
+    store = await open_store(db)
+    try:
+        assert (await Ledger(store).balance(GUILD, ALICE)).total == 42
+        assert await Ledger(store).verify() == []
+    finally:
+        await store.close()
+    assert user_version(db) == version + 1
+    assert "half_done" in {name for _, name, _ in schema(db)}
+
+
+async def test_a_fresh_database_stops_at_the_last_good_migration(tmp_path: Path, migrations_dir: Path):
+    version = len(SHIPPED_FILES)
+    (migrations_dir / f"{version + 1:04d}_broken.sql").write_text(
+        "CREATE TABLE half_done (x INTEGER);\nTHIS IS NOT SQL;\n", encoding="utf-8"
+    )
+    db = tmp_path / "fresh.sqlite3"
+    store = SqliteStore(db)
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            await store.open()
+    finally:
+        await store.close()
+    assert user_version(db) == version
+    names = {name for _, name, _ in schema(db)}
+    assert "lots" in names and "half_done" not in names
+
+
+async def test_a_gap_in_the_numbering_is_refused(tmp_path: Path, migrations_dir: Path):
+    (migrations_dir / f"{len(SHIPPED_FILES) + 2:04d}_skipped_one.sql").write_text(
+        "CREATE TABLE t (x INTEGER);\n", encoding="utf-8"
+    )
+    store = SqliteStore(tmp_path / "gap.sqlite3")
+    try:
+        with pytest.raises(RuntimeError, match="without gaps"):
+            await store.open()
+    finally:
+        await store.close()
+
+
+async def test_two_stores_opening_a_fresh_file_at_once_both_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The bot and `python -m bot verify` started together on a new install."""
+    barrier = threading.Barrier(2)
+    real = migrate_mod.migrations
+
+    def in_step() -> list[tuple[int, Path]]:
+        # Both worker threads meet here, after each has read user_version: the race made certain.
+        # A fixed migrate() that reads the version under the write lock just times out here.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=2)
+        return real()
+
+    monkeypatch.setattr(migrate_mod, "migrations", in_step)
+    db = tmp_path / "new-install.sqlite3"
+    stores = [SqliteStore(db), SqliteStore(db)]
+    try:
+        results = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+        assert results == [None, None]
+    finally:
+        for s in stores:
+            await s.close()
+    assert user_version(db) == len(SHIPPED_FILES)
