@@ -150,8 +150,10 @@ PageRenderer = Callable[[int], Awaitable[tuple[discord.Embed, int]]]
 class Pager(discord.ui.View):
     """Previous / Next buttons over pages rendered on demand; only the invoker may turn pages."""
 
-    def __init__(self, owner_id: int, render: PageRenderer, page: int, pages: int) -> None:
+    def __init__(self, owner_id: int, render: PageRenderer, page: int, pages: int, origin_id: int) -> None:
         super().__init__(timeout=VIEW_TIMEOUT)
+        self.previous.custom_id = f"pager:previous:{origin_id}"
+        self.next.custom_id = f"pager:next:{origin_id}"
         self.owner_id = owner_id
         self.render = render
         self.page = page
@@ -192,7 +194,7 @@ async def send_paged(
     interaction: discord.Interaction, render: PageRenderer, page: int = 1, ephemeral: bool = True
 ) -> None:
     embed, pages = await render(page)
-    view = Pager(interaction.user.id, render, page, pages) if pages > 1 else None
+    view = Pager(interaction.user.id, render, page, pages, interaction.id) if pages > 1 else None
     if view is None:
         await interaction.response.send_message(embed=embed, ephemeral=ephemeral)
     else:

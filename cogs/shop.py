@@ -149,6 +149,9 @@ class ConfirmPurchase(discord.ui.View):
         self.quantity = quantity
         self.lapses_at = lapses_at
         self.key = key_of(origin, "buy")
+        # Stable ids per preview: readable in logs and tests, and never shared by two previews.
+        self.confirm.custom_id = f"buy:confirm:{origin.id}"
+        self.cancel.custom_id = f"buy:cancel:{origin.id}"
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.origin.user.id:

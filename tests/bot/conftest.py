@@ -1,0 +1,118 @@
+"""End-to-end fixtures: the real bot (discord.py, cogs, ledger, SQLite file) connected to the fake
+Discord on loopback, driven by raw interaction payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import discord
+import pytest
+import yarl
+
+from bot.client import PromoBalanceBot, point_at
+from bot.config import Settings
+from tests.conftest import Clock
+from tests.fakediscord import FakeDiscord, Guild, InteractionRecord, Member, Perm, Role
+
+
+@dataclass
+class World:
+    fake: FakeDiscord
+    bot: PromoBalanceBot
+    clock: Clock
+    guild: Guild
+    owner: Member
+    mod: Member
+    alice: Member
+    bob: Member
+    mod_role: Role
+    vip_role: Role
+    audit_channel_id: int
+    settings: Settings
+
+    @property
+    def ledger(self):
+        return self.bot.ledger
+
+    async def run(self, user: Member, command: str, **options) -> InteractionRecord:
+        """Invoke a slash command as `user` and wait for the bot's first answer."""
+        return await self.fake.invoke(self.guild.id, user.id, command, options or None)
+
+    async def finished(self, record: InteractionRecord) -> InteractionRecord:
+        """For deferred commands: wait until the 'thinking…' message got its content."""
+        if record.deferred:
+            await record.wait_for_followup(1)
+        return record
+
+
+def text_of(record_or_message) -> str:
+    """Everything a user sees in a message: content and embeds, as one string."""
+    message = getattr(record_or_message, "message", None) or record_or_message
+    content = message.content or ""
+    return content + "\n" + message.embed_text
+
+
+def button(record_or_message, prefix: str) -> str:
+    message = getattr(record_or_message, "message", None) or record_or_message
+    ids = [cid for cid in message.custom_ids if cid.startswith(prefix)]
+    assert ids, f"no button {prefix!r} in {message.custom_ids}"
+    return ids[0]
+
+
+async def start_bot(settings: Settings, fake: FakeDiscord, clock: Clock) -> tuple[PromoBalanceBot, asyncio.Task]:
+    bot = PromoBalanceBot(settings, clock=clock)
+    await bot.login(fake.token)
+    task = asyncio.create_task(bot.connect(reconnect=False))
+    await fake.wait_until_ready()
+    await fake.wait_for(lambda: fake.sync_count > 0 or bot.is_ready(), timeout=10, what="command sync")
+    return bot, task
+
+
+async def stop_bot(bot: PromoBalanceBot, task: asyncio.Task) -> None:
+    await bot.close()
+    with contextlib.suppress(asyncio.CancelledError, discord.ConnectionClosed):
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.add_guild(name="Shop Guild")
+    owner = fake.add_member(guild.id, name="owner")
+    guild.owner_id = owner.id
+    mod_role = fake.add_role(guild.id, "Moderators", permissions=int(Perm.MANAGE_GUILD), position=5)
+    vip_role = fake.add_role(guild.id, "VIP", position=2)
+    clock = Clock()
+    long_ago = clock() - timedelta(days=400)
+    mod = fake.add_member(guild.id, name="mod", roles=[mod_role.id], joined_at=long_ago)
+    alice = fake.add_member(guild.id, name="alice", joined_at=long_ago)
+    bob = fake.add_member(guild.id, name="bob", joined_at=clock() - timedelta(days=2))
+    audit = fake.add_channel(guild.id, "audit-log")
+
+    settings = Settings(
+        discord_token=fake.token,
+        database_path=tmp_path / "bot.sqlite3",
+        dev_guild_id=None,
+        log_level="DEBUG",
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
+    )
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
+    point_at(settings)
+    assert discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY == yarl.URL(fake.gateway_url)
+    bot, task = await start_bot(settings, fake, clock)
+    try:
+        yield World(fake, bot, clock, guild, owner, mod, alice, bob, mod_role, vip_role, audit.id, settings)
+    finally:
+        await stop_bot(bot, task)
+        await fake.stop()
+    assert fake.unhandled == [], f"the bot called routes the fake does not serve: {fake.unhandled}"
