@@ -108,7 +108,7 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     )
     point_at(settings)
-    assert discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY == yarl.URL(fake.gateway_url)
+    assert yarl.URL(fake.gateway_url) == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     bot, task = await start_bot(settings, fake, clock)
     try:
         yield World(fake, bot, clock, guild, owner, mod, alice, bob, mod_role, vip_role, audit.id, settings)

@@ -22,7 +22,7 @@ async def test_grant_balance_buy_confirm(world: World):
     assert "Buy 1 × Sword?" in text_of(preview)
     confirm = button(preview, "buy:confirm:")
     # A double click: both clicks reach the bot before either answer comes back.
-    first, second = await asyncio.gather(
+    first, _second = await asyncio.gather(
         w.fake.click(preview, confirm, w.alice.id), w.fake.click(preview, confirm, w.alice.id)
     )
     await first.wait_for_edit(1)
