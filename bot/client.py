@@ -21,6 +21,9 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.ledger.errors import UserError
 from bot.ledger.service import Ledger, utc_now
+from bot.notify import DiscordReminderSender
+from bot.reminders import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
+from bot.scheduler import TICK_SECONDS, Jobs
 from bot.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,8 @@ def invite_url(application_id: int | str) -> str:
 
 class PromoBalanceBot(commands.Bot):
     def __init__(
-        self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, members_intent: bool = True
+        self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, members_intent: bool = True,
+        tick_seconds: float | None = TICK_SECONDS, dm_rate: float = DEFAULT_DMS_PER_SECOND,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
@@ -76,6 +80,9 @@ class PromoBalanceBot(commands.Bot):
         self.store = SqliteStore(settings.database_path)
         self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
         self.tree.on_error = self.on_app_command_error
+        self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
+        self.jobs = Jobs(self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS)
+        self.tick_seconds = tick_seconds  # None: jobs only run when called (tests drive the clock)
 
     # lifecycle ---------------------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -83,12 +90,25 @@ class PromoBalanceBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
+        if self.tick_seconds is not None:
+            self.jobs.start()
 
     async def close(self) -> None:
+        self.jobs.shutdown()
         try:
             await super().close()
         finally:
             await self.store.close()
+
+    def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
+        """Member ids of a role for recurring grants; None while the guild or member list is unknown."""
+        guild = self.get_guild(guild_id)
+        if guild is None or not self.members_intent:
+            return None
+        role = guild.get_role(role_id)
+        if role is None:  # deleted: the run goes by with nobody to grant
+            return []
+        return [member.id for member in role.members if not member.bot]
 
     def _relay_event(self, name: str, payload: dict[str, Any]) -> None:
         # Other cogs listen with @commands.Cog.listener("on_credit_granted") etc.

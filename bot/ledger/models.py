@@ -178,6 +178,10 @@ class RevokeResult(Record):
     amount: int  # total voided (positive)
     changes: tuple[LotChange, ...]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(data["user_id"], data["amount"], tuple(LotChange.from_dict(c) for c in data["changes"]))
+
 
 @dataclass(frozen=True)
 class ExtendResult(Record):
@@ -349,6 +353,16 @@ class DueReminder:
     lots: tuple[Lot, ...]
     reminders_enabled: bool = True
     dm_closed: bool = False
+
+
+@dataclass(frozen=True)
+class ReminderClaim:
+    """The lots of a due reminder to DM now, under `nonce`; `settled` were dropped (see store)."""
+
+    lot_ids: tuple[int, ...]
+    nonce: str
+    attempts: int
+    settled: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from bot.ledger.models import (
     PromoCode,
     Redemption,
     RefundResult,
+    ReminderClaim,
     Report,
     RevokeResult,
     Schedule,
@@ -102,7 +103,8 @@ class Ledger:
     def now(self) -> int:
         return to_unix(self.clock())
 
-    def _emit(self, name: str, payload: dict[str, Any]) -> None:
+    def emit(self, name: str, payload: dict[str, Any]) -> None:
+        """Tell listeners (the bot's other cogs) what happened, after it was committed."""
         if self.events is None:
             return
         try:
@@ -144,10 +146,6 @@ class Ledger:
                 values.get("currency_symbol", current.currency_symbol),
                 values.get("decimals", current.decimals),
             )
-        # Amounts are stored in minor units; changing the scale would silently rescale balances.
-        rescaling = "decimals" in values and values["decimals"] != current.decimals
-        if rescaling and await self._guild_has_money(guild_id):
-            raise InvalidInput("Decimals can only change before any credit, item or code exists in this server.")
         if "timezone" in values:
             values["timezone"] = validate_timezone(values["timezone"])
         if "reminder_leads" in values and isinstance(values["reminder_leads"], str):
@@ -159,13 +157,6 @@ class Ledger:
             key, self.now(),
         )
         return applied.value
-
-    async def _guild_has_money(self, guild_id: int) -> bool:
-        report = await self.store.report(guild_id, self.now())
-        items = await self.store.list_items(guild_id, include_inactive=True)
-        promos = await self.store.list_promos(guild_id)
-        moved = any(w.granted for w in report.weeks)
-        return bool(report.outstanding_gift or report.outstanding_promo or items or promos or moved)
 
     async def set_category_excluded(
         self, guild_id: int, category: str, excluded: bool, *, actor_id: int, key: str | None
@@ -241,7 +232,7 @@ class Ledger:
         applied = await self.store.grant(guild_id, members, spec, audit, key, self.now())
         result = applied.value
         if applied.fresh:
-            self._emit("credit_granted", {
+            self.emit("credit_granted", {
                 "guild_id": guild_id, "user_ids": members, "amount": result.amount, "kind": result.kind,
                 "starts_at": result.starts_at, "expires_at": result.expires_at,
                 "first_lot_id": result.first_lot_id, "actor_id": actor_id,
@@ -372,7 +363,7 @@ class Ledger:
         applied = await self.store.checkout(guild_id, user_id, item_id, quantity, key, self.now())
         order = applied.value
         if applied.fresh:
-            self._emit("credit_spent", {
+            self.emit("credit_spent", {
                 "guild_id": guild_id, "user_id": user_id, "order_id": order.id, "item_id": order.item_id,
                 "item_name": order.item_name, "quantity": order.quantity, "total": order.total,
                 "promo_applied": order.promo_applied, "gift_applied": order.gift_applied,
@@ -485,12 +476,12 @@ class Ledger:
         )
         redemption = applied.value
         if applied.fresh:
-            self._emit("code_redeemed", {
+            self.emit("code_redeemed", {
                 "guild_id": guild_id, "user_id": user_id, "kind": redemption.kind,
                 "code_label": redemption.code_label, "lot_id": redemption.lot.id,
                 "amount": redemption.lot.original, "expires_at": redemption.lot.expires_at,
             })
-            self._emit("credit_granted", {
+            self.emit("credit_granted", {
                 "guild_id": guild_id, "user_ids": [user_id], "amount": redemption.lot.original,
                 "kind": redemption.lot.kind, "starts_at": redemption.lot.starts_at,
                 "expires_at": redemption.lot.expires_at, "first_lot_id": redemption.lot.id, "actor_id": None,
@@ -534,7 +525,7 @@ class Ledger:
             schedule, members, next_run(schedule.rule, settings.timezone, now), now
         )
         if result is not None:
-            self._emit("credit_granted", {
+            self.emit("credit_granted", {
                 "guild_id": schedule.guild_id, "user_ids": members, "amount": result.amount, "kind": result.kind,
                 "starts_at": result.starts_at, "expires_at": result.expires_at,
                 "first_lot_id": result.first_lot_id, "actor_id": None, "schedule_id": schedule.id,
@@ -545,16 +536,19 @@ class Ledger:
     async def sweep_expired(self) -> list[ExpiredLot]:
         expired = await self.store.sweep_expired(self.now())
         for lot in expired:
-            self._emit("credit_expired", lot.to_dict())
+            self.emit("credit_expired", lot.to_dict())
         return expired
 
     async def due_reminders(self, limit: int = 10_000) -> list[DueReminder]:
         return await self.store.due_reminders(self.now(), limit)
 
-    async def mark_reminded(self, due: DueReminder, outcome: str) -> None:
-        await self.store.mark_reminded(
-            due.guild_id, due.user_id, due.lead_seconds, [lot.id for lot in due.lots], outcome, self.now()
-        )
+    async def claim_reminder(self, due: DueReminder, nonce: str, resend_window: int) -> ReminderClaim:
+        return await self.store.claim_reminder(due, nonce, resend_window, self.now())
+
+    async def settle_reminder(
+        self, lot_ids: Sequence[int], lead_seconds: int, status: str, retry_at: int | None = None
+    ) -> None:
+        await self.store.settle_reminder(lot_ids, lead_seconds, status, self.now(), retry_at)
 
     async def mark_dm_closed(self, guild_id: int, user_id: int) -> None:
         await self.store.mark_dm_closed(guild_id, user_id, self.now())

@@ -32,6 +32,7 @@ from bot.ledger.models import (
     PromoCode,
     Redemption,
     RefundResult,
+    ReminderClaim,
     Report,
     RevokeResult,
     Schedule,
@@ -207,9 +208,14 @@ class Store(ABC):
     async def due_reminders(self, now: int, limit: int = 10_000) -> list[DueReminder]: ...
 
     @abstractmethod
-    async def mark_reminded(
-        self, guild_id: int, user_id: int, lead_seconds: int, lot_ids: Sequence[int], outcome: str, now: int
-    ) -> None: ...
+    async def claim_reminder(self, due: DueReminder, nonce: str, resend_window: int, now: int) -> ReminderClaim:
+        """Claim a due reminder as 'pending' before sending it (at most once; see SqliteStore)."""
+
+    @abstractmethod
+    async def settle_reminder(
+        self, lot_ids: Sequence[int], lead_seconds: int, status: str, now: int, retry_at: int | None = None
+    ) -> None:
+        """Record how a claimed reminder ended; 'retry' makes it due again at `retry_at`."""
 
     @abstractmethod
     async def mark_dm_closed(self, guild_id: int, user_id: int, now: int) -> None: ...

@@ -41,6 +41,7 @@ from bot.ledger.models import (
     Record,
     Redemption,
     RefundResult,
+    ReminderClaim,
     Report,
     RevokeResult,
     Schedule,
@@ -229,6 +230,12 @@ class SqliteStore(Store):
 
         def fn(conn: sqlite3.Connection) -> GuildSettings:
             before = _settings(conn, guild_id)
+            if changes.get("decimals", before.decimals) != before.decimals and _guild_has_amounts(conn, guild_id):
+                # Amounts are stored in minor units; a new scale would silently rescale them all.
+                raise InvalidInput(
+                    "Decimals can only change before any credit, item, code, gift card or recurring grant exists "
+                    "in this server."
+                )
             conn.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", (guild_id,))
             values = dict(changes)
             if "reminder_leads" in values:
@@ -777,23 +784,79 @@ class SqliteStore(Store):
     async def due_reminders(self, now: int, limit: int = 10_000) -> list[DueReminder]:
         return await self._run(_due_reminders, now, limit)
 
-    async def mark_reminded(
-        self, guild_id: int, user_id: int, lead_seconds: int, lot_ids: Sequence[int], outcome: str, now: int
+    async def claim_reminder(
+        self, due: DueReminder, nonce: str, resend_window: int, now: int
+    ) -> ReminderClaim:
+        """Claim a due reminder before sending it, so it is sent at most once.
+
+        Lots whose earlier claim is still 'pending' (the bot died while sending) are resent with
+        the same nonce if that was within `resend_window` (Discord drops a repeated nonce), and
+        otherwise settled as 'unknown' and never resent: a lost reminder is the rarer failure
+        we accept, a doubled one is not."""
+
+        def fn(conn: sqlite3.Connection) -> ReminderClaim:
+            leads = _settings(conn, due.guild_id).reminder_leads
+            send: list[int] = []
+            settled: list[int] = []
+            reuse: str | None = None
+            attempts = 0
+            for lot in due.lots:
+                row = conn.execute(
+                    "SELECT status, attempts, nonce, updated_at FROM reminders WHERE lot_id = ? AND lead_seconds = ?",
+                    (lot.id, due.lead_seconds),
+                ).fetchone()
+                if row is not None and row[0] not in ("pending", "retry"):
+                    _advance_reminder(conn, lot.id, leads, now)  # settled already: just move on
+                    continue
+                if row is not None and row[0] == "pending":
+                    if now - row[3] > resend_window:
+                        conn.execute(
+                            "UPDATE reminders SET status = 'unknown', updated_at = ? WHERE lot_id = ?"
+                            " AND lead_seconds = ?",
+                            (now, lot.id, due.lead_seconds),
+                        )
+                        _advance_reminder(conn, lot.id, leads, now)
+                        settled.append(lot.id)
+                        continue
+                    reuse = reuse or row[2]
+                attempts = max(attempts, (row[1] if row else 0) + 1)
+                send.append(lot.id)
+            chosen = reuse or nonce
+            conn.executemany(
+                "INSERT INTO reminders (lot_id, lead_seconds, status, attempts, nonce, updated_at)"
+                " VALUES (?, ?, 'pending', 1, ?, ?) ON CONFLICT (lot_id, lead_seconds) DO UPDATE SET"
+                " status = 'pending', attempts = attempts + 1, nonce = excluded.nonce,"
+                " updated_at = excluded.updated_at",
+                ((lot_id, due.lead_seconds, chosen, now) for lot_id in send),
+            )
+            return ReminderClaim(tuple(send), chosen, attempts, tuple(settled))
+
+        return await self._write(fn)
+
+    async def settle_reminder(
+        self, lot_ids: Sequence[int], lead_seconds: int, status: str, now: int, retry_at: int | None = None
     ) -> None:
+        """Record how a claimed reminder ended. 'retry' keeps it due again at `retry_at`;
+        anything else is final and moves each lot on to its next lead window."""
+
         def fn(conn: sqlite3.Connection) -> None:
+            if not lot_ids:
+                return
+            guild_id = conn.execute("SELECT guild_id FROM lots WHERE id = ?", (lot_ids[0],)).fetchone()[0]
             leads = _settings(conn, guild_id).reminder_leads
             for lot_id in lot_ids:
                 conn.execute(
-                    "INSERT OR IGNORE INTO reminders_sent (lot_id, lead_seconds, outcome, at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (lot_id, lead_seconds, outcome, now),
+                    "INSERT INTO reminders (lot_id, lead_seconds, status, attempts, updated_at)"
+                    " VALUES (?, ?, ?, 0, ?) ON CONFLICT (lot_id, lead_seconds) DO UPDATE SET"
+                    " status = excluded.status, updated_at = excluded.updated_at",
+                    (lot_id, lead_seconds, status, now),
                 )
-                row = conn.execute("SELECT expires_at FROM lots WHERE id = ?", (lot_id,)).fetchone()
-                after = _smallest_reminded_lead(conn, lot_id)
-                conn.execute(
-                    "UPDATE lots SET next_reminder_at = ? WHERE id = ?",
-                    (rules.next_reminder_at(row[0], leads, now, after), lot_id),
-                )
+                if status == "retry":
+                    conn.execute(
+                        "UPDATE lots SET next_reminder_at = ? WHERE id = ? AND status = 'active'", (retry_at, lot_id)
+                    )
+                else:
+                    _advance_reminder(conn, lot_id, leads, now)
 
         await self._write(fn)
 
@@ -905,6 +968,13 @@ def _settings(conn: sqlite3.Connection, guild_id: int) -> GuildSettings:
     return GuildSettings(
         guild_id, row[0], row[1], row[2], row[3],
         tuple(int(s) for s in row[4].split(",") if s), row[5], row[6], tuple(json.loads(row[7])),
+    )
+
+
+def _guild_has_amounts(conn: sqlite3.Connection, guild_id: int) -> bool:
+    return any(
+        conn.execute(f"SELECT 1 FROM {table} WHERE guild_id = ? LIMIT 1", (guild_id,)).fetchone()
+        for table in ("lots", "shop_items", "promo_codes", "gift_cards", "schedules")
     )
 
 
@@ -1037,16 +1107,28 @@ def _promo_by_key(conn: sqlite3.Connection, guild_id: int, code_key: str) -> Pro
     return None if row is None else _promo(row)
 
 
+SETTLED_REMINDERS = "('sent', 'dm_closed', 'opted_out', 'failed', 'unknown')"
+
+
 def _smallest_reminded_lead(conn: sqlite3.Connection, lot_id: int) -> int | None:
     (lead,) = conn.execute(
-        "SELECT MIN(lead_seconds) FROM reminders_sent WHERE lot_id = ?", (lot_id,)
+        f"SELECT MIN(lead_seconds) FROM reminders WHERE lot_id = ? AND status IN {SETTLED_REMINDERS}", (lot_id,)
     ).fetchone()
     return lead
 
 
+def _advance_reminder(conn: sqlite3.Connection, lot_id: int, leads: Sequence[int], now: int) -> None:
+    (expires_at,) = conn.execute("SELECT expires_at FROM lots WHERE id = ?", (lot_id,)).fetchone()
+    conn.execute(
+        "UPDATE lots SET next_reminder_at = ? WHERE id = ? AND status = 'active'",
+        (rules.next_reminder_at(expires_at, leads, now, _smallest_reminded_lead(conn, lot_id)), lot_id),
+    )
+
+
 def _reschedule_reminders(conn: sqlite3.Connection, guild_id: int, leads: tuple[int, ...], now: int) -> None:
     rows = conn.execute(
-        "SELECT l.id, l.expires_at, (SELECT MIN(lead_seconds) FROM reminders_sent r WHERE r.lot_id = l.id)"
+        "SELECT l.id, l.expires_at, (SELECT MIN(lead_seconds) FROM reminders r WHERE r.lot_id = l.id"
+        f" AND r.status IN {SETTLED_REMINDERS})"
         " FROM lots l WHERE l.guild_id = ? AND l.status = 'active' AND l.expires_at IS NOT NULL",
         (guild_id,),
     ).fetchall()
@@ -1189,17 +1271,23 @@ def _report(conn: sqlite3.Connection, guild_id: int, now: int) -> Report:
         return int(total)
 
     week = 7 * 86400
-    start = now - 12 * week
-    figures = {i: {"grant": 0, "spend": 0, "refund": 0, "expire": 0} for i in range(12)}
+    start = now - 12 * week  # twelve weeks; the current second belongs to the last one
+    figures = {i: {"grant": 0, "spend": 0, "refunded": 0, "expire": 0} for i in range(12)}
     for index, type_, amount in conn.execute(
-        "SELECT (created_at - ?) / ?, type, SUM(amount) FROM entries WHERE guild_id = ? AND created_at > ?"
-        " AND type IN ('grant', 'spend', 'refund', 'expire') GROUP BY 1, 2",
+        "SELECT (created_at - ?) / ?, type, SUM(amount) FROM entries WHERE guild_id = ? AND created_at >= ?"
+        " AND type IN ('grant', 'spend', 'expire') GROUP BY 1, 2",
         (start, week, guild_id, start),
     ):
-        if 0 <= index < 12:
-            figures[index][type_] = abs(amount)
+        figures[min(index, 11)][type_] += abs(amount)
+    # A refund gives back what the order spent (its total); forfeits it returns were never spending.
+    for index, total in conn.execute(
+        "SELECT (refunded_at - ?) / ?, SUM(total) FROM orders WHERE guild_id = ? AND status = 'refunded'"
+        " AND refunded_at >= ? GROUP BY 1",
+        (start, week, guild_id, start),
+    ):
+        figures[min(index, 11)]["refunded"] += total
     weeks = tuple(
-        WeekFigures(start + i * week, f["grant"], max(f["spend"] - f["refund"], 0), f["expire"])
+        WeekFigures(start + i * week, f["grant"], max(f["spend"] - f["refunded"], 0), f["expire"])
         for i, f in figures.items()
     )
     per_code = tuple(

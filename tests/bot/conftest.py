@@ -65,7 +65,8 @@ def button(record_or_message, prefix: str) -> str:
 
 
 async def start_bot(settings: Settings, fake: FakeDiscord, clock: Clock) -> tuple[PromoBalanceBot, asyncio.Task]:
-    bot = PromoBalanceBot(settings, clock=clock)
+    # Scheduled jobs run when a test calls them (bot.jobs.expire() …), on the test's clock.
+    bot = PromoBalanceBot(settings, clock=clock, tick_seconds=None, dm_rate=float("inf"))
     await bot.login(fake.token)
     task = asyncio.create_task(bot.connect(reconnect=False))
     await fake.wait_until_ready()

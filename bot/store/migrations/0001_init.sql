@@ -189,12 +189,18 @@ CREATE TABLE failed_redemptions (
 );
 CREATE INDEX failed_redemptions_member ON failed_redemptions (guild_id, user_id, at);
 
--- Each (lot, lead time) is reminded at most once, across restarts.
-CREATE TABLE reminders_sent (
+-- Each (lot, lead time) is reminded at most once, across restarts. A row is claimed as 'pending'
+-- before the DM is sent (with a Discord nonce), then settled; 'retry' waits for its backoff.
+-- Settled: sent, dm_closed (Discord 50007), opted_out, failed (gave up), unknown (crashed while
+-- sending longer ago than Discord's nonce window: not resent, so never twice).
+CREATE TABLE reminders (
     lot_id        INTEGER NOT NULL REFERENCES lots (id),
     lead_seconds  INTEGER NOT NULL,
-    outcome       TEXT    NOT NULL CHECK (outcome IN ('sent', 'dm_closed', 'opted_out', 'failed')),
-    at            INTEGER NOT NULL,
+    status        TEXT    NOT NULL
+                  CHECK (status IN ('pending', 'retry', 'sent', 'dm_closed', 'opted_out', 'failed', 'unknown')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    nonce         TEXT,
+    updated_at    INTEGER NOT NULL,
     PRIMARY KEY (lot_id, lead_seconds)
 ) WITHOUT ROWID;
 

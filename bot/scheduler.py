@@ -1,0 +1,76 @@
+"""APScheduler drives the time-based work: the expiry sweep, reminder DMs and recurring grants.
+
+Three interval jobs, whatever the number of lots: each asks the database what is due (indexed
+queries that cost a few milliseconds when nothing is), so the scheduler holds nothing that is not
+rebuilt from the database at start, and nothing is lost or doubled by a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.ledger.service import Ledger
+from bot.reminders import ReminderDispatcher
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 20  # expiry within 60 s of due and reminders within 60 s of their window, with margin
+RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member ids, None = unknown now
+
+
+class Jobs:
+    def __init__(
+        self, ledger: Ledger, reminders: ReminderDispatcher, role_members: RoleMembers,
+        tick_seconds: float = TICK_SECONDS,
+    ) -> None:
+        self.ledger = ledger
+        self.reminders = reminders
+        self.role_members = role_members
+        self.tick_seconds = tick_seconds
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+
+    def start(self) -> None:
+        # next_run_time=now: a start after downtime catches up at once (missed expiries, reminders
+        # and recurring runs), then every tick.
+        for name, job in (("expire", self.expire), ("remind", self.remind), ("recurring", self.recurring)):
+            self.scheduler.add_job(
+                self._guard(name, job), IntervalTrigger(seconds=self.tick_seconds), id=name, name=name,
+                max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+            )
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    @staticmethod
+    def _guard(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await job()
+            except Exception:  # a failing tick must not stop the next one
+                log.exception("scheduled job %s failed", name)
+
+        return run
+
+    async def expire(self) -> int:
+        return len(await self.ledger.sweep_expired())
+
+    async def remind(self) -> int:
+        return (await self.reminders.run_once()).sent
+
+    async def recurring(self) -> int:
+        runs = 0
+        for schedule in await self.ledger.due_schedules():
+            members = self.role_members(schedule.guild_id, schedule.role_id)
+            if members is None:  # the guild is not available right now: try again next tick
+                continue
+            result = await self.ledger.run_schedule(schedule, members)
+            runs += result is not None
+            log.info("recurring grant %s ran for %d members", schedule.id, len(members))
+        return runs
