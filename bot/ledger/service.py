@@ -82,7 +82,7 @@ def _text(value: str | None, what: str, limit: int = MAX_TEXT) -> str | None:
 def _kind(kind: str) -> LotKind:
     if kind not in LOT_KINDS:
         raise InvalidInput("Kind must be `promo` or `gift`.")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def _positive_int(value: int | None, what: str, minimum: int = 1, maximum: int = MAX_AMOUNT) -> int | None:

@@ -108,7 +108,10 @@ def _lot(row: Sequence[Any]) -> Lot:
 
 
 def _item(row: Sequence[Any]) -> ShopItem:
-    return ShopItem(*row[:9], active=bool(row[9]))
+    return ShopItem(
+        id=row[0], guild_id=row[1], name=row[2], description=row[3], price=row[4], category=row[5],
+        stock=row[6], role_id=row[7], per_member_limit=row[8], active=bool(row[9]),
+    )
 
 
 def _order(row: Sequence[Any]) -> Order:
@@ -117,8 +120,9 @@ def _order(row: Sequence[Any]) -> Order:
 
 def _promo(row: Sequence[Any]) -> PromoCode:
     return PromoCode(
-        *row[:10], categories=_categories(row[10]), one_time=bool(row[11]), role_id=row[12],
-        min_member_days=row[13], active=bool(row[14]), created_at=row[15],
+        id=row[0], guild_id=row[1], code=row[2], amount=row[3], max_uses=row[4], uses=row[5], per_member=row[6],
+        redeem_by=row[7], credit_days=row[8], credit_expires=row[9], categories=_categories(row[10]),
+        one_time=bool(row[11]), role_id=row[12], min_member_days=row[13], active=bool(row[14]), created_at=row[15],
     )
 
 
@@ -127,8 +131,10 @@ def _card(row: Sequence[Any]) -> GiftCard:
 
 
 def _schedule(row: Sequence[Any]) -> Schedule:
-    return Schedule(*row[:6], categories=_categories(row[6]), kind=row[7], next_run_at=row[8],
-                    active=bool(row[9]), created_at=row[10])
+    return Schedule(
+        id=row[0], guild_id=row[1], role_id=row[2], amount=row[3], rule=row[4], valid_days=row[5],
+        categories=_categories(row[6]), kind=row[7], next_run_at=row[8], active=bool(row[9]), created_at=row[10],
+    )
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -183,7 +189,7 @@ class SqliteStore(Store):
         db = self._db
         return await db._execute(fn, db._conn, *args)  # one hop to the worker thread
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write(self, fn: Callable[..., T | _AfterCommit], *args: Any) -> T:
         result = await self._run(_in_transaction, fn, *args)
         if isinstance(result, _AfterCommit):
             raise result.error
