@@ -6,8 +6,24 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger.timeparse import format_lead_times
 from cogs._common import BLUE, guild_id_of, ledger_of
+
+UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+
+
+def human_duration(seconds: int) -> str:
+    """86400 -> "1 day", 43200 -> "12 hours", 5400 -> "90 minutes"."""
+    for unit, size in UNITS:
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
+def human_leads(leads: tuple[int, ...]) -> str:
+    """(604800, 86400) -> "7 days and 1 day"."""
+    words = [human_duration(lead) for lead in sorted(leads, reverse=True)] or ["shortly"]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 class Member(commands.Cog):
@@ -24,7 +40,7 @@ class Member(commands.Cog):
         settings = await ledger.settings(guild_id)
         if enabled:
             message = (
-                f"Reminders are on: I'll DM you {format_lead_times(settings.reminder_leads)} before "
+                f"Reminders are on: I'll DM you {human_leads(settings.reminder_leads)} before "
                 "credit of yours in this server expires."
             )
         else:
@@ -48,7 +64,7 @@ class Member(commands.Cog):
              else "**Promotional credit** can be used on every category unless a grant says otherwise."),
             "**Expiry.** Some credit expires; `/balance` shows when. Expired credit is gone for good, and a "
             "refund never brings it back.",
-            f"**Reminders.** I DM you {format_lead_times(settings.reminder_leads)} before credit expires. "
+            f"**Reminders.** I DM you {human_leads(settings.reminder_leads)} before credit expires. "
             "Turn them off with `/reminders enabled:False`.",
             "**One-time credit** is used by a single purchase; whatever that purchase leaves of it is forfeited.",
         ]

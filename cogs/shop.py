@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -10,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger.errors import Conflict, NotFound
+from bot.ledger.errors import Conflict, NotFound, UserError
 from bot.ledger.models import CheckoutPreview, GuildSettings, Order, ShopItem
 from bot.ledger.rules import MAX_QUANTITY
 from cogs._common import (
@@ -56,6 +57,8 @@ async def item_autocomplete(interaction: discord.Interaction, current: str) -> l
         if needle and needle not in item.name.casefold() and needle not in item.category.casefold():
             continue
         label = f"{item.name} — {money(settings, item.price)} ({item.category})"
+        if item.stock == 0:
+            label += " · sold out"
         choices.append(app_commands.Choice(name=label[:100], value=str(item.id)))
         if len(choices) == 25:
             break
@@ -97,13 +100,17 @@ def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: 
             inline=False,
         )
     embed.add_field(name="Balance after", value=money(settings, preview.balance_after), inline=False)
+    if item.role_id:
+        embed.add_field(name="You get the role", value=f"<@&{item.role_id}>", inline=False)
     embed.set_footer(text="Nothing is charged until you confirm.")
     embed.description = f"This preview lapses {ts(lapses_at)}."
     return embed
 
 
 def receipt_embed(order: Order, settings: GuildSettings, note: str = "") -> discord.Embed:
-    embed = discord.Embed(title=f"Order #{order.id}: {order.quantity} × {order.item_name}", colour=GREEN)
+    refunded = order.status == "refunded"
+    title = f"Order #{order.id}{' (refunded)' if refunded else ''}: {order.quantity} × {order.item_name}"
+    embed = discord.Embed(title=title, colour=ORANGE if refunded else GREEN)
     embed.add_field(name="Paid", value=money(settings, order.total))
     embed.add_field(name="Promotional credit", value=money(settings, order.promo_applied))
     embed.add_field(name="Gift balance", value=money(settings, order.gift_applied))
@@ -139,16 +146,22 @@ async def grant_item_role(interaction: discord.Interaction, order: Order) -> str
 
 
 class ConfirmPurchase(discord.ui.View):
-    """Confirm / Cancel under a preview. Only the buyer may press; Confirm twice buys once,
-    because every click uses the /buy interaction's id as the purchase's idempotency key."""
+    """Confirm / Cancel under a preview. Only the buyer may press. Confirm twice buys once: clicks
+    are handled one at a time and a later click shows the first click's outcome; across restarts
+    the purchase's idempotency key (the /buy interaction's id) still makes it apply once."""
 
-    def __init__(self, origin: discord.Interaction, item_id: int, quantity: int, lapses_at: int) -> None:
+    LAPSED = "This preview lapsed and nothing was charged. Run `/buy` again."
+
+    def __init__(self, origin: discord.Interaction, preview: CheckoutPreview, lapses_at: int) -> None:
         super().__init__(timeout=PREVIEW_SECONDS)
         self.origin = origin
-        self.item_id = item_id
-        self.quantity = quantity
+        self.item_id = preview.item.id
+        self.quantity = preview.quantity
+        self.total = preview.total  # what the member agreed to pay
         self.lapses_at = lapses_at
         self.key = key_of(origin, "buy")
+        self._lock = asyncio.Lock()
+        self._outcome: dict[str, Any] | None = None  # what the preview became, once decided
         # Stable ids per preview: readable in logs and tests, and never shared by two previews.
         self.confirm.custom_id = f"buy:confirm:{origin.id}"
         self.cancel.custom_id = f"buy:cancel:{origin.id}"
@@ -159,43 +172,58 @@ class ConfirmPurchase(discord.ui.View):
             return False
         return True
 
-    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+    async def _purchase(self, interaction: discord.Interaction) -> dict[str, Any]:
+        """Buy, give the role (refunding when that fails) and return the message it leaves."""
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         settings = await ledger.settings(guild_id)
         if ledger.now() > self.lapses_at:
-            self.stop()
-            await interaction.response.edit_message(
-                content="This preview lapsed and nothing was charged. Run `/buy` again.", embed=None, view=None
+            return {"content": self.LAPSED, "embed": None}
+        try:
+            order = await ledger.checkout(
+                guild_id, interaction.user.id, self.item_id, self.quantity, key=self.key, expected_total=self.total
             )
-            return
-        await interaction.response.defer()  # role changes and refunds can take a moment
-        order = await ledger.checkout(guild_id, interaction.user.id, self.item_id, self.quantity, key=self.key)
+        except UserError as exc:
+            return {"content": f"Nothing was charged. {exc}", "embed": None}
         failure = await grant_item_role(interaction, order) if order.status == "completed" else None
         note = ""
         if failure is not None:
-            await ledger.refund(
-                guild_id, order.id, actor_id=bot_of(interaction).user.id if bot_of(interaction).user else None,
+            bot_user = bot_of(interaction).user
+            refund = await ledger.refund(
+                guild_id, order.id, actor_id=bot_user.id if bot_user else None,
                 key=f"autorefund:{order.id}", reason=f"automatic refund: {failure}",
             )
+            order = refund.order
             note = f"Your order was refunded automatically because {failure}. Please tell a moderator."
         elif order.role_id:
             note = f"You now have <@&{order.role_id}>."
-        self.stop()
-        await interaction.edit_original_response(content=None, embed=receipt_embed(order, settings, note), view=None)
-        bot_of(interaction).dispatch("purchase_completed", order.to_dict())
+        if order.status == "completed":
+            bot_of(interaction).dispatch("purchase_completed", order.to_dict())
+        return {"content": None, "embed": receipt_embed(order, settings, note)}
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.defer()  # role changes and refunds can take a moment
+        async with self._lock:
+            if self._outcome is None:
+                self._outcome = await self._purchase(interaction)
+                self.stop()
+        await interaction.edit_original_response(**self._outcome, view=None)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Cancelled. Nothing was charged.", embed=None, view=None)
+        await interaction.response.defer()
+        async with self._lock:  # a Confirm being handled wins; its outcome is shown instead
+            if self._outcome is None:
+                self._outcome = {"content": "Cancelled. Nothing was charged.", "embed": None}
+                self.stop()
+        await interaction.edit_original_response(**self._outcome, view=None)
 
     async def on_timeout(self) -> None:
+        if self._outcome is not None or self._lock.locked():
+            return
         with contextlib.suppress(discord.HTTPException):
-            await self.origin.edit_original_response(
-                content="This preview lapsed and nothing was charged. Run `/buy` again.", embed=None, view=None
-            )
+            await self.origin.edit_original_response(content=self.LAPSED, embed=None, view=None)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
         from bot.client import report_error
@@ -254,7 +282,7 @@ class Shop(commands.Cog):
                     f"**{chosen.name}** gives a role the bot cannot assign right now. Please tell a moderator."
                 )
         lapses_at = ledger.now() + PREVIEW_SECONDS
-        view = ConfirmPurchase(interaction, chosen.id, quantity, lapses_at)
+        view = ConfirmPurchase(interaction, preview, lapses_at)
         await interaction.response.send_message(
             embed=preview_embed(preview, settings, lapses_at), view=view, ephemeral=True
         )

@@ -358,9 +358,12 @@ class Ledger:
         return await self.store.preview(guild_id, user_id, item_id, quantity, self.now())
 
     async def checkout(
-        self, guild_id: int, user_id: int, item_id: int, quantity: int = 1, *, key: str | None
+        self, guild_id: int, user_id: int, item_id: int, quantity: int = 1, *, key: str | None,
+        expected_total: int | None = None,
     ) -> Order:
-        applied = await self.store.checkout(guild_id, user_id, item_id, quantity, key, self.now())
+        """Buy. `expected_total` is what the member agreed to in the preview: a price changed since
+        is refused inside the purchase's transaction, so the member never pays more than shown."""
+        applied = await self.store.checkout(guild_id, user_id, item_id, quantity, key, self.now(), expected_total)
         order = applied.value
         if applied.fresh:
             self.emit("credit_spent", {

@@ -131,7 +131,8 @@ class Store(ABC):
 
     @abstractmethod
     async def checkout(
-        self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int
+        self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int,
+        expected_total: int | None = None,
     ) -> Applied[Order]: ...
 
     @abstractmethod

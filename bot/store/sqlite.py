@@ -457,10 +457,17 @@ class SqliteStore(Store):
         return await self._run(_snapshot, fn)
 
     async def checkout(
-        self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int
+        self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int,
+        expected_total: int | None = None,
     ) -> Applied[Order]:
         def fn(conn: sqlite3.Connection) -> Order:
             item, total, _, allocation = _plan_purchase(conn, guild_id, user_id, item_id, quantity, now)
+            if expected_total is not None and total != expected_total:
+                currency = _settings(conn, guild_id).currency
+                raise Conflict(
+                    f"The price of **{item.name}** changed since this preview "
+                    f"(now {format_amount(item.price, currency)} each). Run `/buy` again to see the new total."
+                )
             if item.stock is not None:
                 conn.execute("UPDATE shop_items SET stock = stock - ? WHERE id = ?", (quantity, item.id))
             cursor = conn.execute(

@@ -88,6 +88,7 @@ class FakeDiscord:
         application_flags: int = DEFAULT_APPLICATION_FLAGS,
         interaction_timeout: float = 3.0,
         heartbeat_interval: float = 41.25,
+        privileged_members_intent: bool = True,
     ) -> None:
         self.application_id: int = application_id or snowflake()
         #: Modern bots share their application's id.
@@ -96,6 +97,9 @@ class FakeDiscord:
         self.application_flags = application_flags
         #: Seconds the bot has to send the initial response before Discord answers 10062.
         self.interaction_timeout = interaction_timeout
+        #: False: the Server Members intent is off in the developer portal, so an IDENTIFY asking
+        #: for GUILD_MEMBERS is closed with 4014 "Disallowed intent(s)", as Discord does.
+        self.privileged_members_intent = privileged_members_intent
 
         self.users: dict[int, User] = {}
         self.guilds: dict[int, Guild] = {}
@@ -121,6 +125,10 @@ class FakeDiscord:
         self._files: dict[int, FileUpload] = {}
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self._closed_dms: set[int] = set()
+        #: Seconds in which a repeated ``nonce`` sent with ``enforce_nonce`` returns the first message
+        #: instead of creating another (Discord: "in the past few minutes").
+        self.nonce_window: float = 300.0
+        self._nonces: dict[tuple[int, str], tuple[SentMessage, float]] = {}  # (channel, nonce) -> first
         self._changed = asyncio.Event()
 
         self.gateway = Gateway(self, heartbeat_interval=heartbeat_interval)
@@ -518,10 +526,13 @@ class FakeDiscord:
         values: Iterable[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         wait: bool = True,
+        skip_client_checks: bool = False,
     ) -> InteractionRecord:
         """Click a button (or pick ``values`` in a select) on a message the bot sent.
 
         ``target`` is the message, or an interaction record whose :attr:`message` has it.
+        ``skip_client_checks`` sends the click even where Discord's client would not (a disabled
+        component, another user's ephemeral message), to test the bot's own checks.
         """
         message = target.message if isinstance(target, InteractionRecord) else target
         if message is None:
@@ -532,9 +543,9 @@ class FakeDiscord:
             component = message.component(custom_id)
         except LookupError as exc:
             raise InvalidInvocation(str(exc)) from None
-        if component.get("disabled"):
+        if component.get("disabled") and not skip_client_checks:
             raise InvalidInvocation(f"component {custom_id!r} is disabled")
-        if message.ephemeral and message.interaction_id is not None:
+        if message.ephemeral and message.interaction_id is not None and not skip_client_checks:
             owner = self._interactions_by_id[message.interaction_id].user_id
             if owner != user_id:
                 raise InvalidInvocation(f"only user {owner} can see ephemeral message {message.id}")
