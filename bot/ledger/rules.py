@@ -126,7 +126,7 @@ def check_purchase(
     item: ShopItem, quantity: int, already_bought: int, currency: Currency
 ) -> int:
     """Refuse an impossible purchase before any money moves; return the total price."""
-    if not 1 <= quantity <= MAX_QUANTITY:
+    if isinstance(quantity, bool) or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidInput(f"Quantity must be between 1 and {MAX_QUANTITY}.")
     if not item.active:
         raise Conflict(f"**{item.name}** is no longer sold here.")

@@ -139,13 +139,14 @@ class Ledger:
         """Change any of: currency_name, currency_symbol, decimals, timezone, reminder_leads (text like
         "7d,1d"), mod_role_id, audit_channel_id. Only the given (not None) values change."""
         values = {k: v for k, v in changes.items() if v is not None}
-        current = await self.settings(guild_id)
         if {"currency_name", "currency_symbol", "decimals"} & set(values):
-            validate_currency(
-                values.get("currency_name", current.currency_name),
-                values.get("currency_symbol", current.currency_symbol),
-                values.get("decimals", current.decimals),
+            name, symbol, _ = validate_currency(
+                values.get("currency_name"), values.get("currency_symbol"), values.get("decimals")
             )
+            if name is not None:
+                values["currency_name"] = name
+            if symbol is not None:
+                values["currency_symbol"] = symbol
         if "timezone" in values:
             values["timezone"] = validate_timezone(values["timezone"])
         if "reminder_leads" in values and isinstance(values["reminder_leads"], str):
