@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -148,5 +149,8 @@ def run_bot(settings: Settings) -> int:
     setup_logging(settings.log_level, secrets=(settings.discord_token,))
     try:
         return asyncio.run(run(settings))
-    except KeyboardInterrupt:  # Ctrl-C: the bot closed its connection and store on the way out
+    except KeyboardInterrupt:  # Ctrl-C where run() could not install its handler (Windows)
         return EXIT_OK
+    except Exception:  # through the log, so the redacting formatter sees the traceback too
+        logging.getLogger("bot").exception("the bot stopped on an unexpected error")
+        return EXIT_PROBLEMS

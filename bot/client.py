@@ -15,6 +15,13 @@ from typing import Any
 
 import discord
 import yarl
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+)
 from discord import app_commands
 from discord.ext import commands
 
@@ -27,6 +34,12 @@ from bot.scheduler import TICK_SECONDS, Jobs
 from bot.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+
+# The bot never joins voice: no start-up warnings that PyNaCl and davey are missing.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+JOB_DRAIN_SECONDS = 3.0  # at shutdown, how long a running scheduled job may take to finish
 
 EXTENSIONS = (
     "cogs.balance",
@@ -79,10 +92,16 @@ class PromoBalanceBot(commands.Bot):
         self.members_intent = members_intent
         self.store = SqliteStore(settings.database_path)
         self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
         self.jobs = Jobs(self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS)
         self.tick_seconds = tick_seconds  # None: jobs only run when called (tests drive the clock)
+        self._jobs_running = 0
+        self._jobs_idle = asyncio.Event()
+        self._jobs_idle.set()
+        self.jobs.scheduler.add_listener(
+            self._count_jobs, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+        )
 
     # lifecycle ---------------------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -94,11 +113,32 @@ class PromoBalanceBot(commands.Bot):
             self.jobs.start()
 
     async def close(self) -> None:
-        self.jobs.shutdown()
+        """Scheduled jobs first (they may still DM through the client), then the client (no new
+        interactions arrive), then the store, whose queue finishes the transaction in progress."""
         try:
+            await self._stop_jobs()
             await super().close()
         finally:
             await self.store.close()
+
+    def _count_jobs(self, event: JobEvent) -> None:
+        self._jobs_running += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+        if self._jobs_running > 0:
+            self._jobs_idle.clear()
+        else:
+            self._jobs_idle.set()
+
+    async def _stop_jobs(self) -> None:
+        """Let a running job (an expiry sweep, reminder DMs) finish before shutting the scheduler
+        down: APScheduler's asyncio executor cancels running jobs on shutdown."""
+        scheduler = self.jobs.scheduler
+        if scheduler.running:
+            scheduler.pause()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._jobs_idle.wait(), JOB_DRAIN_SECONDS)
+            if self._jobs_running > 0:
+                log.warning("stopping with %d scheduled job(s) still running; they are cancelled", self._jobs_running)
+        self.jobs.shutdown()
 
     def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
         """Member ids of a role for recurring grants; None while the guild or member list is unknown."""
@@ -126,7 +166,11 @@ class PromoBalanceBot(commands.Bot):
         if await self.store.get_state(state_key) == digest:
             log.info("command tree unchanged since the last sync; not syncing")
             return
-        synced = await self.tree.sync(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as exc:  # keep serving the commands Discord already has
+            log.error("could not sync the commands (%s %s); will try again at the next start", exc.status, exc.text)
+            return
         await self.store.set_state(state_key, digest)
         log.info("synced %d commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
 
@@ -139,10 +183,12 @@ class PromoBalanceBot(commands.Bot):
 
 async def send_ephemeral(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
     """Answer privately, whether or not the interaction was answered or deferred already."""
+    if content is not None:
+        kwargs["content"] = content
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await interaction.followup.send(ephemeral=True, **kwargs)
     else:
-        await interaction.response.send_message(content, ephemeral=True, **kwargs)
+        await interaction.response.send_message(ephemeral=True, **kwargs)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
@@ -152,8 +198,20 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         message = str(original)
     elif isinstance(original, app_commands.TransformerError):
         message = f"`{original.value}` isn't a valid {original.type.name.lower().replace('_', ' ')} here."
+    elif isinstance(original, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)):
+        # Discord still shows a command as it was before an update (global syncs take a while).
+        log.warning("interaction %s for an out-of-date command: %s", interaction.id, original)
+        message = "This command changed in an update of the bot. Discord will show the new version soon: try again."
     elif isinstance(original, discord.NotFound) and original.code == 10062:
-        log.warning("interaction %s expired before we answered", interaction.id)
+        log.warning("interaction %s expired before we answered (Discord allows 3 seconds)", interaction.id)
+        return
+    elif isinstance(original, discord.HTTPException) and original.code == 40060:
+        # Our own second answer raises InteractionResponded before any request; Discord's 40060
+        # means another process answered first: most likely a second copy running with this token.
+        log.warning(
+            "interaction %s was already acknowledged by someone else: is a second copy of the bot "
+            "running with the same token?", interaction.id,
+        )
         return
     else:
         error_id = secrets.token_hex(4)
@@ -175,12 +233,8 @@ async def run(settings: Settings) -> int:
     members_intent = True
     while True:
         bot = PromoBalanceBot(settings, members_intent=members_intent)
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError):  # Windows has no add_signal_handler
-            loop.add_signal_handler(signal.SIGTERM, lambda b=bot: asyncio.ensure_future(b.close()))
         try:
-            async with bot:
-                await bot.start(settings.discord_token)
+            await serve(bot, settings.discord_token)
             return 0
         except discord.LoginFailure:
             log.error("Discord refused the token: reset it in the developer portal and update DISCORD_TOKEN.")
@@ -194,3 +248,40 @@ async def run(settings: Settings) -> int:
                 "developer portal (Bot -> Privileged Gateway Intents -> Server Members Intent)."
             )
             members_intent = False
+
+
+async def serve(bot: PromoBalanceBot, token: str) -> None:
+    """Log in and serve until SIGTERM or SIGINT; then close the client, and the store after it.
+
+    A signal cancels the client's task, as Ctrl-C does in `Client.run`; leaving `async with bot`
+    then awaits `bot.close()`, which closes the store once the gateway connection is shut. A write
+    in progress is one queued SQLite transaction: it commits before the store closes.
+    """
+    loop = asyncio.get_running_loop()
+    received: list[signal.Signals] = []
+    installed: list[signal.Signals] = []
+    async with bot:
+        client = asyncio.ensure_future(bot.start(token))
+
+        def stop(signum: signal.Signals) -> None:
+            if not received:
+                log.info("%s received: shutting down", signum.name)
+                client.cancel()
+            received.append(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+                continue
+            installed.append(signum)
+        try:
+            await client
+        except asyncio.CancelledError:
+            if not received:  # cancelled from outside (asyncio.run's Ctrl-C): let it propagate
+                raise
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            client.cancel()  # a no-op unless we are being cancelled ourselves
+    log.info("stopped")

@@ -18,6 +18,8 @@ from bot.ledger.codes import mask_code
 
 #: Loggers LOG_LEVEL applies to; every other logger is held at INFO or above.
 OWN_LOGGERS = ("bot", "cogs", "__main__")
+#: Libraries whose INFO lines are routine chatter (APScheduler: six lines per 20-second tick).
+CHATTY_LOGGERS = ("apscheduler",)
 
 _GIFT_CODE = re.compile(r"\b[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}\b")
 # Discord bot tokens: three base64url parts separated by dots.
@@ -68,3 +70,5 @@ def setup_logging(level: str, secrets: tuple[str, ...] = (), stream: TextIO | No
     root.setLevel(max(logging.INFO, numeric))
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(numeric)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, numeric))

@@ -504,13 +504,15 @@ class FakeDiscord:
         channel_id: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         locale: str = "en-US",
+        enforce_permissions: bool = True,
     ) -> list[dict[str, Any]]:
         """Send an autocomplete interaction; return the choices the bot answered (type 8).
 
         ``options[focused]`` is the text typed so far (default ``""``). The record is
-        ``fake.interactions[-1]``.
+        ``fake.interactions[-1]``. ``enforce_permissions=False`` skips the
+        ``default_member_permissions`` check, as for :meth:`invoke`.
         """
-        data = self._command_data(guild_id, user_id, command, options or {}, focused, True)
+        data = self._command_data(guild_id, user_id, command, options or {}, focused, enforce_permissions)
         record = self._new_interaction(4, guild_id, user_id, channel_id, data, locale=locale)
         await record.wait_for_response(timeout)
         if record.response_type != 8:

@@ -191,6 +191,9 @@ class Gateway:
         if data.get("token") != self.fake.token:
             await connection.ws.close(code=4004, message=b"Authentication failed.")
             return
+        if not self.fake.privileged_members_intent and int(data.get("intents", 0)) & Intent.GUILD_MEMBERS:
+            await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
         self.identify_count += 1
         session = Session(secrets.token_hex(16), int(data.get("intents", 0)), data.get("shard"))
         self.sessions[session.session_id] = session
