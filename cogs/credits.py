@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Sequence
 from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger.errors import Conflict, InvalidInput
-from bot.ledger.models import GuildSettings, Schedule
+from bot.ledger.errors import Conflict, InvalidInput, NotFound
+from bot.ledger.models import GuildSettings, Lot, Schedule
 from bot.ledger.timeparse import from_unix
 from cogs._common import (
     BLUE,
@@ -36,8 +37,10 @@ Kind = Literal["promo", "gift"]
 INSPECT_PAGE = 10
 
 
+# Autocomplete skips command and cog checks: without its own, anyone could list these.
+@app_commands.check(moderator_predicate)
 async def lot_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
-    """Lots of the member chosen in the same command (or all recent lots when none is chosen yet)."""
+    """Usable and upcoming lots of the member chosen in the same command (none until one is chosen)."""
     ledger = ledger_of(interaction)
     guild_id = guild_id_of(interaction)
     settings = await ledger.settings(guild_id)
@@ -45,16 +48,30 @@ async def lot_autocomplete(interaction: discord.Interaction, current: str) -> li
     if member is None:
         return []
     now = ledger.now()
+    typed = current.strip().lstrip("#")
     choices = []
     for lot in await ledger.lots(guild_id, member.id, active_only=True):
         label = f"#{lot.id} · {money(settings, lot.remaining)} {lot.kind}"
         if lot.expires_at:
             label += f" · expires {from_unix(lot.expires_at):%Y-%m-%d}"  # choices can't render timestamps
-        if current and current not in str(lot.id):
+        if typed and typed not in str(lot.id):
             continue
         if lot.is_usable_at(now) or lot.is_upcoming_at(now):
             choices.append(app_commands.Choice(name=label[:100], value=lot.id))
     return choices[:25]
+
+
+def lots_field(lots: Sequence[Lot], settings: GuildSettings, now: int, limit: int = 1024) -> str:
+    """As many lot lines as fit in an embed field, then how many more there are."""
+    lines = [lot_line(lot, settings, now) for lot in lots]
+    if not lines:
+        return "No active lots."
+    for count in range(len(lines), 0, -1):
+        rest = len(lines) - count
+        text = "\n".join(lines[:count]) + (f"\n… and {rest} more" if rest else "")
+        if len(text) <= limit:
+            return text
+    return lines[0][: limit - 1] + "…"
 
 
 def schedule_line(schedule: Schedule, settings: GuildSettings) -> str:
@@ -71,6 +88,7 @@ class Credits(commands.Cog):
         name="credits",
         description="Grant, revoke and review members' credit (moderators).",
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
     schedule = app_commands.Group(name="schedule", description="Recurring grants to a role.", parent=credits)
@@ -78,7 +96,7 @@ class Credits(commands.Cog):
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_predicate(interaction)
 
     @credits.command(name="grant", description="Give a member credit.")
@@ -193,6 +211,10 @@ class Credits(commands.Cog):
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
+        if member is not None:
+            chosen = await ledger.get_lot(guild_id, lot)
+            if chosen is not None and chosen.user_id != member.id:
+                raise NotFound(f"Lot #{lot} is not one of {member.mention}'s lots.")
         result = await ledger.extend(
             guild_id, lot, expires, actor_id=interaction.user.id, key=key_of(interaction), reason=reason
         )
@@ -218,8 +240,7 @@ class Credits(commands.Cog):
             embed.add_field(name="Gift", value=money(settings, balance.gift))
             embed.add_field(name="Promotional", value=money(settings, balance.promo))
             embed.add_field(name="Upcoming", value=money(settings, balance.upcoming))
-            lots = "\n".join(lot_line(lot, settings, now) for lot in balance.lots[:10]) or "No active lots."
-            embed.add_field(name="Active lots", value=lots[:1024], inline=False)
+            embed.add_field(name="Active lots", value=lots_field(balance.lots, settings, now), inline=False)
             ledger_lines = "\n".join(entry_line(e, settings) for e in history.items) or "No entries."
             embed.add_field(name=f"Ledger (page {history.page} of {history.pages})", value=ledger_lines[:1024],
                             inline=False)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger.timeparse import from_unix
 from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit, ts
 
 INLINE_CODES = 5
@@ -18,13 +20,14 @@ class GiftCards(commands.Cog):
         name="giftcard",
         description="Gift cards members redeem with /redeem (moderators).",
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_predicate(interaction)
 
     @giftcard.command(name="issue", description="Create gift cards; their codes are shown only to you, once.")
@@ -57,12 +60,16 @@ class GiftCards(commands.Cog):
                 f"{summary}{claim} Copy the codes now: they are shown only this once.\n{listing}", ephemeral=True
             )
         else:
-            csv_text = "code,amount,claim_by\n" + "".join(
-                f"{code},{value},{'' if cards.claim_by is None else cards.claim_by}\n" for code in cards.codes
-            )
+            # claim_by as ISO-8601 with its UTC offset, like the ledger export. The csv module quotes
+            # amounts such as "1,250 credits".
+            claim_by = "" if cards.claim_by is None else from_unix(cards.claim_by).isoformat()
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(("code", "amount", "claim_by"))
+            writer.writerows((code, value, claim_by) for code in cards.codes)
             await interaction.response.send_message(
                 f"{summary}{claim} The codes are in the file: it is shown only this once.",
-                file=discord.File(io.BytesIO(csv_text.encode()), filename="gift-cards.csv"),
+                file=discord.File(io.BytesIO(out.getvalue().encode()), filename="gift-cards.csv"),
                 ephemeral=True,
             )
         last4 = ", ".join(f"…{tail}" for tail in cards.last4s[:20])

@@ -6,6 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger.codes import normalise_code
 from bot.ledger.models import GuildSettings, PromoCode
 from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit, ts
 from cogs.shop import category_autocomplete
@@ -35,10 +36,14 @@ def promo_line(promo: PromoCode, settings: GuildSettings) -> str:
     return " · ".join(parts)
 
 
+# Autocomplete skips command and cog checks: without its own, anyone could list these.
+@app_commands.check(moderator_predicate)
 async def promo_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    needle = current.upper().replace(" ", "")
+    needle = normalise_code(current)  # "summer 25" finds SUMMER-25, as /promo disable would
     promos = await ledger_of(interaction).promos(guild_id_of(interaction))
-    return [app_commands.Choice(name=p.code, value=p.code) for p in promos if p.active and needle in p.code][:25]
+    return [
+        app_commands.Choice(name=p.code, value=p.code) for p in promos if p.active and needle in normalise_code(p.code)
+    ][:25]
 
 
 class Promo(commands.Cog):
@@ -46,13 +51,14 @@ class Promo(commands.Cog):
         name="promo",
         description="Promotional codes members redeem with /redeem (moderators).",
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_predicate(interaction)
 
     @promo.command(name="create", description="Create a promo code.")

@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger.errors import InvalidInput
 from bot.ledger.models import GuildSettings
 from bot.ledger.timeparse import format_lead_times
 from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, post_audit
@@ -47,13 +48,14 @@ class Settings(commands.Cog):
         name="settings",
         description="This server's Promo Balance settings (moderators).",
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_predicate(interaction)
 
     async def _changed(self, interaction: discord.Interaction, what: str, settings: GuildSettings) -> None:
@@ -63,13 +65,20 @@ class Settings(commands.Cog):
     @settings.command(name="currency", description="Name, symbol and decimals of this server's credit.")
     @app_commands.describe(
         name="e.g. credits, coins, gems.",
-        symbol="Shown before amounts, e.g. $ (empty text removes it).",
+        symbol="Shown before amounts instead of the name, e.g. $.",
         decimals="0 for whole credits, 2 for cents. Only before any credit exists.",
+        no_symbol="True: show the name instead of a symbol again.",
     )
     async def currency(
         self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 20] | None = None,
-        symbol: app_commands.Range[str, 0, 5] | None = None, decimals: Literal[0, 2] | None = None,
+        symbol: app_commands.Range[str, 1, 5] | None = None, decimals: Literal[0, 2] | None = None,
+        no_symbol: bool = False,
     ) -> None:
+        # Discord never sends an empty option, so removing the symbol needs its own switch.
+        if no_symbol:
+            if symbol is not None:
+                raise InvalidInput("Give either `symbol` or `no_symbol`, not both.")
+            symbol = ""
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
             currency_name=name, currency_symbol=symbol, decimals=decimals,
@@ -97,6 +106,8 @@ class Settings(commands.Cog):
     @settings.command(name="modrole", description="Members with this role may use the moderator commands.")
     @app_commands.describe(role="The moderator role.")
     async def modrole(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        if role.is_default():
+            raise InvalidInput("That would make everyone a moderator: pick a role only moderators have.")
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction), mod_role_id=role.id
         )
@@ -105,6 +116,12 @@ class Settings(commands.Cog):
     @settings.command(name="auditlog", description="Post every moderator action to this channel.")
     @app_commands.describe(channel="The audit channel.")
     async def auditlog(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        me = channel.guild.me
+        perms = channel.permissions_for(me)
+        if not (perms.view_channel and perms.send_messages and perms.embed_links):
+            raise InvalidInput(
+                f"I can't post in {channel.mention}: give me View Channel, Send Messages and Embed Links there."
+            )
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
             audit_channel_id=channel.id,

@@ -8,12 +8,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger.errors import InvalidInput
 from cogs._common import guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit
 from cogs.shop import category_autocomplete, item_line, resolve_item
 
 log = logging.getLogger(__name__)
 
 
+# Autocomplete skips command and cog checks: without its own, anyone could list these.
+@app_commands.check(moderator_predicate)
 async def any_item_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
     ledger = ledger_of(interaction)
     guild_id = guild_id_of(interaction)
@@ -26,18 +29,38 @@ async def any_item_autocomplete(interaction: discord.Interaction, current: str) 
     ][:25]
 
 
+def assignable(role: discord.Role | None) -> int | None:
+    """The id of a role the bot can give buyers; refused now rather than on every purchase."""
+    if role is None:
+        return None
+    if role.is_default() or role.managed:
+        raise InvalidInput(f"I can't give {role.mention}: nobody can be given @everyone or a managed role.")
+    if not role.is_assignable():
+        raise InvalidInput(
+            f"I can't give {role.mention}: I need the Manage Roles permission, and my highest role must be "
+            "above it (Server Settings → Roles)."
+        )
+    return role.id
+
+
+def one_of(given: object, clear: bool, what: str, clear_name: str) -> None:
+    if given is not None and clear:
+        raise InvalidInput(f"Give either `{what}` or `{clear_name}`, not both.")
+
+
 class ShopAdmin(commands.Cog):
     shopadmin = app_commands.Group(
         name="shopadmin",
         description="Manage the shop and refund orders (moderators).",
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_predicate(interaction)
 
     @shopadmin.command(name="add", description="Add an item to the shop.")
@@ -61,7 +84,7 @@ class ShopAdmin(commands.Cog):
         guild_id = guild_id_of(interaction)
         item = await ledger.add_item(
             guild_id, name, price, category, actor_id=interaction.user.id, key=key_of(interaction), stock=stock,
-            role_id=role.id if role else None, limit=limit, description=description,
+            role_id=assignable(role), limit=limit, description=description,
         )
         settings = await ledger.settings(guild_id)
         text = "Added to the shop: " + item_line(item, settings)
@@ -92,12 +115,15 @@ class ShopAdmin(commands.Cog):
         no_limit: bool = False, description: app_commands.Range[str, 0, 500] | None = None,
         active: bool | None = None,
     ) -> None:
+        one_of(stock, unlimited_stock, "stock", "unlimited_stock")
+        one_of(role, no_role, "role", "no_role")
+        one_of(limit, no_limit, "limit", "no_limit")
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         chosen = await resolve_item(interaction, item, include_inactive=True)
         updated = await ledger.edit_item(
             guild_id, chosen.id, actor_id=interaction.user.id, key=key_of(interaction), name=name, price=price,
-            category=category, stock=stock, role_id=role.id if role else None, limit=limit,
+            category=category, stock=stock, role_id=assignable(role), limit=limit,
             description=description, active=None if active is None else int(active),
             clear_stock=unlimited_stock, clear_limit=no_limit, clear_role=no_role,
         )
@@ -124,6 +150,8 @@ class ShopAdmin(commands.Cog):
     async def refund(
         self, interaction: discord.Interaction, order: app_commands.Range[int, 1], reason: str | None = None
     ) -> None:
+        # Taking the role back is a Discord call that can be slow (rate limits): answer within 3 s first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         result = await ledger.refund(
@@ -142,7 +170,7 @@ class ShopAdmin(commands.Cog):
             f"Order `#{refunded.id}` ({refunded.quantity} × {refunded.item_name}) of <@{refunded.user_id}> refunded: "
             f"{money(settings, result.returned)} back to their balance.{expired}{note}"
         )
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.followup.send(text, ephemeral=True)
         await post_audit(interaction, "Order refunded", text, {"Reason": reason or "—"})
 
     async def _take_role(self, guild: discord.Guild, user_id: int, role_id: int, order_id: int) -> str:
