@@ -106,18 +106,6 @@ async def moderator_predicate(interaction: discord.Interaction) -> bool:
     return True
 
 
-def moderator_group(name: str, description: str) -> app_commands.Group:
-    """A command group only moderators see by default (Manage Server) and may run (checked again)."""
-    group = app_commands.Group(
-        name=name,
-        description=description,
-        guild_only=True,
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
-    group.interaction_check = moderator_predicate  # type: ignore[method-assign]
-    return group
-
-
 async def post_audit(
     interaction: discord.Interaction, title: str, description: str, fields: dict[str, str] | None = None
 ) -> None:

@@ -86,19 +86,25 @@ class GiftCards(commands.Cog):
             state = {"unredeemed": "unredeemed", "voided": "voided"}.get(card.status, "redeemed")
             who = f" by <@{card.redeemed_by}> {ts(card.redeemed_at)}" if card.redeemed_by else ""
             claim = f" · claim by {ts(card.claim_by, 'd')}" if card.claim_by and card.status == "unredeemed" else ""
-            lines.append(f"`…{card.last4}` {money(settings, card.amount)} · {state}{who}{claim}")
+            lines.append(f"`#{card.id}` `…{card.last4}` {money(settings, card.amount)} · {state}{who}{claim}")
         if len(cards) > 40:
             lines.append(f"… and {len(cards) - 40} older cards")
         embed = discord.Embed(title="Gift cards", colour=BLUE, description="\n".join(lines) or "None issued yet.")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @giftcard.command(name="void", description="Cancel an unredeemed gift card.")
-    @app_commands.describe(last4="The card's last 4 characters, as in /giftcard list.")
-    async def void(self, interaction: discord.Interaction, last4: app_commands.Range[str, 4, 9]) -> None:
-        card = await ledger_of(interaction).void_gift_card(
-            guild_id_of(interaction), last4, actor_id=interaction.user.id, key=key_of(interaction)
+    @app_commands.describe(
+        last4="The card's last 4 characters, as in /giftcard list.",
+        card="The card's number (#) from /giftcard list, when several cards end alike.",
+    )
+    async def void(
+        self, interaction: discord.Interaction, last4: app_commands.Range[str, 4, 9],
+        card: app_commands.Range[int, 1] | None = None,
+    ) -> None:
+        voided = await ledger_of(interaction).void_gift_card(
+            guild_id_of(interaction), last4, actor_id=interaction.user.id, key=key_of(interaction), card_id=card
         )
-        text = f"Gift card `…{card.last4}` is voided; it can no longer be redeemed."
+        text = f"Gift card `#{voided.id}` `…{voided.last4}` is voided; it can no longer be redeemed."
         await interaction.response.send_message(text, ephemeral=True)
         await post_audit(interaction, "Gift card voided", text)
 

@@ -130,7 +130,7 @@ class Ledger:
         now = self.clock()
         if future:
             return to_unix(parse_future(text, now, settings.timezone, what=what))
-        return to_unix(parse_when(text, now, settings.timezone))
+        return to_unix(parse_when(text, now, settings.timezone, day_start=True))  # "usable from" a date
 
     # settings ----------------------------------------------------------------------------------
     async def update_settings(
@@ -454,12 +454,14 @@ class Ledger:
     async def gift_cards(self, guild_id: int, status: str | None = None) -> list[GiftCard]:
         return await self.store.list_gift_cards(guild_id, status)
 
-    async def void_gift_card(self, guild_id: int, last4: str, *, actor_id: int, key: str | None) -> GiftCard:
+    async def void_gift_card(
+        self, guild_id: int, last4: str, *, actor_id: int, key: str | None, card_id: int | None = None
+    ) -> GiftCard:
         tail = codes.gift_last4_key(last4)
         if tail is None:
             raise InvalidInput("Give the last 4 characters of the card, like `7KQ2`.")
-        audit = AuditRecord(actor_id, "giftcard-void", {"last4": tail})
-        return (await self.store.void_gift_card(guild_id, tail, audit, key, self.now())).value
+        audit = AuditRecord(actor_id, "giftcard-void", {"last4": tail, "card_id": card_id})
+        return (await self.store.void_gift_card(guild_id, tail, audit, key, self.now(), card_id)).value
 
     # redemption --------------------------------------------------------------------------------
     async def redeem(

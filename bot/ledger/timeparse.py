@@ -163,8 +163,17 @@ def end_of_day(d: date, tz: str) -> datetime:
     return local.astimezone(UTC)
 
 
-def parse_when(text: str, now: datetime, tz: str = "UTC") -> datetime:
+def start_of_day(d: date, tz: str) -> datetime:
+    """00:00:00 local time on ``d`` in the IANA zone ``tz``, as a UTC datetime."""
+    local = datetime.combine(date(d.year, d.month, d.day), time(0, 0, 0), tzinfo=_zone(tz))
+    return local.astimezone(UTC)
+
+
+def parse_when(text: str, now: datetime, tz: str = "UTC", *, day_start: bool = False) -> datetime:
     """Read a point in time; UTC-aware, whole seconds. Does not judge past or future.
+
+    ``day_start=True`` reads a bare date as the START of that day (for "usable from" dates); by
+    default a date means its end, as SPEC §1 says of expiry dates.
 
     - a duration from ``now``: ``"30d"``, ``"1d12h"``;
     - ``"today"`` / ``"tomorrow"``: the end of that day in ``tz``;
@@ -186,7 +195,7 @@ def parse_when(text: str, now: datetime, tz: str = "UTC") -> datetime:
         if low in ("today", "tomorrow"):
             local_today = now.astimezone(zone).date()
             day = local_today + timedelta(days=1 if low == "tomorrow" else 0)
-            return end_of_day(day, tz)
+            return start_of_day(day, tz) if day_start else end_of_day(day, tz)
         if (
             _DURATION_SHAPE.fullmatch(low)
             or _SIGNED_DURATION.match(low)
@@ -198,7 +207,7 @@ def parse_when(text: str, now: datetime, tz: str = "UTC") -> datetime:
         except ValueError:
             pass
         else:
-            return end_of_day(day, tz)
+            return start_of_day(day, tz) if day_start else end_of_day(day, tz)
         try:
             parsed = datetime.fromisoformat(s.upper())
         except ValueError:

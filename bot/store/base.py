@@ -170,8 +170,9 @@ class Store(ABC):
 
     @abstractmethod
     async def void_gift_card(
-        self, guild_id: int, last4: str, audit: AuditRecord, key: str | None, now: int
-    ) -> Applied[GiftCard]: ...
+        self, guild_id: int, last4: str, audit: AuditRecord, key: str | None, now: int, card_id: int | None = None
+    ) -> Applied[GiftCard]:
+        """Void the unredeemed card ending in `last4` (or the card `card_id` when several do)."""
 
     @abstractmethod
     async def redeem(

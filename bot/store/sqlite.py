@@ -641,19 +641,24 @@ class SqliteStore(Store):
         return await self._run(fn)
 
     async def void_gift_card(
-        self, guild_id: int, last4: str, audit: AuditRecord, key: str | None, now: int
+        self, guild_id: int, last4: str, audit: AuditRecord, key: str | None, now: int, card_id: int | None = None
     ) -> Applied[GiftCard]:
+        """Void the unredeemed card ending in `last4` (or the card `card_id` when several do)."""
+
         def fn(conn: sqlite3.Connection) -> GiftCard:
-            rows = conn.execute(
-                f"SELECT {CARD_COLUMNS} FROM gift_cards WHERE guild_id = ? AND last4 = ?"
-                " AND status = 'unredeemed'",
-                (guild_id, last4),
-            ).fetchall()
+            sql = f"SELECT {CARD_COLUMNS} FROM gift_cards WHERE guild_id = ? AND last4 = ? AND status = 'unredeemed'"
+            args: list[Any] = [guild_id, last4]
+            if card_id is not None:
+                sql += " AND id = ?"
+                args.append(card_id)
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
             if not rows:
                 raise NotFound(f"No unredeemed gift card ending in `{last4}` in this server.")
             if len(rows) > 1:
+                ids = ", ".join(f"`#{row[0]}`" for row in rows[:10])
                 raise Conflict(
-                    f"{len(rows)} unredeemed cards end in `{last4}`; void them from the list one by one."
+                    f"{len(rows)} unredeemed cards end in `{last4}` ({ids}); give the card's number too, "
+                    f"like `last4:{last4} card:{rows[0][0]}`."
                 )
             card = _card(rows[0])
             conn.execute("UPDATE gift_cards SET status = 'voided' WHERE id = ?", (card.id,))
@@ -813,7 +818,23 @@ class SqliteStore(Store):
             settled: list[int] = []
             reuse: str | None = None
             attempts = 0
+            # `due` was read at the start of a batch that pacing spreads over minutes: re-check it
+            # here, so credit spent, voided, expired or extended since, or a member who opted out
+            # since, is not DMed from that stale read. Skipped lots are left to the next tick.
+            account = conn.execute(
+                "SELECT reminders_enabled, dm_closed_at FROM accounts WHERE guild_id = ? AND user_id = ?",
+                (due.guild_id, due.user_id),
+            ).fetchone()
+            if account is None or not account[0] or account[1] is not None:
+                return ReminderClaim((), nonce, 0)
             for lot in due.lots:
+                current = conn.execute(
+                    "SELECT 1 FROM lots WHERE id = ? AND status = 'active' AND expires_at > ?"
+                    " AND next_reminder_at <= ?",
+                    (lot.id, now, now),
+                ).fetchone()
+                if current is None:
+                    continue
                 row = conn.execute(
                     "SELECT status, attempts, nonce, updated_at FROM reminders WHERE lot_id = ? AND lead_seconds = ?",
                     (lot.id, due.lead_seconds),

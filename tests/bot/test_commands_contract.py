@@ -83,6 +83,7 @@ EXTRA_OPTIONS: dict[str, set[str]] = {
         "description", "active",
     },
     "shopadmin refund": {"reason"},
+    "giftcard void": {"card"},  # which card, when several unredeemed cards share their last 4
     "settings currency": {"no_symbol"},  # Discord can't send an empty symbol to remove it
 }
 

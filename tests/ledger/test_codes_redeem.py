@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -489,3 +490,18 @@ async def test_correct_codes_are_not_counted(ledger, key):
         await ledger.redeem(GUILD, ALICE, "WRONG4", key=key())
     assert (await ledger.balance(GUILD, ALICE)).total == 3 * 25 + 3 * 25
     await healthy(ledger)
+
+
+async def test_cards_sharing_last4_are_voided_by_number(ledger, store, key):
+    """Two unredeemed cards can end alike (1 in 8 at 500 cards): the moderator picks one by number."""
+    first = await ledger.issue_gift_cards(GUILD, 10, 2, actor_id=MOD, key=key())
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE gift_cards SET last4 = 'AAAA'")  # force the collision
+    conn.commit()
+    conn.close()
+    with pytest.raises(Conflict, match=f"#{first.card_ids[0]}"):
+        await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key())
+    voided = await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key(), card_id=first.card_ids[1])
+    assert voided.id == first.card_ids[1] and voided.status == "voided"
+    statuses = {card.id: card.status for card in await ledger.gift_cards(GUILD)}
+    assert statuses == {first.card_ids[0]: "unredeemed", first.card_ids[1]: "voided"}

@@ -590,3 +590,12 @@ async def test_verify_catches_promo_uses_and_order_totals_out_of_step(ledger, st
     await healthy(ledger)
     db_execute(store, "UPDATE orders SET unit_price = 25, total = 25, gift_applied = 15 WHERE id = ?", (order.id,))
     assert any(f"order {order.id}" in p for p in await ledger.verify())
+
+
+async def test_a_start_date_means_the_start_of_that_day_in_the_guild_timezone(ledger, key):
+    """Expiry dates mean the end of the day (SPEC §1); a "usable from" date means its beginning."""
+    await ledger.update_settings(GUILD, actor_id=MOD, key=key(), timezone="America/New_York")
+    result = await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), starts="2026-12-01", expires="2026-12-31")
+    # 2026-12-01 00:00 in New York is 05:00 UTC; 2026-12-31 23:59:59 there is 2027-01-01 04:59:59 UTC.
+    assert result.starts_at == int(datetime(2026, 12, 1, 5, 0, tzinfo=UTC).timestamp())
+    assert result.expires_at == int(datetime(2027, 1, 1, 4, 59, 59, tzinfo=UTC).timestamp())
