@@ -143,7 +143,9 @@ class PromoBalanceBot(commands.Bot):
     def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
         """Member ids of a role for recurring grants; None while the guild or member list is unknown."""
         guild = self.get_guild(guild_id)
-        if guild is None or not self.members_intent:
+        # Until the member list is fully loaded a role looks smaller than it is, and the run,
+        # once granted, is used up: wait for the next tick instead.
+        if guild is None or not self.members_intent or not guild.chunked:
             return None
         role = guild.get_role(role_id)
         if role is None:  # deleted: the run goes by with nobody to grant

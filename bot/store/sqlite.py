@@ -49,6 +49,7 @@ from bot.ledger.models import (
     WeekFigures,
 )
 from bot.ledger.money import format_amount
+from bot.ledger.recurrence import next_run
 from bot.ledger.timeparse import discord_timestamp, from_unix
 from bot.store.base import Applied, Store
 from bot.store.migrate import migrate
@@ -257,6 +258,13 @@ class SqliteStore(Store):
             after = _settings(conn, guild_id)
             if after.reminder_leads != before.reminder_leads:
                 _reschedule_reminders(conn, guild_id, after.reminder_leads, now)
+            if after.timezone != before.timezone:  # recurring rules are read in the guild's timezone
+                conn.executemany(
+                    "UPDATE schedules SET next_run_at = ? WHERE id = ?",
+                    [(next_run(rule, after.timezone, now), schedule_id) for schedule_id, rule in conn.execute(
+                        "SELECT id, rule FROM schedules WHERE guild_id = ? AND active = 1", (guild_id,)
+                    ).fetchall()],
+                )
             _audit(conn, guild_id, audit, now)
             return after
 
@@ -265,9 +273,11 @@ class SqliteStore(Store):
     async def set_reminders_enabled(self, guild_id: int, user_id: int, enabled: bool, now: int) -> None:
         def fn(conn: sqlite3.Connection) -> None:
             _ensure_accounts(conn, guild_id, (user_id,), now)
+            # Turning reminders on is also the member saying "try my DMs again" after a 50007.
             conn.execute(
-                "UPDATE accounts SET reminders_enabled = ? WHERE guild_id = ? AND user_id = ?",
-                (int(enabled), guild_id, user_id),
+                "UPDATE accounts SET reminders_enabled = ?,"
+                " dm_closed_at = CASE WHEN ? THEN NULL ELSE dm_closed_at END WHERE guild_id = ? AND user_id = ?",
+                (int(enabled), int(enabled), guild_id, user_id),
             )
 
         await self._write(fn)

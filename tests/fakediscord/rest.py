@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -330,7 +331,20 @@ class RestApi:
             needed = Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | (Perm.ATTACH_FILES if req.uploads else 0)
             if self._bot_permissions(channel.guild_id) & needed != needed:
                 raise errors.missing_permissions()
-        message = self._new_message(channel, req.body(), req.uploads, message_type=DEFAULT)
+        body = req.body()
+        nonce = body.get("nonce")
+        # Discord: with `enforce_nonce`, a nonce already used by the same author in this channel in
+        # the past few minutes returns that message instead of creating a second one. (Every
+        # message on this route is the bot's, so the author is implied.)
+        key = (channel.id, str(nonce))
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier = self.fake._nonces.get(key)
+            if earlier is not None and time.monotonic() - earlier[1] <= self.fake.nonce_window:
+                return copy.deepcopy(earlier[0].payload)
+        message = self._new_message(channel, body, req.uploads, message_type=DEFAULT)
+        if nonce is not None:
+            message.payload["nonce"] = nonce
+            self.fake._nonces[key] = (message, time.monotonic())
         return copy.deepcopy(message.payload)
 
     async def channel_message(self, req: ApiRequest) -> Any:
