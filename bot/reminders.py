@@ -47,7 +47,7 @@ SendReminder = Callable[[DueReminder, Sequence[Lot], str], Awaitable[None]]
 
 def nonce_for(due: DueReminder) -> str:
     """Discord nonces are at most 25 characters; this one is the same for the same reminder."""
-    ids = ",".join(str(lot.id) for lot in sorted(due.lots, key=lambda lot: lot.id))
+    ids = ",".join(str(lot_id) for lot_id in sorted(due.lot_ids))
     digest = hashlib.sha256(f"{due.guild_id}:{due.user_id}:{due.lead_seconds}:{ids}".encode()).hexdigest()
     return "r" + digest[:24]
 
@@ -120,20 +120,17 @@ class ReminderDispatcher:
             return run
 
     async def _remind(self, due: DueReminder, run: ReminderRun) -> None:
-        lot_ids = [lot.id for lot in due.lots]
-        if not due.reminders_enabled:
-            await self.ledger.settle_reminder(lot_ids, due.lead_seconds, "opted_out")
-            run.opted_out += 1
-            return
-        if due.dm_closed:
-            await self.ledger.settle_reminder(lot_ids, due.lead_seconds, "dm_closed")
-            run.dm_closed += 1
-            return
         claim = await self.ledger.claim_reminder(due, nonce_for(due), NONCE_WINDOW)
         run.unknown += len(claim.settled)
+        if claim.skipped == "opted_out":
+            run.opted_out += 1
+            return
+        if claim.skipped == "dm_closed":
+            run.dm_closed += 1
+            return
         if not claim.lot_ids:
             return
-        lots = [lot for lot in due.lots if lot.id in claim.lot_ids]
+        lots = claim.lots  # read in the claim's transaction: amounts as they are now
         await self.pacer.wait()
         retry_at = None
         try:
