@@ -162,13 +162,16 @@ class ShopAdmin(commands.Cog):
         note = ""
         if refunded.role_id and interaction.guild is not None:
             note = await self._take_role(interaction.guild, refunded.user_id, refunded.role_id, refunded.id)
-        expired = (
+        kept = (
             f" {money(settings, result.expired_again)} had expired meanwhile and stays expired."
             if result.expired_again else ""
+        ) + (
+            f" {money(settings, result.revoked_again)} came from revoked credit and stays revoked."
+            if result.revoked_again else ""
         )
         text = (
             f"Order `#{refunded.id}` ({refunded.quantity} × {refunded.item_name}) of <@{refunded.user_id}> refunded: "
-            f"{money(settings, result.returned)} back to their balance.{expired}{note}"
+            f"{money(settings, result.returned)} back to their balance.{kept}{note}"
         )
         await interaction.followup.send(text, ephemeral=True)
         await post_audit(interaction, "Order refunded", text, {"Reason": reason or "—"})

@@ -261,10 +261,13 @@ class RefundResult(Record):
     order: Order
     returned: int  # credit back on usable lots
     expired_again: int  # credit whose lot had expired meanwhile: expired again at once
+    revoked_again: int = 0  # credit of a lot revoked as a whole meanwhile: stays revoked
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(Order.from_dict(data["order"]), data["returned"], data["expired_again"])
+        return cls(
+            Order.from_dict(data["order"]), data["returned"], data["expired_again"], data.get("revoked_again", 0)
+        )
 
 
 @dataclass(frozen=True)

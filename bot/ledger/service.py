@@ -112,6 +112,14 @@ class Ledger:
         except Exception:  # a listener's bug must not undo a committed write
             log.exception("listener of %s failed", name)
 
+    async def _replayed_or(self, refusal: InvalidInput, key: str | None, operation: str) -> dict[str, Any]:
+        """A check that depends on the time (an expiry typed as a date) can refuse a replay of a
+        request that was valid when first made: return the first result then, else the refusal."""
+        prior = await self.store.replayed(key, operation) if key is not None else None
+        if prior is None:
+            raise refusal
+        return prior
+
     async def settings(self, guild_id: int) -> GuildSettings:
         return await self.store.get_settings(guild_id)
 
@@ -220,10 +228,13 @@ class Ledger:
         members = list(dict.fromkeys(user_ids))
         if not members:
             raise InvalidInput("There is nobody to grant credit to.")
-        spec = await self._lot_spec(
-            guild_id, amount, kind=kind, expires=expires, starts=starts, categories=categories,
-            one_time=one_time, reason=reason,
-        )
+        try:
+            spec = await self._lot_spec(
+                guild_id, amount, kind=kind, expires=expires, starts=starts, categories=categories,
+                one_time=one_time, reason=reason,
+            )
+        except InvalidInput as refusal:
+            return GrantResult.from_dict(await self._replayed_or(refusal, key, "grant"))
         details: dict[str, Any] = {"members": len(members), "amount": spec.amount, "kind": spec.kind}
         if len(members) == 1:
             details["user_id"] = members[0]
@@ -260,7 +271,10 @@ class Ledger:
         reason: str | None = None,
     ) -> ExtendResult:
         settings = await self.settings(guild_id)
-        expires_at = self._when(expires, settings, "expiry", future=True)
+        try:
+            expires_at = self._when(expires, settings, "expiry", future=True)
+        except InvalidInput as refusal:
+            return ExtendResult.from_dict(await self._replayed_or(refusal, key, "extend"))
         if expires_at is None:
             raise InvalidInput("Give the new expiry, like `30d` or `2026-12-31`.")
         audit = AuditRecord(actor_id, "extend", {"lot_id": lot_id, "expires_at": expires_at,
@@ -407,14 +421,17 @@ class Ledger:
             "code": display, "code_key": code_key, "amount": await self.amount(guild_id, amount, settings),
             "max_uses": _positive_int(uses, "number of uses", 1, 10**9),
             "per_member": _positive_int(per_member, "uses per member", 1, 1000),
-            "redeem_by": self._when(redeem_by, settings, "redeem-by date", future=True),
             "credit_days": _positive_int(credit_days, "credit validity in days", 1, 36500),
-            "credit_expires": self._when(credit_expires, settings, "credit expiry", future=True),
             "categories": rules.parse_categories(categories) if isinstance(categories, str) or categories is None
             else rules.normalise_categories(categories),
             "one_time": int(bool(one_time)), "role_id": role_id,
             "min_member_days": _positive_int(min_member_days, "minimum membership age", 0, 3650),
         }
+        try:
+            fields["redeem_by"] = self._when(redeem_by, settings, "redeem-by date", future=True)
+            fields["credit_expires"] = self._when(credit_expires, settings, "credit expiry", future=True)
+        except InvalidInput as refusal:
+            return PromoCode.from_dict(await self._replayed_or(refusal, key, "create_promo"))
         audit = AuditRecord(actor_id, "promo-create", {k: v for k, v in fields.items() if k != "code_key"})
         return (await self.store.create_promo(guild_id, fields, audit, key, self.now())).value
 
@@ -436,7 +453,10 @@ class Ledger:
         settings = await self.settings(guild_id)
         minor = await self.amount(guild_id, amount, settings)
         _positive_int(count, "number of cards", 1, MAX_GIFT_CARDS)
-        claim_at = self._when(claim_by, settings, "claim-by date", future=True)
+        try:
+            claim_at = self._when(claim_by, settings, "claim-by date", future=True)
+        except InvalidInput as refusal:
+            return IssuedGiftCards.from_dict(await self._replayed_or(refusal, key, "issue_gift_cards"))
         plain = [codes.generate_gift_code() for _ in range(count)]
         hashes = []
         for code in plain:

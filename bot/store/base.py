@@ -66,6 +66,10 @@ class Store(ABC):
         """SQLite online backup: a consistent copy, safe while the bot keeps writing."""
 
     @abstractmethod
+    async def replayed(self, key: str, operation: str) -> dict[str, Any] | None:
+        """The stored result of an earlier write with this key and operation, if any."""
+
+    @abstractmethod
     async def get_settings(self, guild_id: int) -> GuildSettings: ...
 
     @abstractmethod

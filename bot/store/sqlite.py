@@ -225,6 +225,17 @@ class SqliteStore(Store):
 
         return await self._write(work)
 
+    async def replayed(self, key: str, operation: str) -> dict[str, Any] | None:
+        """The stored result of an earlier write with this key and operation, if any."""
+
+        def fn(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT result FROM idempotency WHERE key = ? AND operation = ?", (key, operation)
+            ).fetchone()
+            return None if row is None else dict(json.loads(row[0]))
+
+        return await self._run(fn)
+
     # settings and accounts ---------------------------------------------------------------------
     async def get_settings(self, guild_id: int) -> GuildSettings:
         return await self._run(_settings, guild_id)
@@ -334,6 +345,8 @@ class SqliteStore(Store):
                     raise InvalidInput("Name a lot or an amount to revoke.")
                 pieces = rules.allocate_revoke(_member_lots(conn, guild_id, user_id), amount, now, currency)
             changes = _debit(conn, pieces, "void", None, audit.actor_id, audit.details.get("reason"), key, now)
+            if lot_id is not None and amount is None:  # the lot itself is cancelled, not just emptied
+                conn.execute("UPDATE lots SET revoked_at = ? WHERE id = ?", (now, lot_id))
             _audit(conn, guild_id, audit, now)
             return RevokeResult(user_id, sum(t for _, t in pieces), tuple(changes))
 
@@ -512,7 +525,7 @@ class SqliteStore(Store):
                 raise Conflict(f"Order #{order_id} was already refunded {_ts(order.refunded_at or now)}.")
             leads = _settings(conn, guild_id).reminder_leads
             reason = audit.details.get("reason") or f"refund of order #{order_id}"
-            returned = expired_again = 0
+            returned = expired_again = revoked_again = 0
             spent = conn.execute(
                 "SELECT lot_id, -amount FROM entries WHERE order_id = ? AND type IN ('spend', 'forfeit')"
                 " ORDER BY id",
@@ -522,15 +535,18 @@ class SqliteStore(Store):
                 lot = _lot_by_id(conn, guild_id, lot_id)
                 assert lot is not None
                 _entry_insert(conn, lot, "refund", amount, order_id, audit.actor_id, reason, key, now)
-                if lot.status in ("expired", "voided") or lot.is_expired_at(now):
-                    # A refund never resurrects credit that expired or was voided meanwhile.
-                    again = "void" if lot.status == "voided" else "expire"
-                    _entry_insert(conn, lot, again, -amount, order_id, audit.actor_id, reason, key, now)
-                    if lot.remaining == 0 and lot.status == "active":
-                        conn.execute("UPDATE lots SET status = ? WHERE id = ?", (EMPTY_STATUS[again], lot_id))
-                    elif lot.status in ("spent", "forfeited"):
+                (revoked_at,) = conn.execute("SELECT revoked_at FROM lots WHERE id = ?", (lot_id,)).fetchone()
+                if lot.status == "expired" or lot.is_expired_at(now):
+                    # A refund never resurrects expired credit: it is expired again at once.
+                    _entry_insert(conn, lot, "expire", -amount, order_id, audit.actor_id, reason, key, now)
+                    if lot.status in ("spent", "forfeited", "voided"):
                         conn.execute("UPDATE lots SET status = 'expired' WHERE id = ?", (lot_id,))
                     expired_again += amount
+                elif revoked_at is not None:
+                    # A lot a moderator revoked as a whole stays revoked. (A revoke of an amount only
+                    # took what was there then: credit of such a lot does come back.)
+                    _entry_insert(conn, lot, "void", -amount, order_id, audit.actor_id, reason, key, now)
+                    revoked_again += amount
                 else:
                     nra = rules.next_reminder_at(
                         lot.expires_at, leads, now, _smallest_reminded_lead(conn, lot_id)
@@ -552,7 +568,7 @@ class SqliteStore(Store):
             _audit(conn, guild_id, audit, now)
             refunded = _order_by_id(conn, guild_id, order_id)
             assert refunded is not None
-            return RefundResult(refunded, returned, expired_again)
+            return RefundResult(refunded, returned, expired_again, revoked_again)
 
         return await self._unit("refund", RefundResult.from_dict, key, guild_id, now, fn)
 

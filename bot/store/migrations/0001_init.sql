@@ -42,6 +42,7 @@ CREATE TABLE lots (
     status            TEXT    NOT NULL DEFAULT 'active'
                       CHECK (status IN ('active', 'spent', 'expired', 'forfeited', 'voided')),
     next_reminder_at  INTEGER,            -- when the next lead window opens; NULL = none left
+    revoked_at        INTEGER,            -- the whole lot was revoked: a refund never refills it
     CHECK (status <> 'active' OR remaining > 0),
     FOREIGN KEY (guild_id, user_id) REFERENCES accounts (guild_id, user_id)
 );
