@@ -225,7 +225,9 @@ class Ledger:
         action: str = "grant",
     ) -> GrantResult:
         """One lot per member, all in one transaction."""
-        members = list(dict.fromkeys(user_ids))
+        # In user-id order: every index insert (accounts, lots_member, entries_member) then walks its
+        # B-tree once instead of landing on a random page per member. Lot ids follow that order.
+        members = sorted(set(user_ids))
         if not members:
             raise InvalidInput("There is nobody to grant credit to.")
         try:

@@ -204,7 +204,9 @@ async def test_grant_role_grants_every_human_member_in_one_transaction(world: Wo
     assert len(grant_audits) == 1
     keys = {row for row in dump["idempotency"] if str(rec.id) in repr(row)}
     assert len(keys) == 1
-    assert any("Credit granted to a role" in t for t in audit_texts(w))
+    await w.fake.wait_for(
+        lambda: any("Credit granted to a role" in t for t in audit_texts(w)), what="the audit post of grant-role"
+    )
 
 
 async def test_grant_role_with_no_human_member_is_refused(world: World):

@@ -1,0 +1,1 @@
+"""Benchmarks of Promo Balance (run them as scripts; see bench/README.md)."""
