@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -15,13 +14,6 @@ from typing import Any
 
 import discord
 import yarl
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_EXECUTED,
-    EVENT_JOB_MISSED,
-    EVENT_JOB_SUBMITTED,
-    JobEvent,
-)
 from discord import app_commands
 from discord.ext import commands
 
@@ -38,8 +30,6 @@ log = logging.getLogger(__name__)
 # The bot never joins voice: no start-up warnings that PyNaCl and davey are missing.
 discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
-
-JOB_DRAIN_SECONDS = 3.0  # at shutdown, how long a running scheduled job may take to finish
 
 EXTENSIONS = (
     "cogs.balance",
@@ -96,12 +86,6 @@ class PromoBalanceBot(commands.Bot):
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
         self.jobs = Jobs(self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS)
         self.tick_seconds = tick_seconds  # None: jobs only run when called (tests drive the clock)
-        self._jobs_running = 0
-        self._jobs_idle = asyncio.Event()
-        self._jobs_idle.set()
-        self.jobs.scheduler.add_listener(
-            self._count_jobs, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
-        )
 
     # lifecycle ---------------------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -116,29 +100,10 @@ class PromoBalanceBot(commands.Bot):
         """Scheduled jobs first (they may still DM through the client), then the client (no new
         interactions arrive), then the store, whose queue finishes the transaction in progress."""
         try:
-            await self._stop_jobs()
+            await self.jobs.stop()
             await super().close()
         finally:
             await self.store.close()
-
-    def _count_jobs(self, event: JobEvent) -> None:
-        self._jobs_running += 1 if event.code == EVENT_JOB_SUBMITTED else -1
-        if self._jobs_running > 0:
-            self._jobs_idle.clear()
-        else:
-            self._jobs_idle.set()
-
-    async def _stop_jobs(self) -> None:
-        """Let a running job (an expiry sweep, reminder DMs) finish before shutting the scheduler
-        down: APScheduler's asyncio executor cancels running jobs on shutdown."""
-        scheduler = self.jobs.scheduler
-        if scheduler.running:
-            scheduler.pause()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._jobs_idle.wait(), JOB_DRAIN_SECONDS)
-            if self._jobs_running > 0:
-                log.warning("stopping with %d scheduled job(s) still running; they are cancelled", self._jobs_running)
-        self.jobs.shutdown()
 
     def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
         """Member ids of a role for recurring grants; None while the guild or member list is unknown."""

@@ -7,10 +7,13 @@ rebuilt from the database at start, and nothing is lost or doubled by a restart.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -19,6 +22,7 @@ from bot.reminders import ReminderDispatcher
 
 log = logging.getLogger(__name__)
 
+DRAIN_SECONDS = 3.0  # at shutdown, how long a running job may take to finish
 TICK_SECONDS = 20  # expiry within 60 s of due and reminders within 60 s of their window, with margin
 RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member ids, None = unknown now
 
@@ -33,6 +37,12 @@ class Jobs:
         self.role_members = role_members
         self.tick_seconds = tick_seconds
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.scheduler.add_listener(
+            self._count, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+        )
 
     def start(self) -> None:
         # next_run_time=now: a start after downtime catches up at once (missed expiries, reminders
@@ -43,6 +53,24 @@ class Jobs:
                 max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
             )
         self.scheduler.start()
+
+    def _count(self, event: JobEvent) -> None:
+        self._running += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+        if self._running > 0:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Let a running job (an expiry sweep, reminder DMs) finish, then shut down: APScheduler's
+        asyncio executor would cancel it mid-way."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain_seconds)
+            if self._running > 0:
+                log.warning("stopping with %d scheduled job(s) still running; they are cancelled", self._running)
+        self.shutdown()
 
     def shutdown(self) -> None:
         if self.scheduler.running:

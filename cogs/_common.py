@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
 from bot.ledger.models import GuildSettings, Lot, MemberFacts
 from bot.ledger.money import format_amount
@@ -104,6 +105,28 @@ async def moderator_predicate(interaction: discord.Interaction) -> bool:
     if not await is_moderator(interaction):
         raise NotModerator()
     return True
+
+
+def moderator_commands(name: str, description: str) -> app_commands.Group:
+    """A guild-only command group that Discord shows to members with Manage Server by default."""
+    return app_commands.Group(
+        name=name,
+        description=description,
+        guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+
+class ModeratorCog(commands.Cog):
+    """A cog of moderator commands, each checked again at run time (Manage Server or the
+    moderator role), because server owners can change who sees a command in Discord's settings."""
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return await moderator_predicate(interaction)
 
 
 async def post_audit(

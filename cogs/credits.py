@@ -18,11 +18,13 @@ from bot.ledger.timeparse import from_unix
 from cogs._common import (
     BLUE,
     GREEN,
+    ModeratorCog,
     bot_of,
     guild_id_of,
     key_of,
     ledger_of,
     lot_line,
+    moderator_commands,
     moderator_predicate,
     money,
     post_audit,
@@ -83,21 +85,9 @@ def schedule_line(schedule: Schedule, settings: GuildSettings) -> str:
     )
 
 
-class Credits(commands.Cog):
-    credits = app_commands.Group(
-        name="credits",
-        description="Grant, revoke and review members' credit (moderators).",
-        guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
+class Credits(ModeratorCog):
+    credits = moderator_commands("credits", "Grant, revoke and review members' credit (moderators).")
     schedule = app_commands.Group(name="schedule", description="Recurring grants to a role.", parent=credits)
-
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return await moderator_predicate(interaction)
 
     @credits.command(name="grant", description="Give a member credit.")
     @app_commands.describe(

@@ -10,25 +10,23 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ledger.timeparse import from_unix
-from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit, ts
+from cogs._common import (
+    BLUE,
+    ModeratorCog,
+    guild_id_of,
+    key_of,
+    ledger_of,
+    moderator_commands,
+    money,
+    post_audit,
+    ts,
+)
 
 INLINE_CODES = 5
 
 
-class GiftCards(commands.Cog):
-    giftcard = app_commands.Group(
-        name="giftcard",
-        description="Gift cards members redeem with /redeem (moderators).",
-        guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
-
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return await moderator_predicate(interaction)
+class GiftCards(ModeratorCog):
+    giftcard = moderator_commands("giftcard", "Gift cards members redeem with /redeem (moderators).")
 
     @giftcard.command(name="issue", description="Create gift cards; their codes are shown only to you, once.")
     @app_commands.describe(

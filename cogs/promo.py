@@ -8,7 +8,18 @@ from discord.ext import commands
 
 from bot.ledger.codes import normalise_code
 from bot.ledger.models import GuildSettings, PromoCode
-from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit, ts
+from cogs._common import (
+    BLUE,
+    ModeratorCog,
+    guild_id_of,
+    key_of,
+    ledger_of,
+    moderator_commands,
+    moderator_predicate,
+    money,
+    post_audit,
+    ts,
+)
 from cogs.shop import category_autocomplete
 
 
@@ -46,20 +57,8 @@ async def promo_autocomplete(interaction: discord.Interaction, current: str) -> 
     ][:25]
 
 
-class Promo(commands.Cog):
-    promo = app_commands.Group(
-        name="promo",
-        description="Promotional codes members redeem with /redeem (moderators).",
-        guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
-
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return await moderator_predicate(interaction)
+class Promo(ModeratorCog):
+    promo = moderator_commands("promo", "Promotional codes members redeem with /redeem (moderators).")
 
     @promo.command(name="create", description="Create a promo code.")
     @app_commands.describe(

@@ -14,7 +14,15 @@ from discord.ext import commands
 from bot.ledger.errors import InvalidInput
 from bot.ledger.models import GuildSettings
 from bot.ledger.timeparse import format_lead_times
-from cogs._common import BLUE, guild_id_of, key_of, ledger_of, moderator_predicate, post_audit
+from cogs._common import (
+    BLUE,
+    ModeratorCog,
+    guild_id_of,
+    key_of,
+    ledger_of,
+    moderator_commands,
+    post_audit,
+)
 from cogs.shop import category_autocomplete
 
 
@@ -43,20 +51,8 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     return embed
 
 
-class Settings(commands.Cog):
-    settings = app_commands.Group(
-        name="settings",
-        description="This server's Promo Balance settings (moderators).",
-        guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
-
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return await moderator_predicate(interaction)
+class Settings(ModeratorCog):
+    settings = moderator_commands("settings", "This server's Promo Balance settings (moderators).")
 
     async def _changed(self, interaction: discord.Interaction, what: str, settings: GuildSettings) -> None:
         await interaction.response.send_message(f"{what}", embed=settings_embed(settings), ephemeral=True)

@@ -9,7 +9,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ledger.errors import InvalidInput
-from cogs._common import guild_id_of, key_of, ledger_of, moderator_predicate, money, post_audit
+from cogs._common import (
+    ModeratorCog,
+    guild_id_of,
+    key_of,
+    ledger_of,
+    moderator_commands,
+    moderator_predicate,
+    money,
+    post_audit,
+)
 from cogs.shop import category_autocomplete, item_line, resolve_item
 
 log = logging.getLogger(__name__)
@@ -48,20 +57,8 @@ def one_of(given: object, clear: bool, what: str, clear_name: str) -> None:
         raise InvalidInput(f"Give either `{what}` or `{clear_name}`, not both.")
 
 
-class ShopAdmin(commands.Cog):
-    shopadmin = app_commands.Group(
-        name="shopadmin",
-        description="Manage the shop and refund orders (moderators).",
-        guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
-
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return await moderator_predicate(interaction)
+class ShopAdmin(ModeratorCog):
+    shopadmin = moderator_commands("shopadmin", "Manage the shop and refund orders (moderators).")
 
     @shopadmin.command(name="add", description="Add an item to the shop.")
     @app_commands.describe(
