@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import math
 import os
@@ -31,11 +30,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import accumulate
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +41,18 @@ if str(ROOT) not in sys.path:  # `python bench/ledger.py` without PYTHONPATH
 
 import aiosqlite  # noqa: E402
 
+from bench._common import (  # noqa: E402
+    FixedClock,
+    cached_build,
+    log,
+    migrate,
+    peak_rss_mb,
+    schema_hash,
+    summary,
+)
 from bot.ledger import rules  # noqa: E402
 from bot.ledger.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.ledger.service import Ledger  # noqa: E402
-from bot.store.migrate import migrations  # noqa: E402
 from bot.store.sqlite import (  # noqa: E402
     ENTRY_SELECT,
     ITEM_COLUMNS,
@@ -58,6 +62,7 @@ from bot.store.sqlite import (  # noqa: E402
 )
 
 BUILD_VERSION = 3
+META_KEY = "bench_meta"
 GUILD = 880_123_456_789_012_345
 MOD = 310_987_654_321_098_765
 DAY = 86_400
@@ -147,18 +152,6 @@ PRAGMAS = (  # bot/store/sqlite.py `_configure`
 )
 
 
-def schema_hash() -> str:
-    """Which schema a cached database was built with: a new migration means a new build."""
-    digest = hashlib.sha256()
-    for _, path in migrations():
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def snowflake(unix_s: int, seq: int) -> int:
     """A Discord-like id: time-ordered, as interaction ids (our idempotency keys) are."""
     return ((unix_s * 1000 - DISCORD_EPOCH_MS) << 22) | (seq & 0x3FFFFF)
@@ -176,11 +169,6 @@ def fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    kb = resource.getrusage(who).ru_maxrss  # kilobytes on Linux
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
 # --- building the database ---------------------------------------------------------------------
@@ -217,18 +205,12 @@ def sweep_sets(rng: random.Random, lots: int, count: int, rounds: int, clusters:
     return due
 
 
-async def _migrate(path: str) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    await store.close()
-
-
 def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
     """Create the benchmark database at `path` (runs in a child process)."""
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(path + suffix).unlink(missing_ok=True)
-    asyncio.run(_migrate(path))
+    migrate(path)
     now = int(time.time()) // 60 * 60
     rng = random.Random(seed)
     members_n = max(lots // 10, 10)
@@ -439,7 +421,7 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
     )
     meta = {"version": BUILD_VERSION, "schema": schema_hash(), "lots": lots, "members": members_n, "seed": seed,
             "now": now, "sweep_due": sweep_n, "sweep_rounds": SWEEP_ROUNDS, "guild_id": GUILD}
-    conn.executemany(STATE_UPSERT, [("last_sweep_at", str(last_sweep)), ("bench_meta", json.dumps(meta))])
+    conn.executemany(STATE_UPSERT, [("last_sweep_at", str(last_sweep)), (META_KEY, json.dumps(meta))])
     for _, sql in indexes:
         conn.execute(sql)
     conn.execute("COMMIT")
@@ -480,20 +462,6 @@ def db_stats(conn: sqlite3.Connection, now: int) -> dict[str, Any]:
     }
 
 
-def read_meta(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(path)
-        try:
-            row = conn.execute("SELECT value FROM bot_state WHERE key = 'bench_meta'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return None if row is None else json.loads(row[0])
-
-
 def pristine_db(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
     """The built database: reused from --db when it was built for the same --lots and --seed."""
     if args.db is None:
@@ -502,18 +470,10 @@ def pristine_db(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str
         path = Path(args.db)
         if path.is_dir():
             path = path / f"ledger-bench-{args.lots}.sqlite3"
-    meta = read_meta(path)
-    wanted = {"version": BUILD_VERSION, "schema": schema_hash(), "lots": args.lots, "seed": args.seed}
-    if meta and all(meta.get(k) == v for k, v in wanted.items()):
-        log(f"reusing {path}")
-        return path, meta, None
-    log(f"building {args.lots:,} lots for {max(args.lots // 10, 10):,} members in {path} (child process) …")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        stats = pool.submit(build_db, str(path), args.lots, args.seed).result()
-    log(f"built in {stats['build_s']:.1f} s ({stats['size_mb']:.0f} MB)")
-    meta = read_meta(path)
-    assert meta is not None
+    meta, stats = cached_build(
+        path, META_KEY, {"version": BUILD_VERSION, "lots": args.lots, "seed": args.seed},
+        f"{args.lots:,} lots for {max(args.lots // 10, 10):,} members", build_db, args.lots, args.seed,
+    )
     return path, meta, stats
 
 
@@ -741,14 +701,6 @@ class Floor:
 # --- running --------------------------------------------------------------------------------------
 
 
-class FixedClock:
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return datetime.fromtimestamp(self.at, UTC)
-
-
 @dataclass
 class Samples:
     ours: list[int]  # ns per call
@@ -885,17 +837,6 @@ async def grant_many_runs(ledger: Ledger, floor: Floor, plan: Plan, ours_path: P
     finally:
         reader.close()
     return out
-
-
-def summary(samples: list[int]) -> dict[str, Any]:
-    ordered = sorted(samples)
-    n = len(ordered)
-
-    def pct(q: float) -> float:
-        return ordered[max(0, math.ceil(q * n) - 1)] / 1e6
-
-    return {"n": n, "ops_per_s": n * 1e9 / sum(ordered), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "mean_ms": sum(ordered) / n / 1e6, "max_ms": ordered[-1] / 1e6}
 
 
 def fingerprint(path: Path) -> dict[str, Any]:

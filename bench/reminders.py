@@ -34,11 +34,9 @@ import dataclasses
 import gc
 import json
 import logging
-import math
 import os
 import platform
 import random
-import resource
 import shutil
 import sqlite3
 import sys
@@ -46,9 +44,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +54,13 @@ if str(ROOT) not in sys.path:  # `python bench/reminders.py` without PYTHONPATH
 import aiosqlite  # noqa: E402
 import discord  # noqa: E402
 
+from bench._common import FixedClock, cached_build, log, migrate, peak_rss_mb, schema_hash, summary  # noqa: E402
 from bot.client import PromoBalanceBot, point_at  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.ledger.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.reminders import DEFAULT_DMS_PER_SECOND  # noqa: E402
 from bot.scheduler import TICK_SECONDS  # noqa: E402
-from bot.store.sqlite import SqliteStore, _configure, _due_reminders, _sweep_batch  # noqa: E402
+from bot.store.sqlite import _configure, _due_reminders, _sweep_batch  # noqa: E402
 from tests.fakediscord import FakeDiscord  # noqa: E402
 
 BUILD_VERSION = 1
@@ -104,37 +100,6 @@ SWEEP_COUNT = "SELECT COUNT(*) FROM lots WHERE status = 'active' AND expires_at 
 
 
 # Small helpers as in bench/ledger.py (copied, not imported: that file is being reworked).
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    kb = resource.getrusage(who).ru_maxrss  # kilobytes on Linux
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
-
-
-def summary(samples: list[int]) -> dict[str, Any]:
-    """ns samples -> ops/s and ms percentiles."""
-    ordered = sorted(samples)
-    n = len(ordered)
-
-    def pct(q: float) -> float:
-        return ordered[max(0, math.ceil(q * n) - 1)] / 1e6
-
-    return {"n": n, "ops_per_s": n * 1e9 / sum(ordered), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "mean_ms": sum(ordered) / n / 1e6, "max_ms": ordered[-1] / 1e6}
-
-
-class FixedClock:
-    """The bot's clock, moved by hand."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return datetime.fromtimestamp(self.at, UTC)
 
 
 async def paired(
@@ -257,12 +222,6 @@ def due_members_for(due: int) -> tuple[int, int]:
 # --- building the database ---------------------------------------------------------------------
 
 
-async def _migrate(path: str) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    await store.close()
-
-
 def _future_offset(rng: random.Random) -> int:
     """Seconds from now to a non-due lot's expiry, away from the lead windows' openings."""
     while True:
@@ -276,7 +235,7 @@ def build_db(path: str, lots: int, due: int, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(path + suffix).unlink(missing_ok=True)
-    asyncio.run(_migrate(path))
+    migrate(path)
     now = int(time.time()) // 60 * 60
     last_tick = now - TICK_SECONDS
     rng = random.Random(seed)
@@ -367,8 +326,8 @@ def build_db(path: str, lots: int, due: int, seed: int) -> dict[str, Any]:
         if len(lot_rows) >= CHUNK:
             flush()
     flush()
-    meta = {"version": BUILD_VERSION, "lots": lots, "due": due, "seed": seed, "now": now, "guild_id": GUILD,
-            "due_members": due_members_n, "pairs": pairs}
+    meta = {"version": BUILD_VERSION, "schema": schema_hash(), "lots": lots, "due": due, "seed": seed, "now": now,
+            "guild_id": GUILD, "due_members": due_members_n, "pairs": pairs}
     conn.executemany(STATE_UPSERT, [("last_sweep_at", str(last_tick)), (META_KEY, json.dumps(meta))])
     conn.execute("COMMIT")
     stats = db_stats(conn, now)
@@ -407,20 +366,6 @@ def db_stats(conn: sqlite3.Connection, now: int) -> dict[str, Any]:
     }
 
 
-def read_meta(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(path)
-        try:
-            row = conn.execute("SELECT value FROM bot_state WHERE key = ?", (META_KEY,)).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return None if row is None else json.loads(row[0])
-
-
 def pristine_db(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
     """The built database: reused from --db when it was built for the same --lots, --due and --seed."""
     if args.db is None:
@@ -429,18 +374,10 @@ def pristine_db(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str
         path = Path(args.db)
         if path.is_dir():
             path = path / f"reminders-bench-{args.lots}-{args.due}.sqlite3"
-    meta = read_meta(path)
-    wanted = {"version": BUILD_VERSION, "lots": args.lots, "due": args.due, "seed": args.seed}
-    if meta and all(meta.get(k) == v for k, v in wanted.items()):
-        log(f"reusing {path}")
-        return path, meta, None
-    log(f"building {args.lots:,} lots, {args.due:,} of them due, in {path} (child process) …")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        stats = pool.submit(build_db, str(path), args.lots, args.due, args.seed).result()
-    log(f"built in {stats['build_s']:.1f} s ({stats['size_mb']:.0f} MB)")
-    meta = read_meta(path)
-    assert meta is not None
+    meta, stats = cached_build(
+        path, META_KEY, {"version": BUILD_VERSION, "lots": args.lots, "due": args.due, "seed": args.seed},
+        f"{args.lots:,} lots, {args.due:,} of them due", build_db, args.lots, args.due, args.seed,
+    )
     return path, meta, stats
 
 
