@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -64,6 +65,30 @@ def button(record_or_message, prefix: str) -> str:
     return ids[0]
 
 
+def db_dump(w: World) -> dict[str, list[tuple]]:
+    """Every row of every table: equal before and after means the command wrote nothing at all."""
+    con = sqlite3.connect(f"file:{w.settings.database_path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+    finally:
+        con.close()
+
+
+async def refused(w: World, user, command: str, expect: str, *, enforce: bool = True, **options) -> str:
+    """Run a command that must be refused: a clear ephemeral answer, no apology, nothing written."""
+    before = db_dump(w)
+    rec = await w.fake.invoke(w.guild.id, user.id, command, options or None, enforce_permissions=enforce)
+    await w.finished(rec)
+    message = rec.message
+    text = text_of(message)
+    assert message.ephemeral, text
+    assert expect.casefold() in text.casefold(), text
+    assert "Error id" not in text, text  # a user's mistake, not the bot's bug
+    assert db_dump(w) == before, f"/{command} wrote something although it was refused"
+    return text
+
+
 async def start_bot(settings: Settings, fake: FakeDiscord, clock: Clock) -> tuple[PromoBalanceBot, asyncio.Task]:
     # Scheduled jobs run when a test calls them (bot.jobs.expire() …), on the test's clock.
     bot = PromoBalanceBot(settings, clock=clock, tick_seconds=None, dm_rate=float("inf"))
@@ -78,6 +103,32 @@ async def stop_bot(bot: PromoBalanceBot, task: asyncio.Task) -> None:
     await bot.close()
     with contextlib.suppress(asyncio.CancelledError, discord.ConnectionClosed):
         await asyncio.wait_for(task, 10)
+
+
+Restart = Callable[[], Awaitable[PromoBalanceBot]]
+
+
+@pytest.fixture
+async def restart(world: World) -> AsyncIterator[Restart]:
+    """Stop the running bot and start a new PromoBalanceBot on the same database file."""
+    started: list[tuple[PromoBalanceBot, asyncio.Task]] = []
+
+    async def run() -> PromoBalanceBot:
+        w = world
+        await w.bot.close()
+        await w.fake.wait_for(lambda: not w.fake.gateway.ready.is_set(), what="the old bot to disconnect")
+        bot, task = await start_bot(w.settings, w.fake, w.clock)
+        started.append((bot, task))
+        w.bot = bot
+        await w.fake.wait_for(
+            lambda: (g := bot.get_guild(w.guild.id)) is not None and g.get_member(w.alice.id) is not None,
+            what="the new bot's member cache",
+        )
+        return bot
+
+    yield run
+    for bot, task in reversed(started):
+        await stop_bot(bot, task)
 
 
 @pytest.fixture

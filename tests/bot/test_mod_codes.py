@@ -6,38 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 from datetime import datetime, timedelta
 
 from bot.ledger.timeparse import to_unix
-from tests.bot.conftest import World, text_of
+from tests.bot.conftest import World, db_dump, refused, text_of
 
 NOT_A_MODERATOR = "This command is for moderators"
 GIFT_CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b")
 
 
 # helpers -------------------------------------------------------------------------------------------
-def db_dump(w: World) -> dict[str, list[tuple]]:
-    """Every row of every table: equal before and after means the command wrote nothing at all."""
-    con = sqlite3.connect(f"file:{w.settings.database_path}?mode=ro", uri=True)
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
-    finally:
-        con.close()
 
-
-async def refused(w: World, user, command: str, expect: str, *, enforce: bool = True, **options) -> str:
-    """Run a command that must be refused: a clear ephemeral answer, no apology, nothing written."""
-    before = db_dump(w)
-    rec = await w.fake.invoke(w.guild.id, user.id, command, options or None, enforce_permissions=enforce)
-    await w.finished(rec)
-    text = text_of(rec)
-    assert rec.ephemeral, text
-    assert expect.casefold() in text.casefold(), text
-    assert "Error id" not in text, text
-    assert db_dump(w) == before, f"/{command} wrote something although it was refused"
-    return text
 
 
 async def set_audit(w: World) -> None:

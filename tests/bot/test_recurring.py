@@ -4,9 +4,8 @@ bot's member cache, restarts on the same database file, and the guild's timezone
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,10 @@ from typing import Any
 import pytest
 
 import bot.store.sqlite as sqlite_store
-from bot.client import PromoBalanceBot
 from bot.ledger.recurrence import next_run
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import to_unix
-from tests.bot.conftest import World, start_bot, stop_bot, text_of
+from tests.bot.conftest import Restart, World, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
 from tests.fakediscord import Member
 
@@ -57,30 +55,6 @@ async def give_role(w: World, members: Sequence[Member], role_id: int) -> None:
     )
 
 
-Restart = Callable[[], Awaitable[PromoBalanceBot]]
-
-
-@pytest.fixture
-async def restart(world: World) -> AsyncIterator[Restart]:
-    """Stop the running bot and start a new PromoBalanceBot on the same database file."""
-    started: list[tuple[PromoBalanceBot, asyncio.Task]] = []
-
-    async def run() -> PromoBalanceBot:
-        w = world
-        await w.bot.close()
-        await w.fake.wait_for(lambda: not w.fake.gateway.ready.is_set(), what="the old bot to disconnect")
-        bot, task = await start_bot(w.settings, w.fake, w.clock)
-        started.append((bot, task))
-        w.bot = bot
-        await w.fake.wait_for(
-            lambda: (g := bot.get_guild(w.guild.id)) is not None and g.get_member(w.alice.id) is not None,
-            what="the new bot's member cache",
-        )
-        return bot
-
-    yield run
-    for bot, task in reversed(started):
-        await stop_bot(bot, task)
 
 
 async def add_schedule(w: World, rule: str, amount: str = "100", **options: Any) -> str:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from bot.reminders import (
     nonce_for,
 )
 from bot.store.sqlite import SqliteStore
-from tests.bot.conftest import World, start_bot, stop_bot, text_of
+from tests.bot.conftest import Restart, World, stop_bot, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
 from tests.fakediscord import Member
 
@@ -105,30 +105,6 @@ def no_http_retry_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(discord.http, "asyncio", NoWaitAsyncio())
 
 
-Restart = Callable[[], Awaitable[PromoBalanceBot]]
-
-
-@pytest.fixture
-async def restart(world: World) -> AsyncIterator[Restart]:
-    """Stop the running bot and start a new PromoBalanceBot on the same database file."""
-    started: list[tuple[PromoBalanceBot, asyncio.Task]] = []
-
-    async def run() -> PromoBalanceBot:
-        w = world
-        await w.bot.close()
-        await w.fake.wait_for(lambda: not w.fake.gateway.ready.is_set(), what="the old bot to disconnect")
-        bot, task = await start_bot(w.settings, w.fake, w.clock)
-        started.append((bot, task))
-        w.bot = bot
-        await w.fake.wait_for(
-            lambda: (g := bot.get_guild(w.guild.id)) is not None and g.get_member(w.alice.id) is not None,
-            what="the new bot's member cache",
-        )
-        return bot
-
-    yield run
-    for bot, task in reversed(started):
-        await stop_bot(bot, task)
 
 
 # --- rendering and grouping -----------------------------------------------------------------------
