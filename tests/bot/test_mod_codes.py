@@ -16,9 +16,6 @@ GIFT_CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJK
 
 
 # helpers -------------------------------------------------------------------------------------------
-
-
-
 async def set_audit(w: World) -> None:
     await w.run(w.mod, "settings auditlog", channel=w.audit_channel_id)
     await w.fake.wait_for(lambda: len(w.fake.channel_messages(w.audit_channel_id)) == 1, what="the audit post")

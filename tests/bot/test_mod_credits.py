@@ -20,9 +20,6 @@ NOT_A_MODERATOR = "This command is for moderators"
 
 
 # helpers -------------------------------------------------------------------------------------------
-
-
-
 async def answer(w: World, rec):
     """The visible answer of a command, deferred or not."""
     await w.finished(rec)

@@ -13,9 +13,6 @@ NOT_A_MODERATOR = "This command is for moderators"
 
 
 # helpers -------------------------------------------------------------------------------------------
-
-
-
 async def add_item(w: World, name: str = "VIP pass", price: int = 30, category: str = "roles", **kw):
     return await w.ledger.add_item(w.guild.id, name, price, category, actor_id=w.mod.id, key=None, **kw)
 

@@ -55,8 +55,6 @@ async def give_role(w: World, members: Sequence[Member], role_id: int) -> None:
     )
 
 
-
-
 async def add_schedule(w: World, rule: str, amount: str = "100", **options: Any) -> str:
     rec = await w.run(w.mod, "credits schedule add", role=w.vip_role.id, amount=amount, rule=rule, **options)
     assert rec.ephemeral

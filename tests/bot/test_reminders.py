@@ -105,8 +105,6 @@ def no_http_retry_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(discord.http, "asyncio", NoWaitAsyncio())
 
 
-
-
 # --- rendering and grouping -----------------------------------------------------------------------
 
 
