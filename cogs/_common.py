@@ -54,10 +54,6 @@ def ts(unix: int | None, style: str = "R") -> str:
     return "never" if unix is None else discord_timestamp(from_unix(unix), style)
 
 
-def now_unix(interaction: discord.Interaction) -> int:
-    return ledger_of(interaction).now()
-
-
 def member_facts(member: discord.abc.User) -> MemberFacts:
     if isinstance(member, discord.Member):
         joined = to_unix(member.joined_at) if member.joined_at else None

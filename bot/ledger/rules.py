@@ -122,9 +122,7 @@ def balance_of(guild_id: int, user_id: int, lots: Iterable[Lot], now: int) -> Ba
     )
 
 
-def check_purchase(
-    item: ShopItem, quantity: int, already_bought: int, currency: Currency
-) -> int:
+def check_purchase(item: ShopItem, quantity: int, already_bought: int) -> int:
     """Refuse an impossible purchase before any money moves; return the total price."""
     if isinstance(quantity, bool) or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidInput(f"Quantity must be between 1 and {MAX_QUANTITY}.")
@@ -143,7 +141,6 @@ def check_purchase(
     total = item.price * quantity
     if total > 10**12:
         raise InvalidInput("That order is too large.")
-    del currency  # prices are shown by the caller; kept for a uniform signature
     return total
 
 

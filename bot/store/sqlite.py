@@ -1246,7 +1246,7 @@ def _plan_purchase(
         "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ? AND status = 'completed'",
         (item.id, user_id),
     ).fetchone()
-    total = rules.check_purchase(item, quantity, bought, settings.currency)
+    total = rules.check_purchase(item, quantity, bought)
     lots = _member_lots(conn, guild_id, user_id)
     allocation = rules.allocate(
         lots, total, item.category, settings.promo_excluded_categories, now, settings.currency
