@@ -22,6 +22,7 @@ from bot.reminders import ReminderDispatcher
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_SECONDS = 86400
 DRAIN_SECONDS = 3.0  # at shutdown, how long a running job may take to finish
 TICK_SECONDS = 20  # expiry within 60 s of due and reminders within 60 s of their window, with margin
 RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member ids, None = unknown now
@@ -38,6 +39,7 @@ class Jobs:
         self.tick_seconds = tick_seconds
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running = 0
+        self._pruned_at = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self.scheduler.add_listener(
@@ -87,7 +89,11 @@ class Jobs:
         return run
 
     async def expire(self) -> int:
-        return len(await self.ledger.sweep_expired())
+        expired = len(await self.ledger.sweep_expired())
+        if self.ledger.now() - self._pruned_at >= PRUNE_EVERY_SECONDS:  # housekeeping, once a day
+            self._pruned_at = self.ledger.now()
+            await self.ledger.prune_idempotency()
+        return expired
 
     async def remind(self) -> int:
         return (await self.reminders.run_once()).sent

@@ -64,6 +64,7 @@ ORDERS_PAGE = 10
 MAX_GIFT_CARDS = 500
 MAX_TEXT = 200
 MAX_NAME = 100
+KEEP_KEYS_SECONDS = 30 * 86400
 
 
 def utc_now() -> datetime:
@@ -566,6 +567,11 @@ class Ledger:
         for lot in expired:
             self.emit("credit_expired", lot.to_dict())
         return expired
+
+    async def prune_idempotency(self) -> int:
+        """Forget idempotency keys older than KEEP_KEYS_SECONDS: Discord lets an interaction be
+        answered for 15 minutes, so a month-old key can never come back."""
+        return await self.store.prune_idempotency(self.now() - KEEP_KEYS_SECONDS)
 
     async def due_reminders(self, limit: int = 10_000) -> list[DueReminder]:
         return await self.store.due_reminders(self.now(), limit)

@@ -211,6 +211,10 @@ class Store(ABC):
         """Expire every active lot past its expiry, `batch` lots per transaction."""
 
     @abstractmethod
+    async def prune_idempotency(self, before: int, batch: int = 10_000) -> int:
+        """Forget idempotency keys older than `before`; returns how many."""
+
+    @abstractmethod
     async def due_reminders(self, now: int, limit: int = 10_000) -> list[DueReminder]: ...
 
     @abstractmethod

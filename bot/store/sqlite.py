@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -850,6 +851,23 @@ class SqliteStore(Store):
             self._last_sweep_recorded = now
         return expired
 
+    async def prune_idempotency(self, before: int, batch: int = 10_000) -> int:
+        """Forget idempotency keys older than `before`, `batch` per transaction; returns how many."""
+
+        def fn(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM idempotency WHERE key IN"
+                " (SELECT key FROM idempotency WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+                (before, batch),
+            ).rowcount
+
+        pruned = 0
+        while True:
+            count = await self._write(fn)
+            pruned += count
+            if count < batch:
+                return pruned
+
     async def due_reminders(self, now: int, limit: int = 10_000) -> list[DueReminder]:
         return await self._run(_due_reminders, now, limit)
 
@@ -1006,11 +1024,20 @@ class SqliteStore(Store):
 
 
 def _configure(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait for it through
+    # the busy timeout: when the bot and the CLI open a new database together, retry briefly.
+    for attempt in range(50):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.1)
     # FULL: a committed purchase survives a power cut (WAL fsyncs at every commit).
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:

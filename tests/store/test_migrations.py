@@ -231,3 +231,27 @@ async def test_two_stores_opening_a_fresh_file_at_once_both_succeed(
         for s in stores:
             await s.close()
     assert user_version(db) == len(SHIPPED_FILES)
+
+
+async def test_old_idempotency_keys_are_pruned_and_recent_ones_kept(tmp_path: Path):
+    """Keys only matter while Discord can redeliver an interaction; a month later they are garbage."""
+    from bot.ledger.service import KEEP_KEYS_SECONDS, Ledger
+    from tests.conftest import Clock
+
+    store = SqliteStore(tmp_path / "keys.sqlite3")
+    await store.open()
+    try:
+        clock = Clock()
+        ledger = Ledger(store, clock=clock)
+        first = await ledger.grant(1, 11, 10, actor_id=9, key="old")
+        clock.advance(seconds=KEEP_KEYS_SECONDS + 1)
+        await ledger.grant(1, 11, 10, actor_id=9, key="new")
+        assert await ledger.prune_idempotency() == 1
+        assert await store.replayed("old", "grant") is None
+        assert await store.replayed("new", "grant") is not None
+        assert (await ledger.grant(1, 11, 10, actor_id=9, key="new")).count == 1  # still a replay
+        assert len(await ledger.lots(1, 11)) == 2
+        assert first.first_lot_id in {lot.id for lot in await ledger.lots(1, 11)}
+        assert await ledger.verify() == []
+    finally:
+        await store.close()

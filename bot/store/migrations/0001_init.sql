@@ -133,6 +133,8 @@ CREATE TABLE idempotency (
     result      TEXT    NOT NULL,   -- JSON
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Keys are pruned after a month (an interaction can only be answered for 15 minutes).
+CREATE INDEX idempotency_age ON idempotency (created_at);
 
 CREATE TABLE promo_codes (
     id               INTEGER PRIMARY KEY,
