@@ -197,8 +197,7 @@ def reminder_lead_due(expires_at: int, leads: Sequence[int], now: int) -> int | 
     left = expires_at - now
     if left <= 0:
         return None
-    windows = [lead for lead in leads if lead >= left]
-    return min(windows) if windows else None
+    return min((lead for lead in leads if lead >= left), default=None)
 
 
 def next_reminder_at(

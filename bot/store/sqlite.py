@@ -385,12 +385,8 @@ class SqliteStore(Store):
                 raise Conflict(f"Lot #{lot_id} is {lot.status}: only active lots can be extended.")
             if expires_at <= lot.starts_at:
                 raise InvalidInput(f"The new expiry must come after the lot starts ({_ts(lot.starts_at)}).")
-            leads = _settings(conn, guild_id).reminder_leads
-            after_lead = _smallest_reminded_lead(conn, lot_id)
-            conn.execute(
-                "UPDATE lots SET expires_at = ?, next_reminder_at = ? WHERE id = ?",
-                (expires_at, rules.next_reminder_at(expires_at, leads, now, after_lead), lot_id),
-            )
+            conn.execute("UPDATE lots SET expires_at = ? WHERE id = ?", (expires_at, lot_id))
+            _advance_reminder(conn, lot_id, _settings(conn, guild_id).reminder_leads, now)
             _entry_insert(
                 conn, lot, "expiry_change", 0, None, audit.actor_id, audit.details.get("reason"), key, now
             )
@@ -568,14 +564,10 @@ class SqliteStore(Store):
                     _entry_insert(conn, lot, "void", -amount, order_id, audit.actor_id, reason, key, now)
                     revoked_again += amount
                 else:
-                    nra = rules.next_reminder_at(
-                        lot.expires_at, leads, now, _smallest_reminded_lead(conn, lot_id)
-                    )
                     conn.execute(
-                        "UPDATE lots SET remaining = remaining + ?, status = 'active', next_reminder_at = ?"
-                        " WHERE id = ?",
-                        (amount, nra, lot_id),
+                        "UPDATE lots SET remaining = remaining + ?, status = 'active' WHERE id = ?", (amount, lot_id)
                     )
+                    _advance_reminder(conn, lot_id, leads, now)
                     returned += amount
             conn.execute(
                 "UPDATE shop_items SET stock = stock + ? WHERE id = ? AND stock IS NOT NULL",
@@ -1362,23 +1354,15 @@ def _due_reminders(conn: sqlite3.Connection, now: int, limit: int) -> list[DueRe
         " ORDER BY next_reminder_at LIMIT ?",
         (now, limit),
     ).fetchall()
-    leads_by_guild: dict[int, list[int]] = {}
+    leads_by_guild: dict[int, tuple[int, ...]] = {}
     groups: dict[tuple[int, int, int], list[int]] = {}
-    for guild_id, user_id, lot_id, expires_at, in rows:
+    for guild_id, user_id, lot_id, expires_at in rows:
         leads = leads_by_guild.get(guild_id)
         if leads is None:
-            leads = leads_by_guild[guild_id] = sorted(_settings(conn, guild_id).reminder_leads)
-        left = (expires_at or 0) - now
-        if left <= 0:  # expired: the sweep takes it
-            continue
-        for lead in leads:  # the most urgent open window, as rules.reminder_lead_due says
-            if lead >= left:
-                ids = groups.get((guild_id, user_id, lead))
-                if ids is None:
-                    groups[(guild_id, user_id, lead)] = [lot_id]
-                else:
-                    ids.append(lot_id)
-                break
+            leads = leads_by_guild[guild_id] = _settings(conn, guild_id).reminder_leads
+        lead = rules.reminder_lead_due(expires_at or 0, leads, now)
+        if lead is not None:  # None: expired (the sweep takes it) or no window open
+            groups.setdefault((guild_id, user_id, lead), []).append(lot_id)
     return [DueReminder(g, u, lead, tuple(ids)) for (g, u, lead), ids in groups.items()]
 
 
