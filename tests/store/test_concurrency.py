@@ -330,13 +330,16 @@ async def test_a_second_connection_waits_for_a_long_write_and_both_land(two_stor
 CHILD_WRITER = textwrap.dedent(
     """
     import asyncio, sys
+    from datetime import datetime
     from bot.ledger.service import Ledger
     from bot.store.sqlite import SqliteStore
 
-    async def main(path, user, n):
+    async def main(path, user, n, now):
         store = SqliteStore(path)
         await store.open()
-        ledger = Ledger(store)
+        # The parent's clock, not the wall clock: a grant written "now" by the child must be
+        # started for the parent too, whatever today's date is.
+        ledger = Ledger(store, clock=lambda: now)
         print("READY", flush=True)
         sys.stdin.readline()
         for i in range(n):
@@ -344,7 +347,7 @@ CHILD_WRITER = textwrap.dedent(
         await store.close()
         print("DONE", flush=True)
 
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), datetime.fromisoformat(sys.argv[4])))
     """
 ).format(guild=GUILD, mod=MOD)
 
@@ -358,7 +361,7 @@ async def test_another_process_writing_the_same_file_loses_nothing(tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     n = 300
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD_WRITER, str(path), "777", str(n),
+        sys.executable, "-c", CHILD_WRITER, str(path), "777", str(n), START.isoformat(),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     try:
