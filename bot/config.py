@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 DEFAULT_DATABASE_PATH = "data/promobalance.sqlite3"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -14,22 +16,19 @@ class ConfigError(Exception):
     """A setting has a value the bot cannot use; the message says which and why."""
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse the simple KEY=VALUE lines of a .env file (comments, blanks, optional quotes)."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key] = value
-    return values
+def _file_values(path: Path | None) -> dict[str, str]:
+    """The settings in a .env file, parsed by python-dotenv as the standard reads them.
+
+    Comments (whole-line and inline ``KEY=value # note``), blank lines, single and double
+    quotes and ``export KEY=value`` are understood. Values are taken literally (no
+    ``${VAR}`` expansion: it would read the real process environment even when ``environ``
+    is given, and could mangle a secret containing ``$``). A missing file is no settings;
+    a line with a key and no ``=`` is unset.
+    """
+    if path is None:  # dotenv_values(None) would search the parent folders for a .env: never that
+        return {}
+    values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    return {key: value for key, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,20 @@ class Settings:
     def load(
         cls, environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")
     ) -> Settings:
-        merged = read_dotenv(dotenv) if dotenv is not None else {}
+        """Settings from ``environ`` (default: the process environment) over the ``dotenv`` file.
+
+        A variable set in the environment wins over the file even when it is empty, so
+        ``DEV_GUILD_ID= python -m bot`` turns off a guild the file sets (as python-dotenv's
+        ``load_dotenv`` never overrides a variable that is set). Empty values count as unset.
+        """
+        merged = _file_values(dotenv)
         merged.update(os.environ if environ is None else environ)
 
         def get(name: str) -> str:
             return merged.get(name, "").strip()
 
         dev_guild = get("DEV_GUILD_ID")
-        if dev_guild and not dev_guild.isdigit():
+        if dev_guild and not (dev_guild.isascii() and dev_guild.isdigit()):  # '²'.isdigit() is True
             raise ConfigError(f"DEV_GUILD_ID must be a server id (digits only), not {dev_guild!r}.")
         level = (get("LOG_LEVEL") or "INFO").upper()
         if level not in LOG_LEVELS:
