@@ -167,4 +167,4 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     finally:
         await stop_bot(bot, task)
         await fake.stop()
-    assert fake.unhandled == [], f"the bot called routes the fake does not serve: {fake.unhandled}"
+    fake.assert_clean()

@@ -245,6 +245,7 @@ async def logged_world(
     finally:
         await stop_bot(bot, task)
         await fake.stop()
+    fake.assert_clean()
 
 
 async def test_no_token_or_code_in_the_log_at_debug(logged_world: tuple[World, io.StringIO, str]):

@@ -115,7 +115,7 @@ class Shop:
 async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
         yield fake
-    assert fake.unhandled == []
+    fake.assert_clean()
 
 
 def has_wal(db: Path) -> bool:
@@ -204,7 +204,7 @@ async def test_without_the_server_members_intent_it_runs_on_and_says_how_to_enab
 
         assert await bot.stop() == 0
         assert "Traceback" not in bot.log, bot.log
-        assert fake.unhandled == []
+        fake.assert_clean()
 
 
 async def test_close_lets_a_running_job_finish_then_closes_the_store(
@@ -275,3 +275,4 @@ async def test_a_failed_sync_is_logged_and_retried_and_the_state_is_per_applicat
             assert other.sync_count == 1
         finally:
             await other_bot.close()
+        other.assert_clean()

@@ -16,6 +16,7 @@ from .fake import FakeDiscord
 from .models import Channel, ChannelType, Guild, Member, Perm, Role, User, snowflake
 from .records import FileUpload, InteractionRecord, RequestRecord, SentMessage, SyncCall
 from .server import FailureRule
+from .validation import Problem, Violation
 
 __all__ = [
     "Channel",
@@ -29,10 +30,12 @@ __all__ = [
     "InvalidInvocation",
     "Member",
     "Perm",
+    "Problem",
     "RequestRecord",
     "Role",
     "SentMessage",
     "SyncCall",
     "User",
+    "Violation",
     "snowflake",
 ]

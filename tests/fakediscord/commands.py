@@ -8,7 +8,6 @@ raises :class:`InvalidInvocation` instead.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,15 +29,6 @@ Resolver = Callable[[int, Any], tuple[str, dict[str, dict[str, Any]]]]
 
 class InvalidInvocation(ValueError):
     """Discord's client would not let a user send this interaction."""
-
-
-class InvalidCommandList(ValueError):
-    """A synced command list Discord would refuse (400 50035 at ``field``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def find_command(candidates: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -197,43 +187,3 @@ _TYPE_NAMES = {
     NUMBER: "number",
     ATTACHMENT: "attachment",
 }
-
-
-def validate_command_list(commands: list[dict[str, Any]]) -> None:
-    """The checks Discord applies to a bulk overwrite; raises :class:`InvalidCommandList`."""
-    seen: set[tuple[str, int]] = set()
-    for i, command in enumerate(commands):
-        kind = command.get("type", 1)
-        name = command.get("name", "")
-        key = (name, kind)
-        if key in seen:
-            raise InvalidCommandList(f"{i}.name", f"duplicate command name {name!r}")
-        seen.add(key)
-        if kind == 1:
-            if not re.fullmatch(r"[-_'\w]{1,32}", name) or name != name.lower():
-                raise InvalidCommandList(f"{i}.name", f"invalid command name {name!r}")
-            if not 1 <= len(command.get("description", "")) <= 100:
-                raise InvalidCommandList(f"{i}.description", "must be 1-100 characters")
-            _validate_options(f"{i}.options", command.get("options") or [])
-
-
-def _validate_options(where: str, options: list[dict[str, Any]]) -> None:
-    if len(options) > 25:
-        raise InvalidCommandList(where, "at most 25 options")
-    optional_seen = False
-    for j, option in enumerate(options):
-        name = option.get("name", "")
-        if not re.fullmatch(r"[-_'\w]{1,32}", name) or name != name.lower():
-            raise InvalidCommandList(f"{where}.{j}.name", f"invalid option name {name!r}")
-        if not 1 <= len(option.get("description", "")) <= 100:
-            raise InvalidCommandList(f"{where}.{j}.description", "must be 1-100 characters")
-        if len(option.get("choices") or []) > 25:
-            raise InvalidCommandList(f"{where}.{j}.choices", "at most 25 choices")
-        if option["type"] in (SUB_COMMAND, SUB_COMMAND_GROUP):
-            _validate_options(f"{where}.{j}.options", option.get("options") or [])
-            continue
-        if option.get("required"):
-            if optional_seen:
-                raise InvalidCommandList(f"{where}.{j}.required", "required options must come first")
-        else:
-            optional_seen = True

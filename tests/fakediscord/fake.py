@@ -43,7 +43,8 @@ from .records import (
     SyncCall,
 )
 from .rest import RestApi
-from .server import API_PREFIX, FailureRule, Server
+from .server import API_PREFIX, FailureRule, Server, redact
+from .validation import Violation
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class FakeDiscord:
         interaction_timeout: float = 3.0,
         heartbeat_interval: float = 41.25,
         privileged_members_intent: bool = True,
+        strict: bool = True,
     ) -> None:
         self.application_id: int = application_id or snowflake()
         #: Modern bots share their application's id.
@@ -100,6 +102,9 @@ class FakeDiscord:
         #: False: the Server Members intent is off in the developer portal, so an IDENTIFY asking
         #: for GUILD_MEMBERS is closed with 4014 "Disallowed intent(s)", as Discord does.
         self.privileged_members_intent = privileged_members_intent
+        #: Check every request body against Discord's OpenAPI description and documented limits,
+        #: answering a violation with 400 50035 as Discord does (validation.py).
+        self.strict = strict
 
         self.users: dict[int, User] = {}
         self.guilds: dict[int, Guild] = {}
@@ -111,6 +116,8 @@ class FakeDiscord:
         self.requests: list[RequestRecord] = []
         #: Requests no route answered (they got 404 code 0); tests should assert this is empty.
         self.unhandled: list[RequestRecord] = []
+        #: Requests refused with 400 50035 because Discord would refuse them (see validation.py).
+        self.violations: list[Violation] = []
         #: Every interaction sent to the bot, in order.
         self.interactions: list[InteractionRecord] = []
         #: Every application command bulk overwrite (``PUT``), in order.
@@ -165,6 +172,17 @@ class FakeDiscord:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def problems(self) -> list[str]:
+        """What Discord would have refused or not known: empty after a clean run."""
+        found = [f"refused by Discord's rules: {v}" for v in self.violations]
+        found += [f"unhandled route: {r.method} {redact(r.path)}" for r in self.unhandled]
+        return found
+
+    def assert_clean(self) -> None:
+        """Fail listing every violating request and every unhandled route."""
+        if found := self.problems():
+            raise AssertionError("the bot sent requests Discord would refuse:\n  " + "\n  ".join(found))
 
     @property
     def port(self) -> int:

@@ -19,6 +19,7 @@ from aiohttp import BodyPartReader, web
 from . import errors
 from .errors import DiscordError
 from .records import InteractionRecord, RequestRecord
+from .validation import Violation, check_request, errors_object
 
 if TYPE_CHECKING:
     from .fake import FakeDiscord
@@ -27,6 +28,8 @@ _log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
 _TOKEN_IN_PATH = re.compile(r"^(/(?:interactions|webhooks)/\d+/)([^/]+)")
+_CALLBACK_PATH = re.compile(r"^/interactions/(\d+)/([^/]+)/callback$")
+_WEBHOOK_PATH = re.compile(r"^/webhooks/\d+/([^/]+)")
 
 #: What a handler returns: a JSON-able body (200), or None (204 No Content).
 Handler = Callable[["ApiRequest"], Awaitable[Any]]
@@ -201,6 +204,10 @@ class Server:
         path = record.path
         if not request.path.startswith(API_PREFIX):
             return self._unhandled(record)
+        if self.fake.strict:
+            problems = check_request(request.method, path, body, uploads=len(uploads))
+            if problems:
+                return self._refuse(record, problems)
         for rule in self.failures:
             if rule.times > 0 and rule.method == request.method and rule.path.search(path):
                 rule.times -= 1
@@ -232,6 +239,26 @@ class Server:
                 return web.Response(status=204)
             return json_response(result)
         return self._unhandled(record)
+
+    def _refuse(self, record: RequestRecord, problems: list) -> web.Response:
+        """400 50035 for a body Discord would refuse; kept in ``fake.violations`` for the test."""
+        violation = Violation(record.method, redact(record.path), problems)
+        self.fake.violations.append(violation)
+        _log.warning("fakediscord: refused %s", violation)
+        exc = DiscordError(400, 50035, "Invalid Form Body", errors=errors_object(problems))
+        interaction = self._interaction_of(record.path)
+        if interaction is not None:
+            if _CALLBACK_PATH.match(record.path):
+                interaction.attempts += 1
+            interaction.rejections.append({"status": exc.status, **exc.body()})
+        return _error_response(exc)
+
+    def _interaction_of(self, path: str) -> InteractionRecord | None:
+        if match := _CALLBACK_PATH.match(path):
+            return self.fake._interactions_by_id.get(int(match.group(1)))
+        if match := _WEBHOOK_PATH.match(path):
+            return self.fake._interactions_by_token.get(match.group(1))
+        return None
 
     def _unhandled(self, record: RequestRecord) -> web.Response:
         self.fake.unhandled.append(record)
