@@ -24,6 +24,8 @@ from bot.notify import DiscordReminderSender
 from bot.reminders import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
 from bot.scheduler import TICK_SECONDS, Jobs
 from bot.store.sqlite import SqliteStore
+from cogs import _fit
+from cogs._common import COMMITTED
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +161,21 @@ async def send_ephemeral(interaction: discord.Interaction, content: str | None =
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """Users' mistakes get their short message; our bugs get an apology and an error id."""
+    """Users' mistakes get their short message; our bugs get an apology and an error id. When a
+    write of this interaction had committed, the answer says what was done instead (SPEC §7)."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    done = await committed_summary(interaction)
+    expired = isinstance(original, discord.NotFound) and original.code == 10062
+    if done is not None:
+        error_id = secrets.token_hex(4)
+        command = interaction.command.qualified_name if interaction.command else "component"
+        log.error("error %s in /%s after its write committed", error_id, command, exc_info=original)
+        tail = (
+            f"\n\nThis was saved, but my answer to you failed (error id `{error_id}`, for a server admin). "
+            "There is no need to do it again."
+        )
+        await tell(interaction, _fit.clip(done, _fit.CONTENT - len(tail)) + tail, dm=expired)
+        return
     if isinstance(original, UserError) or (isinstance(original, app_commands.CheckFailure) and str(original)):
         message = str(original)
     elif isinstance(original, app_commands.TransformerError):
@@ -169,7 +184,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         # Discord still shows a command as it was before an update (global syncs take a while).
         log.warning("interaction %s for an out-of-date command: %s", interaction.id, original)
         message = "This command changed in an update of the bot. Discord will show the new version soon: try again."
-    elif isinstance(original, discord.NotFound) and original.code == 10062:
+    elif expired:
         log.warning("interaction %s expired before we answered (Discord allows 3 seconds)", interaction.id)
         return
     elif isinstance(original, discord.HTTPException) and original.code == 40060:
@@ -188,10 +203,42 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
             f"Sorry, something went wrong on our side and nothing was changed. "
             f"Error id `{error_id}`: a server admin can find it in the bot's log."
         )
+    await tell(interaction, _fit.clip(message, _fit.CONTENT))
+
+
+async def committed_summary(interaction: discord.Interaction) -> str | None:
+    """What this interaction's committed writes did: the cog's own words (record_committed), or,
+    when the error came between the commit and those words, the database's record of it."""
+    summary = interaction.extras.get(COMMITTED)
+    if summary is not None:
+        return str(summary)
+    bot = interaction.client
+    if not isinstance(bot, PromoBalanceBot):
+        return None
     try:
-        await send_ephemeral(interaction, message)
-    except discord.HTTPException:
-        log.warning("could not tell the user about an error in interaction %s", interaction.id)
+        operations = await bot.ledger.committed_for_interaction(interaction.id)
+    except Exception:  # the store itself failing: we cannot claim anything was saved
+        log.exception("could not look up what interaction %s committed", interaction.id)
+        return None
+    if not operations:
+        return None
+    return "Your request was carried out (" + ", ".join(dict.fromkeys(operations)).replace("_", " ") + ")."
+
+
+async def tell(interaction: discord.Interaction, text: str, *, dm: bool = False) -> None:
+    """Say ``text`` privately to the user: as the answer or a followup, else (the interaction
+    expired, or Discord refused) in a DM."""
+    if not dm:
+        try:
+            await send_ephemeral(interaction, text)
+            return
+        except discord.HTTPException as exc:
+            log.warning("could not answer interaction %s (%s %s); trying a DM", interaction.id, exc.status, exc.code)
+    try:
+        await interaction.user.send(text)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the user of interaction %s by DM either (%s %s)", interaction.id, exc.status,
+                    exc.code)
 
 
 async def run(settings: Settings) -> int:

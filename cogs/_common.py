@@ -15,6 +15,7 @@ from bot.ledger.models import GuildSettings, Lot, MemberFacts
 from bot.ledger.money import format_amount
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import discord_timestamp, from_unix, to_unix
+from cogs import _fit
 
 if TYPE_CHECKING:
     from bot.client import PromoBalanceBot
@@ -26,6 +27,8 @@ BLUE = discord.Colour(0x3498DB)
 ORANGE = discord.Colour(0xE67E22)
 GREY = discord.Colour(0x95A5A6)
 VIEW_TIMEOUT = 300
+#: interaction.extras key: what a committed write did, in words fit to show its user.
+COMMITTED = "promobalance_committed"
 
 
 def bot_of(interaction: discord.Interaction) -> PromoBalanceBot:
@@ -125,10 +128,40 @@ class ModeratorCog(commands.Cog):
         return await moderator_predicate(interaction)
 
 
+def record_committed(interaction: discord.Interaction, summary: str) -> None:
+    """Call as soon as a write has committed: if answering then fails, the error handler tells the
+    user this (with an error id) instead of "nothing was changed" (SPEC §7)."""
+    interaction.extras[COMMITTED] = summary
+
+
+async def answer_committed(
+    interaction: discord.Interaction,
+    summary: str,
+    *,
+    audit: str | None = None,
+    audit_fields: dict[str, str] | None = None,
+    **message: Any,
+) -> None:
+    """Answer a committed write privately: ``summary`` is the content (unless ``message`` gives
+    one) and what the error handler says if the answer fails; the audit post (``audit`` is its
+    title) goes out whether or not the answer did."""
+    record_committed(interaction, summary)
+    message.setdefault("content", summary)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(ephemeral=True, **message)
+        else:
+            await interaction.response.send_message(ephemeral=True, **message)
+    finally:
+        if audit is not None:
+            await post_audit(interaction, audit, summary, audit_fields)
+
+
 async def post_audit(
     interaction: discord.Interaction, title: str, description: str, fields: dict[str, str] | None = None
 ) -> None:
-    """Post a moderator action to the audit channel, when one is set. Never fails the action."""
+    """Post a moderator action to the audit channel, when one is set. Never fails the action.
+    Texts are cut to Discord's limits here: the audit post copies what the answer said."""
     guild = interaction.guild
     if guild is None:
         return
@@ -139,12 +172,14 @@ async def post_audit(
     if not isinstance(channel, discord.abc.Messageable):
         log.warning("audit channel %s of guild %s is gone", settings.audit_channel_id, guild.id)
         return
-    embed = discord.Embed(title=title, description=description, colour=GREY)
-    embed.set_author(name=str(interaction.user), icon_url=interaction.user.display_avatar.url)
-    for name, value in (fields or {}).items():
-        embed.add_field(name=name, value=value, inline=True)
+    embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=GREY)
+    embed.set_author(name=_fit.clip(str(interaction.user), _fit.AUTHOR), icon_url=interaction.user.display_avatar.url)
+    for name, value in list((fields or {}).items())[: _fit.FIELDS]:
+        embed.add_field(name=_fit.clip(name, _fit.FIELD_NAME), value=_fit.clip(value, _fit.FIELD_VALUE), inline=True)
     embed.set_footer(text=f"by {interaction.user.id}")
     embed.timestamp = discord.utils.utcnow()
+    # The description gets what the 6,000 characters of one message leave it.
+    embed.description = _fit.clip(description, min(_fit.DESCRIPTION, _fit.EMBEDS_TOTAL - len(embed)))
     try:
         await channel.send(embed=embed)
     except discord.HTTPException:

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from bot.ledger import limits
 from bot.ledger.errors import InvalidInput
 
 MAX_AMOUNT = 10**12
@@ -28,7 +29,7 @@ COMMON_SYMBOLS = ("$", "€", "£", "¥", "₹", "₩", "₽", "¢", "¤")
 # Characters that would ping, format or break a Discord message when shown next to amounts.
 _FORBIDDEN_IN_NAMES = frozenset("@<>`\\*_~|#:")
 
-_MAX_INPUT_LENGTH = 64
+_MAX_INPUT_LENGTH = limits.AMOUNT_INPUT
 _MINUS_SIGNS = ("-", "\u2212", "\u2012", "\u2013", "\u2014")
 # Either plain digits, or 1-3 digits then groups of exactly three separated by ONE kind of
 # separator; then an optional dot and fraction digits. ASCII digits only.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from bot.ledger import limits
 from bot.ledger.errors import Conflict, Forbidden, InsufficientBalance, InvalidInput, RateLimited
 from bot.ledger.models import Allocation, Balance, Lot, MemberFacts, PromoCode, ShopItem
 from bot.ledger.money import Currency, format_amount
@@ -235,9 +236,11 @@ def normalise_categories(values: Iterable[str] | None) -> tuple[str, ...] | None
         name = raw.strip()
         if not name:
             continue
-        if len(name) > 50:
-            raise InvalidInput("A category name can be at most 50 characters.")
+        if len(name) > limits.CATEGORY:
+            raise InvalidInput(f"A category name can be at most {limits.CATEGORY} characters.")
         seen.setdefault(name.casefold(), name)
+    if len(seen) > limits.CATEGORIES_PER_LIST:
+        raise InvalidInput(f"At most {limits.CATEGORIES_PER_LIST} categories, separated by commas.")
     return tuple(seen.values()) or None
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.ledger import codes, rules
+from bot.ledger import codes, limits, rules
 from bot.ledger.errors import InvalidInput
 from bot.ledger.export import write_csv
 from bot.ledger.models import (
@@ -62,8 +62,8 @@ EventSink = Callable[[str, dict[str, Any]], None]
 HISTORY_PAGE = 10
 ORDERS_PAGE = 10
 MAX_GIFT_CARDS = 500
-MAX_TEXT = 200
-MAX_NAME = 100
+MAX_TEXT = limits.REASON
+MAX_NAME = limits.ITEM_NAME
 KEEP_KEYS_SECONDS = 30 * 86400
 
 
@@ -112,6 +112,11 @@ class Ledger:
             self.events(name, payload)
         except Exception:  # a listener's bug must not undo a committed write
             log.exception("listener of %s failed", name)
+
+    async def committed_for_interaction(self, interaction_id: int) -> list[str]:
+        """What an interaction's writes committed (operation names), for telling the truth about
+        a write whose answer failed."""
+        return await self.store.operations_of_interaction(interaction_id)
 
     async def _replayed_or(self, refusal: InvalidInput, key: str | None, operation: str) -> dict[str, Any]:
         """A check that depends on the time (an expiry typed as a date) can refuse a replay of a
@@ -171,12 +176,16 @@ class Ledger:
     async def set_category_excluded(
         self, guild_id: int, category: str, excluded: bool, *, actor_id: int, key: str | None
     ) -> GuildSettings:
-        name = _text(category, "category", 50)
+        name = _text(category, "category", limits.CATEGORY)
         if not name:
             raise InvalidInput("Name a category.")
         current = (await self.settings(guild_id)).promo_excluded_categories
         kept = [c for c in current if c.casefold() != name.casefold()]
         if excluded:
+            if len(kept) >= limits.EXCLUDED_CATEGORIES:
+                raise InvalidInput(
+                    f"At most {limits.EXCLUDED_CATEGORIES} categories can be excluded; include one again first."
+                )
             kept.append(name)
         applied = await self.store.update_settings(
             guild_id, {"promo_excluded_categories": tuple(kept)},
@@ -309,12 +318,12 @@ class Ledger:
         if given.get("price") is not None:
             fields["price"] = await self.amount(guild_id, given["price"])
         if given.get("category") is not None:
-            category = _text(given["category"], "category", 50)
+            category = _text(given["category"], "category", limits.CATEGORY)
             if not category:
                 raise InvalidInput("Give the item a category.")
             fields["category"] = category
         if given.get("description") is not None:
-            fields["description"] = _text(given["description"], "description", 500) or ""
+            fields["description"] = _text(given["description"], "description", limits.ITEM_DESCRIPTION) or ""
         if given.get("stock") is not None:
             fields["stock"] = _positive_int(given["stock"], "stock", 0, 10**9)
         if given.get("limit") is not None:

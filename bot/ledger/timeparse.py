@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
+from bot.ledger import limits
 from bot.ledger.errors import InvalidInput
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,7 +47,7 @@ _MONTH_WORDS = frozenset({"mo", "mos", "mon", "mons", "month", "months"})
 _DURATION_SHAPE = re.compile(r"(?:\s*\d+\s*[a-z]+)+\s*", re.ASCII)
 _DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)", re.ASCII)
 _SIGNED_DURATION = re.compile(r"[+\-\u2212]\s*\d+\s*[a-z]", re.ASCII)
-_MAX_INPUT_LENGTH = 100
+_MAX_INPUT_LENGTH = limits.WHEN_INPUT
 _MAX_NUMBER_DIGITS = 12
 
 # Units for format_duration, largest first. Weeks are used from 2 weeks up (so 7 days

@@ -70,6 +70,10 @@ class Store(ABC):
         """The stored result of an earlier write with this key and operation, if any."""
 
     @abstractmethod
+    async def operations_of_interaction(self, interaction_id: int) -> list[str]:
+        """The operations committed under this interaction's keys (``ID`` or ``purpose:ID``)."""
+
+    @abstractmethod
     async def get_settings(self, guild_id: int) -> GuildSettings: ...
 
     @abstractmethod

@@ -256,6 +256,16 @@ class SqliteStore(Store):
 
         return await self._run(fn)
 
+    async def operations_of_interaction(self, interaction_id: int) -> list[str]:
+        def operations_of_interaction(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT operation FROM idempotency WHERE key = ? OR key LIKE ? ORDER BY created_at",
+                (str(interaction_id), f"%:{interaction_id}"),
+            ).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return await self._run(operations_of_interaction)
+
     # settings and accounts ---------------------------------------------------------------------
     async def get_settings(self, guild_id: int) -> GuildSettings:
         return await self._read(_settings, guild_id)

@@ -78,6 +78,11 @@ def empty_message() -> DiscordError:
     return DiscordError(400, 50006, "Cannot send an empty message")
 
 
+def invalid_webhook_token() -> DiscordError:
+    """An interaction token past its 15 minutes."""
+    return DiscordError(401, 50027, "Invalid Webhook Token")
+
+
 def already_acknowledged() -> DiscordError:
     return DiscordError(400, 40060, "Interaction has already been acknowledged.")
 

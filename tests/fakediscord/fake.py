@@ -99,6 +99,9 @@ class FakeDiscord:
         self.application_flags = application_flags
         #: Seconds the bot has to send the initial response before Discord answers 10062.
         self.interaction_timeout = interaction_timeout
+        #: Seconds an interaction token works for followups and edits (Discord: 15 minutes); after
+        #: that they get 401 50027 "Invalid Webhook Token".
+        self.interaction_token_lifetime: float = 15 * 60.0
         #: False: the Server Members intent is off in the developer portal, so an IDENTIFY asking
         #: for GUILD_MEMBERS is closed with 4014 "Disallowed intent(s)", as Discord does.
         self.privileged_members_intent = privileged_members_intent

@@ -177,6 +177,8 @@ class RestApi:
         if record is None:
             raise errors.unknown_webhook()
         req.interaction = record
+        if asyncio.get_running_loop().time() - record.created_at > self.fake.interaction_token_lifetime:
+            raise errors.invalid_webhook_token()
         return record
 
     async def interaction_callback(self, req: ApiRequest) -> Any:
