@@ -4,25 +4,46 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import limits
+from bot.ledger.models import GiftCard, GuildSettings
+from bot.ledger.rules import clamp_page, page_count
+from bot.ledger.service import MAX_GIFT_CARDS
 from bot.ledger.timeparse import from_unix
+from cogs import _fit
 from cogs._common import (
     BLUE,
     ModeratorCog,
+    answer_committed,
     guild_id_of,
     key_of,
     ledger_of,
     moderator_commands,
     money,
     post_audit,
+    record_committed,
+    send_paged,
     ts,
 )
 
 INLINE_CODES = 5
+#: Last 4s listed in the audit post of an issue; the rest are counted ("… and 480 more").
+AUDIT_LAST4S = 20
+#: Cards per /giftcard list page. A card's line is at most ~120 characters (a 38-character amount,
+#: a member mention and a timestamp), so a page stays far below the 4,096 of a description.
+LIST_PAGE = 20
+
+
+def card_line(card: GiftCard, settings: GuildSettings) -> str:
+    state = {"unredeemed": "unredeemed", "voided": "voided"}.get(card.status, "redeemed")
+    who = f" by <@{card.redeemed_by}> {ts(card.redeemed_at)}" if card.redeemed_by else ""
+    claim = f" · claim by {ts(card.claim_by, 'd')}" if card.claim_by and card.status == "unredeemed" else ""
+    return f"`#{card.id}` `…{card.last4}` {money(settings, card.amount)} · {state}{who}{claim}"
 
 
 class GiftCards(ModeratorCog):
@@ -31,12 +52,13 @@ class GiftCards(ModeratorCog):
     @giftcard.command(name="issue", description="Create gift cards; their codes are shown only to you, once.")
     @app_commands.describe(
         amount="Gift balance per card.",
-        count="How many cards (default 1; more than 5 come as a CSV file).",
+        count=f"How many cards (default 1, up to {MAX_GIFT_CARDS}; more than {INLINE_CODES} come as a CSV file).",
         claim_by="Last moment to redeem: a duration like 90d or a date. Empty: no limit.",
     )
     async def issue(
-        self, interaction: discord.Interaction, amount: str, count: app_commands.Range[int, 1, 500] = 1,
-        claim_by: str | None = None,
+        self, interaction: discord.Interaction, amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
+        count: app_commands.Range[int, 1, MAX_GIFT_CARDS] = 1,
+        claim_by: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -47,48 +69,62 @@ class GiftCards(ModeratorCog):
         value = money(settings, cards.amount)
         claim = f" Redeem by {ts(cards.claim_by, 'f')}." if cards.claim_by else ""
         summary = f"{len(cards.card_ids)} gift card(s) of {value}."
-        if not cards.codes:
-            await interaction.response.send_message(
-                f"{summary} These were issued already and their codes were shown once; see `/giftcard list`.",
-                ephemeral=True,
-            )
-        elif len(cards.codes) <= INLINE_CODES:
-            listing = "\n".join(f"`{code}`" for code in cards.codes)
-            await interaction.response.send_message(
-                f"{summary}{claim} Copy the codes now: they are shown only this once.\n{listing}", ephemeral=True
-            )
+        tails = [f"…{tail}" for tail in cards.last4s]
+        last4 = ", ".join(tails[:AUDIT_LAST4S])
+        if len(tails) > AUDIT_LAST4S:
+            last4 += ", " + _fit.and_more(len(tails) - AUDIT_LAST4S)
+        message: dict[str, Any] = {}
+        if not cards.codes:  # the same interaction again: its codes were shown the first time
+            content = f"{summary} These were issued already and their codes were shown once; see `/giftcard list`."
+            failed = content
         else:
-            # claim_by as ISO-8601 with its UTC offset, like the ledger export. The csv module quotes
-            # amounts such as "1,250 credits".
-            claim_by = "" if cards.claim_by is None else from_unix(cards.claim_by).isoformat()
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(("code", "amount", "claim_by"))
-            writer.writerows((code, value, claim_by) for code in cards.codes)
-            await interaction.response.send_message(
-                f"{summary}{claim} The codes are in the file: it is shown only this once.",
-                file=discord.File(io.BytesIO(out.getvalue().encode()), filename="gift-cards.csv"),
-                ephemeral=True,
+            # What the error handler says if this answer fails: the codes were never shown and can't
+            # be shown again (only their hashes are stored), so the cards must be voided.
+            failed = (
+                f"{summary}{claim} They were issued, but their codes could not be shown to you and can't be "
+                f"shown again: void them with `/giftcard void` (last 4: {last4})."
             )
-        last4 = ", ".join(f"…{tail}" for tail in cards.last4s[:20])
-        await post_audit(interaction, "Gift cards issued", f"{summary}{claim}\n{last4}")
+            if len(cards.codes) <= INLINE_CODES:
+                listing = "\n".join(f"`{code}`" for code in cards.codes)
+                content = f"{summary}{claim} Copy the codes now: they are shown only this once.\n{listing}"
+            else:
+                # claim_by as ISO-8601 with its UTC offset, like the ledger export. The csv module quotes
+                # amounts such as "1,250 credits".
+                claim_iso = "" if cards.claim_by is None else from_unix(cards.claim_by).isoformat()
+                out = io.StringIO()
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(("code", "amount", "claim_by"))
+                writer.writerows((code, value, claim_iso) for code in cards.codes)
+                content = f"{summary}{claim} The codes are in the file: it is shown only this once."
+                message["file"] = discord.File(io.BytesIO(out.getvalue().encode()), filename="gift-cards.csv")
+        record_committed(interaction, _fit.clip(failed, _fit.CONTENT))
+        try:
+            await interaction.response.send_message(content, ephemeral=True, **message)
+        finally:
+            await post_audit(interaction, "Gift cards issued", f"{summary}{claim}\n{last4}")
 
     @giftcard.command(name="list", description="Gift cards of this server (only their last 4 characters).")
     async def list_cards(self, interaction: discord.Interaction) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
-        settings = await ledger.settings(guild_id)
-        cards = await ledger.gift_cards(guild_id)
-        lines = []
-        for card in cards[:40]:
-            state = {"unredeemed": "unredeemed", "voided": "voided"}.get(card.status, "redeemed")
-            who = f" by <@{card.redeemed_by}> {ts(card.redeemed_at)}" if card.redeemed_by else ""
-            claim = f" · claim by {ts(card.claim_by, 'd')}" if card.claim_by and card.status == "unredeemed" else ""
-            lines.append(f"`#{card.id}` `…{card.last4}` {money(settings, card.amount)} · {state}{who}{claim}")
-        if len(cards) > 40:
-            lines.append(f"… and {len(cards) - 40} older cards")
-        embed = discord.Embed(title="Gift cards", colour=BLUE, description="\n".join(lines) or "None issued yet.")
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+        async def render(page: int) -> tuple[discord.Embed, int]:
+            settings = await ledger.settings(guild_id)
+            cards = await ledger.gift_cards(guild_id)  # newest first
+            pages = page_count(len(cards), LIST_PAGE)
+            page = clamp_page(page, len(cards), LIST_PAGE)
+            shown = cards[(page - 1) * LIST_PAGE : page * LIST_PAGE]
+            lines = [card_line(card, settings) for card in shown]
+            description = _fit.fit_lines(lines, _fit.DESCRIPTION) or "None issued yet."
+            embed = discord.Embed(title="Gift cards", colour=BLUE, description=description)
+            if cards:
+                unredeemed = sum(card.status == "unredeemed" for card in cards)
+                embed.set_footer(
+                    text=f"Page {page} of {pages} · {len(cards)} cards, {unredeemed} unredeemed · newest first"
+                )
+            return embed, pages
+
+        await send_paged(interaction, render)
 
     @giftcard.command(name="void", description="Cancel an unredeemed gift card.")
     @app_commands.describe(
@@ -96,15 +132,14 @@ class GiftCards(ModeratorCog):
         card="The card's number (#) from /giftcard list, when several cards end alike.",
     )
     async def void(
-        self, interaction: discord.Interaction, last4: app_commands.Range[str, 4, 9],
+        self, interaction: discord.Interaction, last4: app_commands.Range[str, 4, limits.GIFT_LAST4_INPUT],
         card: app_commands.Range[int, 1] | None = None,
     ) -> None:
         voided = await ledger_of(interaction).void_gift_card(
             guild_id_of(interaction), last4, actor_id=interaction.user.id, key=key_of(interaction), card_id=card
         )
         text = f"Gift card `#{voided.id}` `…{voided.last4}` is voided; it can no longer be redeemed."
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Gift card voided", text)
+        await answer_committed(interaction, text, audit="Gift card voided")
 
 
 async def setup(bot: commands.Bot) -> None:

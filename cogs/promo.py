@@ -6,21 +6,28 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import codes, limits
 from bot.ledger.codes import normalise_code
 from bot.ledger.models import GuildSettings, PromoCode
+from cogs import _fit
 from cogs._common import (
     BLUE,
     ModeratorCog,
+    answer_committed,
     guild_id_of,
     key_of,
     ledger_of,
     moderator_commands,
     moderator_predicate,
     money,
-    post_audit,
+    send_paged,
     ts,
 )
 from cogs.shop import category_autocomplete
+
+#: Room for one /promo list page: its description. A code's line is at most about 800 characters (a
+#: 32-character code, 10 categories of 50), so every page holds at least four whole lines.
+LIST_PAGE_CHARS = _fit.DESCRIPTION
 
 
 def promo_line(promo: PromoCode, settings: GuildSettings) -> str:
@@ -47,6 +54,22 @@ def promo_line(promo: PromoCode, settings: GuildSettings) -> str:
     return " · ".join(parts)
 
 
+def pack_pages(lines: list[str], limit: int) -> list[str]:
+    """Whole lines, in order, packed into as few pages of at most ``limit`` characters as they fit."""
+    pages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in (_fit.clip(line, limit) for line in lines):
+        if current and size + 1 + len(line) > limit:
+            pages.append("\n".join(current))
+            current, size = [], 0
+        size += len(line) + (1 if current else 0)
+        current.append(line)
+    if current:
+        pages.append("\n".join(current))
+    return pages
+
+
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
 @app_commands.check(moderator_predicate)
 async def promo_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -62,24 +85,28 @@ class Promo(ModeratorCog):
 
     @promo.command(name="create", description="Create a promo code.")
     @app_commands.describe(
-        code="3–32 letters, digits or dashes, e.g. SUMMER-25.",
+        code=f"{codes.PROMO_MIN_LENGTH}–{codes.PROMO_MAX_LENGTH} letters, digits or dashes, e.g. SUMMER-25.",
         amount="Promotional credit per redemption.",
         uses="How many redemptions in total. Empty: unlimited.",
         per_member="How often one member may redeem it (default 1).",
         redeem_by="Last moment to redeem: a duration like 14d or a date. Empty: no limit.",
         credit_days="The credit expires this many days after redemption.",
         credit_expires="Or: the credit expires at this date.",
-        categories="Only usable on these shop categories, comma-separated.",
+        categories=f"Only usable on these shop categories, comma-separated (up to {limits.CATEGORIES_PER_LIST}).",
         one_time="Whatever one purchase leaves of the credit is forfeited.",
         role="Only members with this role may redeem it.",
         min_member_days="Only members who joined at least this many days ago (against alt accounts).",
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def create(
-        self, interaction: discord.Interaction, code: app_commands.Range[str, 3, 32], amount: str,
+        self, interaction: discord.Interaction,
+        code: app_commands.Range[str, codes.PROMO_MIN_LENGTH, codes.PROMO_MAX_LENGTH],
+        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
         uses: app_commands.Range[int, 1] | None = None, per_member: app_commands.Range[int, 1, 1000] = 1,
-        redeem_by: str | None = None, credit_days: app_commands.Range[int, 1, 36500] | None = None,
-        credit_expires: str | None = None, categories: str | None = None, one_time: bool = False,
+        redeem_by: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        credit_days: app_commands.Range[int, 1, 36500] | None = None,
+        credit_expires: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
         role: discord.Role | None = None, min_member_days: app_commands.Range[int, 0, 3650] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
@@ -91,37 +118,41 @@ class Promo(ModeratorCog):
             min_member_days=min_member_days,
         )
         settings = await ledger.settings(guild_id)
-        text = "Promo code created: " + promo_line(promo, settings)
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Promo code created", text)
+        text = _fit.clip("Promo code created: " + promo_line(promo, settings), _fit.CONTENT)
+        await answer_committed(interaction, text, audit="Promo code created")
 
     @promo.command(name="list", description="This server's promo codes and their use.")
     async def list_codes(self, interaction: discord.Interaction) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
-        settings = await ledger.settings(guild_id)
-        promos = await ledger.promos(guild_id)
-        embed = discord.Embed(title="Promo codes", colour=BLUE)
-        lines = [promo_line(p, settings) for p in promos]
-        text = ""
-        for line in lines:
-            if len(text) + len(line) > 3900:
-                text += f"\n… and {len(lines) - text.count(chr(10)) - 1} more"
-                break
-            text += ("\n" if text else "") + line
-        embed.description = text or "No promo codes yet. Create one with `/promo create`."
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+        async def render(page: int) -> tuple[discord.Embed, int]:
+            settings = await ledger.settings(guild_id)
+            promos = await ledger.promos(guild_id)
+            pages = pack_pages([promo_line(p, settings) for p in promos], LIST_PAGE_CHARS)
+            embed = discord.Embed(title="Promo codes", colour=BLUE)
+            if not pages:
+                embed.description = "No promo codes yet. Create one with `/promo create`."
+                return embed, 1
+            page = min(max(page, 1), len(pages))
+            embed.description = pages[page - 1]
+            active = sum(p.active for p in promos)
+            embed.set_footer(text=f"Page {page} of {len(pages)} · {len(promos)} codes, {active} active")
+            return embed, len(pages)
+
+        await send_paged(interaction, render)
 
     @promo.command(name="disable", description="Stop a promo code from being redeemed.")
     @app_commands.describe(code="The code to disable.")
     @app_commands.autocomplete(code=promo_autocomplete)
-    async def disable(self, interaction: discord.Interaction, code: app_commands.Range[str, 1, 40]) -> None:
+    async def disable(
+        self, interaction: discord.Interaction, code: app_commands.Range[str, 1, limits.REDEEM_INPUT]
+    ) -> None:
         promo = await ledger_of(interaction).disable_promo(
             guild_id_of(interaction), code, actor_id=interaction.user.id, key=key_of(interaction)
         )
         text = f"Promo code `{promo.code}` is disabled; credit already redeemed stays."
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Promo code disabled", text)
+        await answer_committed(interaction, text, audit="Promo code disabled")
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -11,17 +11,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import limits
 from bot.ledger.errors import InvalidInput
 from bot.ledger.models import GuildSettings
-from bot.ledger.timeparse import format_lead_times
+from bot.ledger.money import MAX_NAME_LENGTH, MAX_SYMBOL_LENGTH
+from bot.ledger.timeparse import MAX_LEAD_TIMES, format_lead_times
+from cogs import _fit
 from cogs._common import (
     BLUE,
     ModeratorCog,
+    answer_committed,
     guild_id_of,
     key_of,
     ledger_of,
     moderator_commands,
-    post_audit,
 )
 from cogs.shop import category_autocomplete
 
@@ -36,6 +39,18 @@ async def timezone_autocomplete(interaction: discord.Interaction, current: str) 
     return [app_commands.Choice(name=z, value=z) for z in zone_names() if needle in z.casefold()][:25]
 
 
+def field_chunks(items: list[str], limit: int, separator: str = ", ") -> list[str]:
+    """``items`` joined by ``separator`` into as few texts of at most ``limit`` characters as they
+    fit, each item whole: for a list shown in full over several embed fields."""
+    chunks: list[str] = []
+    for item in (_fit.clip(item, limit) for item in items):
+        if chunks and len(chunks[-1]) + len(separator) + len(item) <= limit:
+            chunks[-1] += separator + item
+        else:
+            chunks.append(item)
+    return chunks
+
+
 def settings_embed(settings: GuildSettings) -> discord.Embed:
     embed = discord.Embed(title="Promo Balance settings", colour=BLUE)
     symbol = f" ({settings.currency_symbol})" if settings.currency_symbol else ""
@@ -46,8 +61,12 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     embed.add_field(
         name="Audit channel", value=f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "—"
     )
-    excluded = ", ".join(f"`{c}`" for c in settings.promo_excluded_categories) or "none"
-    embed.add_field(name="Promo credit excluded on", value=excluded, inline=False)
+    # Up to limits.EXCLUDED_CATEGORIES (25) names of 50 characters: 1,348 characters, more than one
+    # field holds, so the list goes on in a second field rather than being cut.
+    excluded = field_chunks([f"`{c}`" for c in settings.promo_excluded_categories], _fit.FIELD_VALUE) or ["none"]
+    for number, chunk in enumerate(excluded):
+        name = "Promo credit excluded on" + (" (continued)" if number else "")
+        embed.add_field(name=name, value=chunk, inline=False)
     return embed
 
 
@@ -55,19 +74,22 @@ class Settings(ModeratorCog):
     settings = moderator_commands("settings", "This server's Promo Balance settings (moderators).")
 
     async def _changed(self, interaction: discord.Interaction, what: str, settings: GuildSettings) -> None:
-        await interaction.response.send_message(f"{what}", embed=settings_embed(settings), ephemeral=True)
-        await post_audit(interaction, "Settings changed", what)
+        await answer_committed(
+            interaction, _fit.clip(what, _fit.CONTENT), audit="Settings changed", embed=settings_embed(settings)
+        )
 
     @settings.command(name="currency", description="Name, symbol and decimals of this server's credit.")
     @app_commands.describe(
-        name="e.g. credits, coins, gems.",
-        symbol="Shown before amounts instead of the name, e.g. $.",
+        name=f"e.g. credits, coins, gems (up to {MAX_NAME_LENGTH} characters).",
+        symbol=f"Shown before amounts instead of the name, e.g. $ (up to {MAX_SYMBOL_LENGTH} characters).",
         decimals="0 for whole credits, 2 for cents. Only before any credit exists.",
         no_symbol="True: show the name instead of a symbol again.",
     )
     async def currency(
-        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 20] | None = None,
-        symbol: app_commands.Range[str, 1, 5] | None = None, decimals: Literal[0, 2] | None = None,
+        self, interaction: discord.Interaction,
+        name: app_commands.Range[str, 1, MAX_NAME_LENGTH] | None = None,
+        symbol: app_commands.Range[str, 1, MAX_SYMBOL_LENGTH] | None = None,
+        decimals: Literal[0, 2] | None = None,
         no_symbol: bool = False,
     ) -> None:
         # Discord never sends an empty option, so removing the symbol needs its own switch.
@@ -82,8 +104,13 @@ class Settings(ModeratorCog):
         await self._changed(interaction, "Currency updated.", updated)
 
     @settings.command(name="reminders", description="When members get DMs before their credit expires.")
-    @app_commands.describe(lead_times="Comma-separated durations before expiry, e.g. 7d,1d (each at least 1m).")
-    async def reminders(self, interaction: discord.Interaction, lead_times: str | None = None) -> None:
+    @app_commands.describe(
+        lead_times=f"Comma-separated durations before expiry, e.g. 7d,1d (up to {MAX_LEAD_TIMES}, each at least 1m)."
+    )
+    async def reminders(
+        self, interaction: discord.Interaction,
+        lead_times: app_commands.Range[str, 1, limits.LEAD_TIMES_INPUT] | None = None,
+    ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         if lead_times is None:
@@ -125,10 +152,12 @@ class Settings(ModeratorCog):
         await self._changed(interaction, f"Audit channel: {channel.mention}.", updated)
 
     @settings.command(name="exclude-category", description="Promotional credit can't be spent on this category.")
-    @app_commands.describe(category="A shop category.")
+    @app_commands.describe(
+        category=f"A shop category (up to {limits.EXCLUDED_CATEGORIES} can be excluded)."
+    )
     @app_commands.autocomplete(category=category_autocomplete)
     async def exclude_category(
-        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, 50]
+        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, limits.CATEGORY]
     ) -> None:
         updated = await ledger_of(interaction).set_category_excluded(
             guild_id_of(interaction), category, True, actor_id=interaction.user.id, key=key_of(interaction)
@@ -139,7 +168,7 @@ class Settings(ModeratorCog):
     @app_commands.describe(category="A category excluded before.")
     @app_commands.autocomplete(category=category_autocomplete)
     async def include_category(
-        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, 50]
+        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, limits.CATEGORY]
     ) -> None:
         updated = await ledger_of(interaction).set_category_excluded(
             guild_id_of(interaction), category, False, actor_id=interaction.user.id, key=key_of(interaction)
@@ -149,7 +178,9 @@ class Settings(ModeratorCog):
     @settings.command(name="timezone", description="The timezone dates like 2026-12-31 are read in.")
     @app_commands.describe(tz="An IANA timezone, e.g. Europe/Berlin or America/New_York.")
     @app_commands.autocomplete(tz=timezone_autocomplete)
-    async def timezone(self, interaction: discord.Interaction, tz: app_commands.Range[str, 1, 64]) -> None:
+    async def timezone(
+        self, interaction: discord.Interaction, tz: app_commands.Range[str, 1, limits.TIMEZONE]
+    ) -> None:
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction), timezone=tz
         )

@@ -35,3 +35,5 @@ LEAD_TIMES_INPUT = 100
 REDEEM_INPUT = 64
 #: An IANA timezone name, like ``America/Argentina/ComodRivadavia``.
 TIMEZONE = 64
+#: A gift card's last 4 characters as typed into /giftcard void, like ``…7KQ2`` or ``7kq-2``.
+GIFT_LAST4_INPUT = 9
