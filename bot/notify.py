@@ -2,54 +2,57 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import discord
 
 from bot.ledger.models import DueReminder, Lot
-from bot.ledger.money import format_amount
+from bot.ledger.money import Currency, format_amount
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import discord_timestamp, format_lead_times, from_unix
 from bot.reminders import DmClosed, SendFailed
+from cogs import _fit
 
 CLOSED_DMS = 50007
 UNKNOWN_USER = 10013
-# Discord refuses an embed description over 4096 characters (and a whole embed over 6000): a member
-# with many lots in one window gets the soonest ones listed and a summary line for the rest, instead
-# of a DM that is refused on every attempt and never arrives.
-DESCRIPTION_BUDGET = 3800
-LINE_LIMIT = 300
+#: How much of one lot's line its categories may take: whole names, then "… and N more".
+CATEGORIES_SHOWN = 120
+ORANGE = discord.Colour(0xE67E22)
+
+
+def reminder_line(lot: Lot, currency: Currency) -> str:
+    """One lot of the DM, at most about 250 characters whatever the lot."""
+    when = discord_timestamp(from_unix(lot.expires_at or 0), "R")
+    exact = discord_timestamp(from_unix(lot.expires_at or 0), "f")
+    kind = "gift" if lot.kind == "gift" else "promotional"
+    only = f" (only: {_fit.fit_lines(lot.categories, CATEGORIES_SHOWN, separator=', ')})" if lot.categories else ""
+    return f"• **{format_amount(lot.remaining, currency)}** {kind} credit expires {when} ({exact}){only}"
 
 
 async def reminder_embed(ledger: Ledger, guild_name: str, due: DueReminder, lots: Sequence[Lot]) -> discord.Embed:
+    """Discord refuses a description over 4,096 characters (and a message's embeds over 6,000): a
+    member with many lots in one window gets the soonest ones listed and a line for the rest, with
+    what they add up to, instead of a DM that is refused on every attempt and never arrives."""
     settings = await ledger.settings(due.guild_id)
+    currency = settings.currency
     total = sum(lot.remaining for lot in lots)
-    lines: list[str] = []
-    used = 0
     tail = f"\n\nSpend it with `/shop` and `/buy` in **{guild_name}** before it's gone."
     ordered = sorted(lots, key=lambda lot: (lot.expires_at or 0, lot.id))
-    for index, lot in enumerate(ordered):
-        when = discord_timestamp(from_unix(lot.expires_at or 0), "R")
-        exact = discord_timestamp(from_unix(lot.expires_at or 0), "f")
-        kind = "gift" if lot.kind == "gift" else "promotional"
-        only = f" (only: {', '.join(lot.categories)})" if lot.categories else ""
-        amount = format_amount(lot.remaining, settings.currency)
-        line = f"• **{amount}** {kind} credit expires {when} ({exact}){only}"
-        if len(line) > LINE_LIMIT:
-            line = line[: LINE_LIMIT - 2] + "…)"
-        if used + len(line) + len(tail) + 100 > DESCRIPTION_BUDGET:  # 100: room for the summary line
-            rest = ordered[index:]
-            amount = format_amount(sum(lot.remaining for lot in rest), settings.currency)
-            lines.append(f"• …and {len(rest)} more, **{amount}** in all: see `/balance`")
-            break
-        lines.append(line)
-        used += len(line) + 1
+    # held[i]: what ordered[i:] hold together; the lots left out are always the last ones.
+    held = list(itertools.accumulate((lot.remaining for lot in reversed(ordered)), initial=0))[::-1]
+
+    def more(count: int) -> str:
+        amount = format_amount(held[len(ordered) - count], currency)
+        return f"• …and {count} more, **{amount}** in all: see `/balance`"
+
+    lines = [reminder_line(lot, currency) for lot in ordered]
     embed = discord.Embed(
-        title=f"Your credit in {guild_name} expires soon",
-        description="\n".join(lines) + tail,
-        colour=discord.Colour(0xE67E22),
+        title=_fit.clip(f"Your credit in {guild_name} expires soon", _fit.TITLE),
+        description=_fit.fit_lines(lines, _fit.DESCRIPTION - len(tail), more=more) + tail,
+        colour=ORANGE,
     )
-    embed.add_field(name="Expiring", value=format_amount(total, settings.currency))
+    embed.add_field(name="Expiring", value=format_amount(total, currency))
     embed.set_footer(
         text=f"Reminders come {format_lead_times(settings.reminder_leads)} before expiry. "
         "Turn them off in that server with /reminders enabled:False."

@@ -64,8 +64,15 @@ def member_facts(member: discord.abc.User) -> MemberFacts:
     return MemberFacts()
 
 
+#: How much of one lot line its categories may take: whole names, then "… and N more".
+LOT_CATEGORIES_SHOWN = 120
+
+
 def lot_line(lot: Lot, settings: GuildSettings, now: int) -> str:
-    """`#12 · 40 of 50 credits · promo · expires <t:…:R> · only: games · one-time`"""
+    """`#12 · 40 of 50 credits · promo · expires <t:…:R> · only: games · one-time`
+
+    Bounded: at most about 300 characters, whatever the lot (ten 50-character categories are
+    listed as far as LOT_CATEGORIES_SHOWN allows, then "… and N more")."""
     parts = [f"`#{lot.id}`", f"**{money(settings, lot.remaining)}**"]
     if lot.remaining != lot.original:
         parts[-1] += f" of {money(settings, lot.original)}"
@@ -75,7 +82,7 @@ def lot_line(lot: Lot, settings: GuildSettings, now: int) -> str:
     if lot.expires_at is not None:
         parts.append(f"expires {ts(lot.expires_at)}")
     if lot.categories:
-        parts.append("only: " + ", ".join(lot.categories))
+        parts.append("only: " + _fit.fit_lines(lot.categories, LOT_CATEGORIES_SHOWN, separator=", "))
     if lot.one_time:
         parts.append("one-time")
     return " · ".join(parts)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger.models import Entry, GuildSettings
+from bot.ledger import limits
+from bot.ledger.models import Entry, GuildSettings, Lot
+from cogs import _fit
 from cogs._common import BLUE, guild_id_of, ledger_of, lot_line, money, send_paged, ts
 
 ENTRY_LABELS = {
@@ -21,12 +26,33 @@ ENTRY_LABELS = {
 MAX_LOT_LINES = 15
 
 
+def lots_text(lots: Sequence[Lot], settings: GuildSettings, now: int) -> str:
+    """The first lots, at most MAX_LOT_LINES and as many as fit in one embed field (1,024
+    characters), then a line for the rest and what they hold: "… and 9 more, 1,250 credits in all"."""
+    lines = [lot_line(lot, settings, now) for lot in lots[:MAX_LOT_LINES]]
+    hidden = len(lots) - len(lines)  # past MAX_LOT_LINES: left out whatever the room
+    # held[i]: what lots[i:] hold together.
+    held = list(itertools.accumulate((lot.remaining for lot in reversed(lots)), initial=0))[::-1]
+
+    def more(count: int) -> str:
+        left = count + hidden
+        return f"{_fit.and_more(left)}, {money(settings, held[len(lots) - left])} in all"
+
+    room = _fit.FIELD_VALUE - (len(more(0)) + 1 if hidden else 0)
+    text = _fit.fit_lines(lines, room, more=more)
+    if hidden and text == "\n".join(lines):  # every shown line fitted: the rest still needs its line
+        text += "\n" + more(0)
+    return text
+
+
 def entry_line(entry: Entry, settings: GuildSettings) -> str:
     label = ENTRY_LABELS.get(entry.type, entry.type)
     amount = "" if entry.amount == 0 else f" **{'+' if entry.amount > 0 else '−'}{money(settings, abs(entry.amount))}**"
     kind = "gift" if entry.lot_kind == "gift" else "promo"
     order = f" · order `#{entry.order_id}`" if entry.order_id else ""
-    reason = f" · {entry.reason}" if entry.reason else ""
+    # The ledger refuses reasons over limits.REASON characters; the clip keeps a line bounded
+    # whatever a row holds, so a page of ten lines always fits in one description (4,096).
+    reason = f" · {_fit.clip(entry.reason, limits.REASON)}" if entry.reason else ""
     return f"{ts(entry.created_at)} {label}{amount} ({kind}, lot `#{entry.lot_id}`){order}{reason}"
 
 
@@ -56,10 +82,9 @@ class Balance(commands.Cog):
                 inline=False,
             )
         if bal.lots:
-            lines = [lot_line(lot, settings, now) for lot in bal.lots[:MAX_LOT_LINES]]
-            if len(bal.lots) > MAX_LOT_LINES:
-                lines.append(f"… and {len(bal.lots) - MAX_LOT_LINES} more")
-            embed.add_field(name="Your credit, in the order it is spent", value="\n".join(lines), inline=False)
+            embed.add_field(
+                name="Your credit, in the order it is spent", value=lots_text(bal.lots, settings, now), inline=False
+            )
         else:
             embed.description = "You have no credit here yet. Redeem a code with `/redeem`."
         embed.set_footer(text="Promotional credit is spent first. Credit can't be transferred or cashed out.")
@@ -77,7 +102,8 @@ class Balance(commands.Cog):
         async def render(number: int) -> tuple[discord.Embed, int]:
             result = await ledger.history(guild_id, user_id, number)
             embed = discord.Embed(title="Your credit history", colour=BLUE)
-            embed.description = "\n".join(entry_line(e, settings) for e in result.items) or "Nothing here yet."
+            lines = [entry_line(e, settings) for e in result.items]
+            embed.description = _fit.fit_lines(lines, _fit.DESCRIPTION) or "Nothing here yet."
             embed.set_footer(text=f"Page {result.page} of {result.pages} · {result.total} entries")
             return embed, result.pages
 

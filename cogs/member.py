@@ -6,7 +6,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._common import BLUE, guild_id_of, ledger_of
+from cogs import _fit
+from cogs._common import BLUE, answer_committed, guild_id_of, ledger_of
 
 UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 
@@ -36,8 +37,8 @@ class Member(commands.Cog):
     async def reminders(self, interaction: discord.Interaction, enabled: bool) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
-        await ledger.set_reminders_enabled(guild_id, interaction.user.id, enabled)
         settings = await ledger.settings(guild_id)
+        await ledger.set_reminders_enabled(guild_id, interaction.user.id, enabled)
         if enabled:
             message = (
                 f"Reminders are on: I'll DM you {human_leads(settings.reminder_leads)} before "
@@ -45,7 +46,7 @@ class Member(commands.Cog):
             )
         else:
             message = "Reminders are off for this server. Turn them back on any time with `/reminders enabled:True`."
-        await interaction.response.send_message(message, ephemeral=True)
+        await answer_committed(interaction, message)
 
     @app_commands.command(name="terms", description="This server's credit terms.")
     @app_commands.guild_only()
@@ -68,7 +69,11 @@ class Member(commands.Cog):
             "Turn them off with `/reminders enabled:False`.",
             "**One-time credit** is used by a single purchase; whatever that purchase leaves of it is forfeited.",
         ]
-        embed = discord.Embed(title="Credit terms", description="\n\n".join(lines), colour=BLUE)
+        # At most limits.EXCLUDED_CATEGORIES names and a 20-character currency: about 2,500
+        # characters at the most; the clip keeps the promise whatever the settings hold.
+        embed = discord.Embed(
+            title="Credit terms", description=_fit.clip("\n\n".join(lines), _fit.DESCRIPTION), colour=BLUE
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

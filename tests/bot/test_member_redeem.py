@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from bot.ledger import limits
 from bot.ledger.timeparse import to_unix
 from tests.bot.conftest import World, text_of
 from tests.fakediscord import InvalidInvocation
@@ -207,6 +208,6 @@ async def test_blank_or_oversized_input_is_refused(world: World):
     assert rec.ephemeral and "Type the code you received." in text_of(rec)
     dashes = await redeem(w, w.alice, "---")
     assert dashes.ephemeral and "Type the code you received." in text_of(dashes)
-    with pytest.raises(InvalidInvocation):  # Discord's client enforces max_length 100
-        await redeem(w, w.alice, "X" * 101)
+    with pytest.raises(InvalidInvocation):  # Discord's client enforces max_length (limits.REDEEM_INPUT)
+        await redeem(w, w.alice, "X" * (limits.REDEEM_INPUT + 1))
     assert counts(w) == before
