@@ -502,7 +502,7 @@ class Ledger:
         """One box for both kinds of code, like Amazon's "Gift Cards & Promotional Codes"."""
         if not isinstance(code, str) or not code.strip():
             raise InvalidInput("Type the code you received.")
-        if len(code) > 100:
+        if len(code) > limits.REDEEM_INPUT:
             raise InvalidInput("That is too long to be a code.")
         promo_key = codes.normalise_code(code)
         if not promo_key:

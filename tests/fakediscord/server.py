@@ -212,6 +212,7 @@ class Server:
             if rule.times > 0 and rule.method == request.method and rule.path.search(path):
                 rule.times -= 1
                 rule.hits.append(path)
+                self._count_rejection(path, {"status": rule.status, "code": rule.code, "message": rule.message})
                 return rule.response()
         for route in self.routes:
             match = route.pattern.match(path)
@@ -246,12 +247,16 @@ class Server:
         self.fake.violations.append(violation)
         _log.warning("fakediscord: refused %s", violation)
         exc = DiscordError(400, 50035, "Invalid Form Body", errors=errors_object(problems))
-        interaction = self._interaction_of(record.path)
-        if interaction is not None:
-            if _CALLBACK_PATH.match(record.path):
-                interaction.attempts += 1
-            interaction.rejections.append({"status": exc.status, **exc.body()})
+        self._count_rejection(record.path, {"status": exc.status, **exc.body()})
         return _error_response(exc)
+
+    def _count_rejection(self, path: str, rejection: dict[str, Any]) -> None:
+        """An error answered before any handler ran still counts on its interaction's record."""
+        interaction = self._interaction_of(path)
+        if interaction is not None:
+            if _CALLBACK_PATH.match(path):
+                interaction.attempts += 1
+            interaction.rejections.append(rejection)
 
     def _interaction_of(self, path: str) -> InteractionRecord | None:
         if match := _CALLBACK_PATH.match(path):
