@@ -11,9 +11,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import limits
 from bot.ledger.errors import Conflict, NotFound, UserError
 from bot.ledger.models import CheckoutPreview, GuildSettings, Order, ShopItem
 from bot.ledger.rules import MAX_QUANTITY
+from cogs import _fit
 from cogs._common import (
     BLUE,
     GREEN,
@@ -23,13 +25,16 @@ from cogs._common import (
     key_of,
     ledger_of,
     money,
+    record_committed,
     send_paged,
     ts,
 )
 
 log = logging.getLogger(__name__)
 PREVIEW_SECONDS = 120
+#: At most this many items on one /shop page; fewer when their texts would not fit one embed.
 ITEMS_PER_PAGE = 10
+ITEM_SEPARATOR = "\n\n"
 
 
 async def resolve_item(interaction: discord.Interaction, value: str, include_inactive: bool = False) -> ShopItem:
@@ -44,7 +49,20 @@ async def resolve_item(interaction: discord.Interaction, value: str, include_ina
     for item in await ledger.items(guild_id, include_inactive=include_inactive):
         if item.name.casefold() == text.casefold():
             return item
-    raise NotFound(f"The shop has no item called `{text[:50]}`. Pick one from the list as you type.")
+    raise NotFound(
+        f"The shop has no item called `{_fit.clip(text, limits.ITEM_NAME)}`. Pick one from the list as you type."
+    )
+
+
+def choice_label(name: str, price: str, category: str, sold_out: bool) -> str:
+    """`Name — price (category) · sold out` in Discord's 100 characters: the price and "sold out"
+    always show; a long name and category are cut with "…", the name keeping the larger share."""
+    price_part = f" — {price}"
+    sold = " · sold out" if sold_out else ""
+    room = _fit.CHOICE_NAME - len(price_part) - len(sold) - len(" ()")  # for the name and the category
+    category_room = max(room - len(name), min(len(category), room // 3))
+    name_room = room - min(len(category), category_room)
+    return f"{_fit.clip(name, name_room)}{price_part} ({_fit.clip(category, category_room)}){sold}"
 
 
 async def item_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -56,10 +74,8 @@ async def item_autocomplete(interaction: discord.Interaction, current: str) -> l
     for item in await ledger.items(guild_id):
         if needle and needle not in item.name.casefold() and needle not in item.category.casefold():
             continue
-        label = f"{item.name} — {money(settings, item.price)} ({item.category})"
-        if item.stock == 0:
-            label += " · sold out"
-        choices.append(app_commands.Choice(name=label[:100], value=str(item.id)))
+        label = choice_label(item.name, money(settings, item.price), item.category, item.stock == 0)
+        choices.append(app_commands.Choice(name=_fit.clip(label, _fit.CHOICE_NAME), value=str(item.id)))
         if len(choices) == 25:
             break
     return choices
@@ -68,7 +84,12 @@ async def item_autocomplete(interaction: discord.Interaction, current: str) -> l
 async def category_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
     needle = current.casefold().strip()
     categories = await ledger_of(interaction).categories(guild_id_of(interaction))
-    return [app_commands.Choice(name=c, value=c) for c in categories if needle in c.casefold()][:25]
+    return [
+        # Categories are at most limits.CATEGORY (50) characters, well inside a choice's 100.
+        app_commands.Choice(name=_fit.clip(c, _fit.CHOICE_NAME), value=_fit.clip(c, _fit.CHOICE_VALUE))
+        for c in categories
+        if needle in c.casefold()
+    ][: _fit.CHOICES]
 
 
 def promo_note(item: ShopItem, settings: GuildSettings) -> str:
@@ -87,9 +108,28 @@ def item_line(item: ShopItem, settings: GuildSettings) -> str:
     )
 
 
+def shop_pages(lines: list[str]) -> list[list[str]]:
+    """The /shop pages: up to ITEMS_PER_PAGE items each, and fewer when their texts would pass an
+    embed description's 4,096 characters (500-character descriptions fit about five to a page).
+    Every item is on some page, whole: a line is only ever cut if it alone could not fit."""
+    pages: list[list[str]] = []
+    size = 0
+    for line in (_fit.clip(line, _fit.DESCRIPTION) for line in lines):
+        page = pages[-1] if pages else None
+        if page is not None and len(page) < ITEMS_PER_PAGE and size + len(ITEM_SEPARATOR) + len(line) <= (
+            _fit.DESCRIPTION
+        ):
+            page.append(line)
+            size += len(ITEM_SEPARATOR) + len(line)
+        else:
+            pages.append([line])
+            size = len(line)
+    return pages or [[]]
+
+
 def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: int) -> discord.Embed:
     item = preview.item
-    embed = discord.Embed(title=f"Buy {preview.quantity} × {item.name}?", colour=ORANGE)
+    embed = discord.Embed(title=_fit.clip(f"Buy {preview.quantity} × {item.name}?", _fit.TITLE), colour=ORANGE)
     embed.add_field(name="Price", value=money(settings, preview.total))
     embed.add_field(name="Promotional credit applied", value=money(settings, preview.promo_applied))
     embed.add_field(name="Gift balance applied", value=money(settings, preview.gift_applied))
@@ -110,15 +150,28 @@ def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: 
 def receipt_embed(order: Order, settings: GuildSettings, note: str = "") -> discord.Embed:
     refunded = order.status == "refunded"
     title = f"Order #{order.id}{' (refunded)' if refunded else ''}: {order.quantity} × {order.item_name}"
-    embed = discord.Embed(title=title, colour=ORANGE if refunded else GREEN)
+    embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=ORANGE if refunded else GREEN)
     embed.add_field(name="Paid", value=money(settings, order.total))
     embed.add_field(name="Promotional credit", value=money(settings, order.promo_applied))
     embed.add_field(name="Gift balance", value=money(settings, order.gift_applied))
     if order.forfeited:
         embed.add_field(name="Forfeited", value=money(settings, order.forfeited))
     if note:
-        embed.description = note
+        embed.description = _fit.clip(note, _fit.DESCRIPTION)
     return embed
+
+
+def purchase_summary(order: Order, settings: GuildSettings) -> str:
+    """What a committed purchase did, in words fit for a followup or a DM (SPEC §7)."""
+    bought = f"{order.quantity} × {order.item_name}"
+    if order.status == "refunded":
+        return _fit.clip(
+            f"Order #{order.id} ({bought}) was paid and then refunded automatically: "
+            f"{money(settings, order.total)} is back in your balance. See /orders.", _fit.CONTENT,
+        )
+    return _fit.clip(
+        f"You bought {bought} for {money(settings, order.total)} (order #{order.id}). See /orders.", _fit.CONTENT
+    )
 
 
 async def grant_item_role(interaction: discord.Interaction, order: Order) -> str | None:
@@ -162,6 +215,7 @@ class ConfirmPurchase(discord.ui.View):
         self.key = key_of(origin, "buy")
         self._lock = asyncio.Lock()
         self._outcome: dict[str, Any] | None = None  # what the preview became, once decided
+        self._committed: str | None = None  # what the purchase did, once it committed
         # Stable ids per preview: readable in logs and tests, and never shared by two previews.
         self.confirm.custom_id = f"buy:confirm:{origin.id}"
         self.cancel.custom_id = f"buy:cancel:{origin.id}"
@@ -184,7 +238,10 @@ class ConfirmPurchase(discord.ui.View):
                 guild_id, interaction.user.id, self.item_id, self.quantity, key=self.key, expected_total=self.total
             )
         except UserError as exc:
-            return {"content": f"Nothing was charged. {exc}", "embed": None}
+            return {"content": _fit.clip(f"Nothing was charged. {exc}", _fit.CONTENT), "embed": None}
+        # Paid: from here on, an answer that fails must say so, not "nothing was changed" (SPEC §7).
+        self._committed = purchase_summary(order, settings)
+        record_committed(interaction, self._committed)
         failure = await grant_item_role(interaction, order) if order.status == "completed" else None
         note = ""
         if failure is not None:
@@ -194,6 +251,8 @@ class ConfirmPurchase(discord.ui.View):
                 key=f"autorefund:{order.id}", reason=f"automatic refund: {failure}",
             )
             order = refund.order
+            self._committed = purchase_summary(order, settings)
+            record_committed(interaction, self._committed)
             note = f"Your order was refunded automatically because {failure}. Please tell a moderator."
         elif order.role_id:
             note = f"You now have <@&{order.role_id}>."
@@ -201,14 +260,24 @@ class ConfirmPurchase(discord.ui.View):
             bot_of(interaction).dispatch("purchase_completed", order.to_dict())
         return {"content": None, "embed": receipt_embed(order, settings, note)}
 
+    async def _show_outcome(self, interaction: discord.Interaction) -> None:
+        """Put the outcome on the preview. A click that shows a purchase (even another click's)
+        records it first, so a failed edit tells the member what was bought, not "nothing"."""
+        assert self._outcome is not None
+        if self._committed is not None:
+            record_committed(interaction, self._committed)
+        await interaction.edit_original_response(**self._outcome, view=None)
+
     @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
-        await interaction.response.defer()  # role changes and refunds can take a moment
+        # Acknowledged first: role changes and refunds can take a moment. If Discord refuses even
+        # this, nothing is bought and the preview's buttons still work.
+        await interaction.response.defer()
         async with self._lock:
             if self._outcome is None:
                 self._outcome = await self._purchase(interaction)
                 self.stop()
-        await interaction.edit_original_response(**self._outcome, view=None)
+        await self._show_outcome(interaction)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
@@ -217,7 +286,7 @@ class ConfirmPurchase(discord.ui.View):
             if self._outcome is None:
                 self._outcome = {"content": "Cancelled. Nothing was charged.", "embed": None}
                 self.stop()
-        await interaction.edit_original_response(**self._outcome, view=None)
+        await self._show_outcome(interaction)
 
     async def on_timeout(self) -> None:
         if self._outcome is not None or self._lock.locked():
@@ -236,38 +305,42 @@ class Shop(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="shop", description="What you can buy here with your credit.")
-    @app_commands.describe(category="Only show items of this category.")
+    @app_commands.describe(category=f"Only show items of this category (up to {limits.CATEGORY} characters).")
     @app_commands.autocomplete(category=category_autocomplete)
     @app_commands.guild_only()
-    async def shop(self, interaction: discord.Interaction, category: str | None = None) -> None:
+    async def shop(
+        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, limits.CATEGORY] | None = None
+    ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         settings = await ledger.settings(guild_id)
         items = await ledger.items(guild_id, category)
+        pages = shop_pages([item_line(item, settings) for item in items])
+        shown_category = _fit.clip(category, limits.CATEGORY) if category else ""
 
         async def render(page: int) -> tuple[discord.Embed, int]:
-            pages = max(1, -(-len(items) // ITEMS_PER_PAGE))
-            page = min(max(page, 1), pages)
-            shown = items[(page - 1) * ITEMS_PER_PAGE : page * ITEMS_PER_PAGE]
-            title = "Shop" + (f": {category}" if category else "")
-            embed = discord.Embed(title=title, colour=BLUE)
+            page = min(max(page, 1), len(pages))
+            shown = pages[page - 1]
+            title = "Shop" + (f": {shown_category}" if category else "")
+            embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=BLUE)
             if shown:
-                embed.description = "\n\n".join(item_line(item, settings) for item in shown)
+                embed.description = ITEM_SEPARATOR.join(shown)
             elif category:
-                embed.description = f"No items in `{category}`. Try `/shop` without a category."
+                embed.description = f"No items in `{shown_category}`. Try `/shop` without a category."
             else:
                 embed.description = "The shop is empty for now."
-            embed.set_footer(text=f"Buy with /buy · page {page} of {pages}")
-            return embed, pages
+            embed.set_footer(text=f"Buy with /buy · page {page} of {len(pages)}")
+            return embed, len(pages)
 
         await send_paged(interaction, render)
 
     @app_commands.command(name="buy", description="Buy an item with your credit (you confirm first).")
-    @app_commands.describe(item="The item to buy.", quantity="How many (default 1).")
+    @app_commands.describe(item="The item to buy: pick it as you type its name.", quantity="How many (default 1).")
     @app_commands.autocomplete(item=item_autocomplete)
     @app_commands.guild_only()
     async def buy(
-        self, interaction: discord.Interaction, item: str, quantity: app_commands.Range[int, 1, MAX_QUANTITY] = 1
+        self, interaction: discord.Interaction, item: app_commands.Range[str, 1, limits.ITEM_NAME],
+        quantity: app_commands.Range[int, 1, MAX_QUANTITY] = 1,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -306,7 +379,8 @@ class Shop(commands.Cog):
                     f"`#{order.id}` {ts(order.created_at)} · {order.quantity} × {order.item_name} · "
                     f"{money(settings, order.total)}{status}"
                 )
-            embed.description = "\n".join(lines) or "No orders yet. Browse `/shop`."
+            # Ten lines of at most ~200 characters: this fits; fit_lines keeps it so by construction.
+            embed.description = _fit.fit_lines(lines, _fit.DESCRIPTION) or "No orders yet. Browse `/shop`."
             embed.set_footer(text=f"Page {result.page} of {result.pages}")
             return embed, result.pages
 

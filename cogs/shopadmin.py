@@ -8,20 +8,27 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import limits
 from bot.ledger.errors import InvalidInput
+from cogs import _fit
 from cogs._common import (
     ModeratorCog,
+    answer_committed,
     guild_id_of,
     key_of,
     ledger_of,
     moderator_commands,
     moderator_predicate,
     money,
-    post_audit,
+    record_committed,
 )
 from cogs.shop import category_autocomplete, item_line, resolve_item
 
 log = logging.getLogger(__name__)
+REMOVED = " (removed)"
+#: The `item` option: an item id from the autocomplete, or a name typed in full.
+ItemInput = app_commands.Range[str, 1, limits.ITEM_NAME]
+Amount = app_commands.Range[str, 1, limits.AMOUNT_INPUT]
 
 
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
@@ -32,10 +39,16 @@ async def any_item_autocomplete(interaction: discord.Interaction, current: str) 
     needle = current.casefold().strip()
     items = await ledger.items(guild_id, include_inactive=True)
     return [
-        app_commands.Choice(name=(item.name + ("" if item.active else " (removed)"))[:100], value=str(item.id))
+        app_commands.Choice(name=removed_label(item.name, item.active), value=str(item.id))
         for item in items
         if needle in item.name.casefold()
-    ][:25]
+    ][: _fit.CHOICES]
+
+
+def removed_label(name: str, active: bool) -> str:
+    """The item's name in a choice's 100 characters, still saying "(removed)" when cut."""
+    suffix = "" if active else REMOVED
+    return _fit.clip(name, _fit.CHOICE_NAME - len(suffix)) + suffix
 
 
 def assignable(role: discord.Role | None) -> int | None:
@@ -62,20 +75,20 @@ class ShopAdmin(ModeratorCog):
 
     @shopadmin.command(name="add", description="Add an item to the shop.")
     @app_commands.describe(
-        name="The item's name (unique in this shop).",
+        name=f"The item's name (unique in this shop, up to {limits.ITEM_NAME} characters).",
         price="Its price in this server's currency.",
-        category="Its category, e.g. roles, games, subscriptions.",
+        category=f"Its category, e.g. roles, games, subscriptions (up to {limits.CATEGORY} characters).",
         stock="How many can be sold. Empty: unlimited.",
         role="A role the buyer gets.",
         limit="How many one member may buy. Empty: no limit.",
-        description="A line shown in /shop.",
+        description=f"A line shown in /shop (up to {limits.ITEM_DESCRIPTION} characters).",
     )
     @app_commands.autocomplete(category=category_autocomplete)
     async def add(
-        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100], price: str,
-        category: app_commands.Range[str, 1, 50], stock: app_commands.Range[int, 0] | None = None,
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, limits.ITEM_NAME], price: Amount,
+        category: app_commands.Range[str, 1, limits.CATEGORY], stock: app_commands.Range[int, 0] | None = None,
         role: discord.Role | None = None, limit: app_commands.Range[int, 1] | None = None,
-        description: app_commands.Range[str, 0, 500] | None = None,
+        description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -84,32 +97,32 @@ class ShopAdmin(ModeratorCog):
             role_id=assignable(role), limit=limit, description=description,
         )
         settings = await ledger.settings(guild_id)
-        text = "Added to the shop: " + item_line(item, settings)
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Shop item added", text)
+        text = _fit.clip("Added to the shop: " + item_line(item, settings), _fit.CONTENT)
+        await answer_committed(interaction, text, audit="Shop item added")
 
     @shopadmin.command(name="edit", description="Change an item; only the options you give change.")
     @app_commands.describe(
         item="The item to change.",
-        name="New name.",
+        name=f"New name (up to {limits.ITEM_NAME} characters).",
         price="New price.",
-        category="New category.",
+        category=f"New category (up to {limits.CATEGORY} characters).",
         stock="New stock (how many can still be sold).",
         unlimited_stock="True: no stock limit any more.",
         role="New role the buyer gets.",
         no_role="True: buying gives no role any more.",
         limit="New per-member limit.",
         no_limit="True: no per-member limit any more.",
-        description="New description.",
+        description=f"New description (up to {limits.ITEM_DESCRIPTION} characters).",
         active="False hides the item from the shop; True brings it back.",
     )
     @app_commands.autocomplete(item=any_item_autocomplete, category=category_autocomplete)
     async def edit(
-        self, interaction: discord.Interaction, item: str, name: app_commands.Range[str, 1, 100] | None = None,
-        price: str | None = None, category: app_commands.Range[str, 1, 50] | None = None,
+        self, interaction: discord.Interaction, item: ItemInput,
+        name: app_commands.Range[str, 1, limits.ITEM_NAME] | None = None, price: Amount | None = None,
+        category: app_commands.Range[str, 1, limits.CATEGORY] | None = None,
         stock: app_commands.Range[int, 0] | None = None, unlimited_stock: bool = False,
         role: discord.Role | None = None, no_role: bool = False, limit: app_commands.Range[int, 1] | None = None,
-        no_limit: bool = False, description: app_commands.Range[str, 0, 500] | None = None,
+        no_limit: bool = False, description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
         active: bool | None = None,
     ) -> None:
         one_of(stock, unlimited_stock, "stock", "unlimited_stock")
@@ -125,27 +138,30 @@ class ShopAdmin(ModeratorCog):
             clear_stock=unlimited_stock, clear_limit=no_limit, clear_role=no_role,
         )
         settings = await ledger.settings(guild_id)
-        text = "Updated: " + item_line(updated, settings) + ("" if updated.active else " (not in the shop)")
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Shop item edited", text)
+        hidden = "" if updated.active else " (not in the shop)"
+        text = _fit.clip("Updated: " + item_line(updated, settings), _fit.CONTENT - len(hidden)) + hidden
+        await answer_committed(interaction, text, audit="Shop item edited")
 
     @shopadmin.command(name="remove", description="Take an item out of the shop (past orders keep it).")
     @app_commands.describe(item="The item to remove.")
     @app_commands.autocomplete(item=any_item_autocomplete)
-    async def remove(self, interaction: discord.Interaction, item: str) -> None:
+    async def remove(self, interaction: discord.Interaction, item: ItemInput) -> None:
         ledger = ledger_of(interaction)
         chosen = await resolve_item(interaction, item)
         removed = await ledger.remove_item(
             guild_id_of(interaction), chosen.id, actor_id=interaction.user.id, key=key_of(interaction)
         )
         text = f"**{removed.name}** is no longer sold. Orders of it stay in the books and can still be refunded."
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Shop item removed", text)
+        await answer_committed(interaction, text, audit="Shop item removed")
 
     @shopadmin.command(name="refund", description="Refund an order entirely and take back its role.")
-    @app_commands.describe(order="The order number, as shown by /orders and in the export.", reason="Why.")
+    @app_commands.describe(
+        order="The order number, as shown by /orders and in the export.",
+        reason=f"Why; kept with the refund in the ledger and the audit log (up to {limits.REASON} characters).",
+    )
     async def refund(
-        self, interaction: discord.Interaction, order: app_commands.Range[int, 1], reason: str | None = None
+        self, interaction: discord.Interaction, order: app_commands.Range[int, 1],
+        reason: app_commands.Range[str, 1, limits.REASON] | None = None,
     ) -> None:
         # Taking the role back is a Discord call that can be slow (rate limits): answer within 3 s first.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -156,9 +172,6 @@ class ShopAdmin(ModeratorCog):
         )
         settings = await ledger.settings(guild_id)
         refunded = result.order
-        note = ""
-        if refunded.role_id and interaction.guild is not None:
-            note = await self._take_role(interaction.guild, refunded.user_id, refunded.role_id, refunded.id)
         kept = (
             f" {money(settings, result.expired_again)} had expired meanwhile and stays expired."
             if result.expired_again else ""
@@ -168,10 +181,16 @@ class ShopAdmin(ModeratorCog):
         )
         text = (
             f"Order `#{refunded.id}` ({refunded.quantity} × {refunded.item_name}) of <@{refunded.user_id}> refunded: "
-            f"{money(settings, result.returned)} back to their balance.{kept}{note}"
+            f"{money(settings, result.returned)} back to their balance.{kept}"
         )
-        await interaction.followup.send(text, ephemeral=True)
-        await post_audit(interaction, "Order refunded", text, {"Reason": reason or "—"})
+        # Refunded: taking the role back below is a Discord call that can fail; the error handler
+        # must then say the refund was made, not "nothing was changed" (SPEC §7).
+        record_committed(interaction, text)
+        if refunded.role_id and interaction.guild is not None:
+            text += await self._take_role(interaction.guild, refunded.user_id, refunded.role_id, refunded.id)
+        await answer_committed(
+            interaction, _fit.clip(text, _fit.CONTENT), audit="Order refunded", audit_fields={"Reason": reason or "—"}
+        )
 
     async def _take_role(self, guild: discord.Guild, user_id: int, role_id: int, order_id: int) -> str:
         member = guild.get_member(user_id)
