@@ -62,3 +62,21 @@ def fit_lines(
         kept.append(line)
         used += len(line) + (len(separator) if len(kept) > 1 else 0)
     return separator.join(kept)  # pragma: no cover - the total fitted after all
+
+
+def pack_pages(lines: Sequence[str], limit: int, *, separator: str = "\n", per_page: int | None = None) -> list[str]:
+    """Every line, in order, packed into as few pages of at most ``limit`` characters (and at most
+    ``per_page`` lines) as they fit; a single line longer than ``limit`` is cut with "…"."""
+    pages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in (clip(line, limit) for line in lines):
+        full = per_page is not None and len(current) >= per_page
+        if current and (full or size + len(separator) + len(line) > limit):
+            pages.append(separator.join(current))
+            current, size = [], 0
+        size += len(line) + (len(separator) if current else 0)
+        current.append(line)
+    if current:
+        pages.append(separator.join(current))
+    return pages

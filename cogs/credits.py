@@ -12,13 +12,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import limits
 from bot.ledger.errors import Conflict, InvalidInput, NotFound
 from bot.ledger.models import GuildSettings, Lot, Schedule
 from bot.ledger.timeparse import from_unix
+from cogs import _fit
 from cogs._common import (
     BLUE,
     GREEN,
     ModeratorCog,
+    answer_committed,
     bot_of,
     guild_id_of,
     key_of,
@@ -37,6 +40,15 @@ from cogs.shop import category_autocomplete
 
 Kind = Literal["promo", "gift"]
 INSPECT_PAGE = 10
+#: Recurring grants on one page of /credits schedule list (fewer when their lines are long).
+SCHEDULE_PAGE = 10
+#: Promo codes listed in /credits report, most redeemed first.
+REPORT_CODES = 15
+#: How much of a revocation's answer its lot numbers may take: whole numbers, then "… and N more".
+REVOKED_LOTS_SHOWN = 600
+CATEGORIES_HELP = f"comma-separated (up to {limits.CATEGORIES_PER_LIST})"
+#: The name of an embed field that goes on with the one above it.
+BLANK = "\u200b"
 
 
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
@@ -59,21 +71,17 @@ async def lot_autocomplete(interaction: discord.Interaction, current: str) -> li
         if typed and typed not in str(lot.id):
             continue
         if lot.is_usable_at(now) or lot.is_upcoming_at(now):
-            choices.append(app_commands.Choice(name=label[:100], value=lot.id))
-    return choices[:25]
+            choices.append(app_commands.Choice(name=_fit.clip(label, _fit.CHOICE_NAME), value=lot.id))
+            if len(choices) == _fit.CHOICES:
+                break
+    return choices
 
 
-def lots_field(lots: Sequence[Lot], settings: GuildSettings, now: int, limit: int = 1024) -> str:
+def lots_field(lots: Sequence[Lot], settings: GuildSettings, now: int, limit: int = _fit.FIELD_VALUE) -> str:
     """As many lot lines as fit in an embed field, then how many more there are."""
-    lines = [lot_line(lot, settings, now) for lot in lots]
-    if not lines:
+    if not lots:
         return "No active lots."
-    for count in range(len(lines), 0, -1):
-        rest = len(lines) - count
-        text = "\n".join(lines[:count]) + (f"\n… and {rest} more" if rest else "")
-        if len(text) <= limit:
-            return text
-    return lines[0][: limit - 1] + "…"
+    return _fit.fit_lines([lot_line(lot, settings, now) for lot in lots], limit)
 
 
 def schedule_line(schedule: Schedule, settings: GuildSettings) -> str:
@@ -95,16 +103,19 @@ class Credits(ModeratorCog):
         amount="How much, in this server's currency (e.g. 25 or 12.50).",
         expires="When it expires: a duration like 30d, or a date like 2026-12-31. Empty: never.",
         starts="When it becomes usable: a duration or date. Empty: now.",
-        categories="Only usable on these shop categories, comma-separated. Empty: any.",
+        categories=f"Only usable on these shop categories, {CATEGORIES_HELP}. Empty: any.",
         one_time="Whatever one purchase leaves of it is forfeited.",
         kind="promo (default; spent first, can be restricted) or gift (pays for anything).",
-        reason="Shown to the member in their history.",
+        reason=f"Shown to the member in their history (up to {limits.REASON} characters).",
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def grant(
-        self, interaction: discord.Interaction, member: discord.Member, amount: str, expires: str | None = None,
-        starts: str | None = None, categories: str | None = None, one_time: bool = False, kind: Kind = "promo",
-        reason: str | None = None,
+        self, interaction: discord.Interaction, member: discord.Member,
+        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
+        expires: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        starts: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
+        kind: Kind = "promo", reason: app_commands.Range[str, 1, limits.REASON] | None = None,
     ) -> None:
         if member.bot:
             raise InvalidInput("Bots can't hold credit.")
@@ -118,8 +129,9 @@ class Credits(ModeratorCog):
         lot = await ledger.get_lot(guild_id, result.first_lot_id)
         line = lot_line(lot, settings, ledger.now()) if lot else ""
         text = f"Granted {money(settings, result.amount)} of {kind} credit to {member.mention}.\n{line}"
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Credit granted", text, {"Reason": reason or "—"})
+        await answer_committed(
+            interaction, _fit.clip(text, _fit.CONTENT), audit="Credit granted", audit_fields={"Reason": reason or "—"}
+        )
 
     @credits.command(name="grant-role", description="Give every member of a role credit, all at once.")
     @app_commands.describe(
@@ -127,16 +139,19 @@ class Credits(ModeratorCog):
         amount="How much each member gets.",
         expires="When it expires: a duration like 30d, or a date. Empty: never.",
         starts="When it becomes usable. Empty: now.",
-        categories="Only usable on these shop categories, comma-separated.",
+        categories=f"Only usable on these shop categories, {CATEGORIES_HELP}.",
         one_time="Whatever one purchase leaves of it is forfeited.",
         kind="promo (default) or gift.",
-        reason="Shown to members in their history.",
+        reason=f"Shown to members in their history (up to {limits.REASON} characters).",
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def grant_role(
-        self, interaction: discord.Interaction, role: discord.Role, amount: str, expires: str | None = None,
-        starts: str | None = None, categories: str | None = None, one_time: bool = False, kind: Kind = "promo",
-        reason: str | None = None,
+        self, interaction: discord.Interaction, role: discord.Role,
+        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
+        expires: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        starts: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
+        kind: Kind = "promo", reason: app_commands.Range[str, 1, limits.REASON] | None = None,
     ) -> None:
         if not bot_of(interaction).members_intent:
             raise Conflict(
@@ -160,20 +175,22 @@ class Credits(ModeratorCog):
             f"Granted {money(settings, result.amount)} of {kind} credit to each of the {result.count} members "
             f"of {role.mention}{expiry}."
         )
-        await interaction.followup.send(text, ephemeral=True)
-        await post_audit(interaction, "Credit granted to a role", text, {"Reason": reason or "—"})
+        await answer_committed(
+            interaction, text, audit="Credit granted to a role", audit_fields={"Reason": reason or "—"}
+        )
 
     @credits.command(name="revoke", description="Take back credit: a whole lot, or an amount in spending order.")
     @app_commands.describe(
         member="Whose credit.",
-        reason="Why; shown to the member in their history.",
+        reason=f"Why; shown to the member in their history (up to {limits.REASON} characters).",
         lot="The lot to void (see /credits inspect). Empty: take the amount in spending order.",
         amount="How much. Empty with a lot: all that is left of it.",
     )
     @app_commands.autocomplete(lot=lot_autocomplete)
     async def revoke(
-        self, interaction: discord.Interaction, member: discord.Member, reason: str,
-        lot: app_commands.Range[int, 1] | None = None, amount: str | None = None,
+        self, interaction: discord.Interaction, member: discord.Member,
+        reason: app_commands.Range[str, 1, limits.REASON], lot: app_commands.Range[int, 1] | None = None,
+        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -182,22 +199,25 @@ class Credits(ModeratorCog):
             lot_id=lot, amount=amount,
         )
         settings = await ledger.settings(guild_id)
-        lots = ", ".join(f"`#{c.lot_id}`" for c in result.changes)
+        lots = _fit.fit_lines(
+            [f"`#{lot_id}`" for lot_id in dict.fromkeys(c.lot_id for c in result.changes)], REVOKED_LOTS_SHOWN,
+            separator=", ",
+        )
         text = f"Revoked {money(settings, result.amount)} from {member.mention} (lots {lots})."
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Credit revoked", text, {"Reason": reason})
+        await answer_committed(interaction, text, audit="Credit revoked", audit_fields={"Reason": reason})
 
     @credits.command(name="extend", description="Change when a lot expires.")
     @app_commands.describe(
         lot="The lot (see /credits inspect).",
         expires="The new expiry: a duration from now like 30d, or a date like 2026-12-31.",
-        reason="Why; kept in the ledger.",
+        reason=f"Why; kept in the ledger (up to {limits.REASON} characters).",
         member="Whose lot (helps the lot list as you type).",
     )
     @app_commands.autocomplete(lot=lot_autocomplete)
     async def extend(
-        self, interaction: discord.Interaction, lot: app_commands.Range[int, 1], expires: str,
-        reason: str | None = None, member: discord.Member | None = None,
+        self, interaction: discord.Interaction, lot: app_commands.Range[int, 1],
+        expires: app_commands.Range[str, 1, limits.WHEN_INPUT],
+        reason: app_commands.Range[str, 1, limits.REASON] | None = None, member: discord.Member | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -212,8 +232,7 @@ class Credits(ModeratorCog):
             f"Lot `#{result.lot_id}` of <@{result.user_id}> now expires {ts(result.new_expires_at, 'f')} "
             f"({ts(result.new_expires_at)}); it was {ts(result.old_expires_at, 'f')}."
         )
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Expiry changed", text, {"Reason": reason or "—"})
+        await answer_committed(interaction, text, audit="Expiry changed", audit_fields={"Reason": reason or "—"})
 
     @credits.command(name="inspect", description="A member's lots and ledger.")
     @app_commands.describe(member="Whose credit to show.")
@@ -226,15 +245,22 @@ class Credits(ModeratorCog):
             now = ledger.now()
             balance = await ledger.balance(guild_id, member.id)
             history = await ledger.history(guild_id, member.id, page, INSPECT_PAGE)
-            embed = discord.Embed(title=f"Credit of {member.display_name}", colour=BLUE)
+            embed = discord.Embed(title=_fit.clip(f"Credit of {member.display_name}", _fit.TITLE), colour=BLUE)
             embed.add_field(name="Gift", value=money(settings, balance.gift))
             embed.add_field(name="Promotional", value=money(settings, balance.promo))
             embed.add_field(name="Upcoming", value=money(settings, balance.upcoming))
-            embed.add_field(name="Active lots", value=lots_field(balance.lots, settings, now), inline=False)
-            ledger_lines = "\n".join(entry_line(e, settings) for e in history.items) or "No entries."
-            embed.add_field(name=f"Ledger (page {history.page} of {history.pages})", value=ledger_lines[:1024],
-                            inline=False)
             embed.set_footer(text=f"Member id {member.id}")
+            # A page of the ledger is ten whole entries, in as many fields as their reasons need; the
+            # lots get what that leaves of a message's 6,000 characters (never more than a field).
+            ledger_name = f"Ledger (page {history.page} of {history.pages})"
+            entries = _fit.pack_pages([entry_line(e, settings) for e in history.items], _fit.FIELD_VALUE)
+            entries = entries or ["No entries."]
+            names = [ledger_name] + [BLANK] * (len(entries) - 1)
+            room = _fit.EMBEDS_TOTAL - len(embed) - len("Active lots") - sum(map(len, names + entries))
+            lots = lots_field(balance.lots, settings, now, min(_fit.FIELD_VALUE, room))
+            embed.add_field(name="Active lots", value=lots, inline=False)
+            for name, value in zip(names, entries, strict=True):
+                embed.add_field(name=name, value=value, inline=False)
             return embed, history.pages
 
         await send_paged(interaction, render)
@@ -262,7 +288,7 @@ class Credits(ModeratorCog):
         embed = discord.Embed(title="Credit report", colour=BLUE)
         embed.add_field(name="Outstanding promotional", value=money(settings, report.outstanding_promo))
         embed.add_field(name="Outstanding gift", value=money(settings, report.outstanding_gift))
-        embed.add_field(name="\u200b", value="\u200b")
+        embed.add_field(name=BLANK, value=BLANK)
         embed.add_field(name="Expiring in 7 days", value=money(settings, report.expiring_7d))
         embed.add_field(name="Expiring in 30 days", value=money(settings, report.expiring_30d))
         embed.add_field(name="Gift cards redeemed", value=str(report.gift_cards_redeemed))
@@ -273,8 +299,11 @@ class Credits(ModeratorCog):
             for w in last
         )
         embed.add_field(name="Last 4 weeks", value=weekly or "—", inline=False)
-        codes = "\n".join(f"`{code}`: {count}" for code, count in report.redemptions_per_code[:15])
-        embed.add_field(name="Redemptions per promo code", value=codes or "No promo codes yet.", inline=False)
+        codes = [f"`{code}`: {count}" for code, count in report.redemptions_per_code]
+        if len(codes) > REPORT_CODES:  # the most redeemed first; the rest are in /promo list
+            codes[REPORT_CODES:] = [f"{_fit.and_more(len(codes) - REPORT_CODES)}: see /promo list"]
+        codes_text = _fit.clip("\n".join(codes), _fit.FIELD_VALUE) or "No promo codes yet."
+        embed.add_field(name="Redemptions per promo code", value=codes_text, inline=False)
         png = await asyncio.to_thread(weekly_chart_png, report.weeks, settings.currency_name)
         embed.set_image(url="attachment://report.png")
         await interaction.followup.send(
@@ -287,14 +316,15 @@ class Credits(ModeratorCog):
         amount="How much each member gets per run.",
         rule="Cron rule in the server's timezone: minute hour day month weekday, e.g. `0 12 1 * *`.",
         valid_days="Each run's credit expires this many days after it is granted. Empty: never.",
-        categories="Only usable on these shop categories, comma-separated.",
+        categories=f"Only usable on these shop categories, {CATEGORIES_HELP}.",
         kind="promo (default) or gift.",
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def schedule_add(
-        self, interaction: discord.Interaction, role: discord.Role, amount: str, rule: str,
-        valid_days: app_commands.Range[int, 1, 36500] | None = None, categories: str | None = None,
-        kind: Kind = "promo",
+        self, interaction: discord.Interaction, role: discord.Role,
+        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT], rule: app_commands.Range[str, 1, limits.CRON_RULE],
+        valid_days: app_commands.Range[int, 1, 36500] | None = None,
+        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, kind: Kind = "promo",
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -304,20 +334,29 @@ class Credits(ModeratorCog):
         )
         settings = await ledger.settings(guild_id)
         text = "Recurring grant created: " + schedule_line(schedule, settings)
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Recurring grant created", text)
+        await answer_committed(interaction, _fit.clip(text, _fit.CONTENT), audit="Recurring grant created")
 
     @schedule.command(name="list", description="This server's recurring grants.")
     async def schedule_list(self, interaction: discord.Interaction) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
-        settings = await ledger.settings(guild_id)
-        schedules = await ledger.schedules(guild_id)
-        embed = discord.Embed(title="Recurring grants", colour=GREEN)
-        embed.description = "\n".join(schedule_line(s, settings) for s in schedules)[:4000] or (
-            "None yet. Add one with `/credits schedule add`."
-        )
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+        async def render(page: int) -> tuple[discord.Embed, int]:
+            settings = await ledger.settings(guild_id)
+            schedules = await ledger.schedules(guild_id)
+            lines = [schedule_line(s, settings) for s in schedules]
+            pages = _fit.pack_pages(lines, _fit.DESCRIPTION, per_page=SCHEDULE_PAGE)
+            embed = discord.Embed(title="Recurring grants", colour=GREEN)
+            if not pages:
+                embed.description = "None yet. Add one with `/credits schedule add`."
+                return embed, 1
+            page = min(max(page, 1), len(pages))
+            embed.description = pages[page - 1]
+            if len(pages) > 1:
+                embed.set_footer(text=f"Page {page} of {len(pages)} · {len(schedules)} recurring grants")
+            return embed, len(pages)
+
+        await send_paged(interaction, render)
 
     @schedule.command(name="remove", description="Stop a recurring grant.")
     @app_commands.describe(id="The recurring grant's number, from /credits schedule list.")
@@ -327,8 +366,7 @@ class Credits(ModeratorCog):
             guild_id_of(interaction), id, actor_id=interaction.user.id, key=key_of(interaction)
         )
         text = f"Recurring grant `#{schedule.id}` to <@&{schedule.role_id}> stopped."
-        await interaction.response.send_message(text, ephemeral=True)
-        await post_audit(interaction, "Recurring grant removed", text)
+        await answer_committed(interaction, text, audit="Recurring grant removed")
 
 
 async def setup(bot: commands.Bot) -> None:

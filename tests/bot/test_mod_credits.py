@@ -80,7 +80,8 @@ BAD_GRANTS = [
     ({"amount": "10", "expires": "2026-11-01"}, "past"),
     ({"amount": "10", "expires": "5 fortnights"}, "Unknown time unit"),
     ({"amount": "10", "expires": "1d", "starts": "3d"}, "after the start"),
-    ({"amount": "10", "kind": "gift", "reason": "x" * 201}, "200"),
+    # A 201-character reason: Discord's client stops it now (max_length), see
+    # tests/bot/test_worst_case_credits.py; the ledger refuses it too (tests/ledger/test_grants.py).
 ]
 
 
