@@ -261,3 +261,17 @@ async def test_moderator_autocomplete_lists_nothing_to_non_moderators(world: Wor
     assert [c["value"] for c in seen[f"{w.mod.id} credits revoke lot"]] == [lot.first_lot_id]
     assert [c["value"] for c in seen[f"{w.mod.id} promo disable code"]] == ["STAFF-ONLY"]
     assert [c["name"] for c in seen[f"{w.mod.id} shopadmin edit item"]] == ["Hidden"]
+
+
+async def test_every_text_option_has_a_length_limit_discord_enforces(world: World):
+    """SPEC §1: every free-text option has a max_length, so Discord's client stops the typing before
+    the bot ever sees an input longer than its messages are built for."""
+    _, tree = synced(world)
+    text_options = [
+        (path, o) for path, leaf in tree.items() for o in leaf.get("options") or []
+        if o["type"] == 3 and not o.get("choices")  # fixed choices need no length limit
+    ]
+    assert text_options
+    unbounded = [f"/{path} {o['name']}" for path, o in text_options if not o.get("max_length")]
+    assert unbounded == [], f"text options without max_length: {unbounded}"
+    assert all(o["max_length"] <= 6000 for _, o in text_options)  # Discord's own ceiling

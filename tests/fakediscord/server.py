@@ -251,10 +251,11 @@ class Server:
         return _error_response(exc)
 
     def _count_rejection(self, path: str, rejection: dict[str, Any]) -> None:
-        """An error answered before any handler ran still counts on its interaction's record."""
+        """An error answered before any handler ran still counts on its interaction's record. A 429
+        is not an attempt: discord.py waits and sends the same answer again by itself."""
         interaction = self._interaction_of(path)
         if interaction is not None:
-            if _CALLBACK_PATH.match(path):
+            if _CALLBACK_PATH.match(path) and rejection["status"] != 429:
                 interaction.attempts += 1
             interaction.rejections.append(rejection)
 
