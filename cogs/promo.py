@@ -54,22 +54,6 @@ def promo_line(promo: PromoCode, settings: GuildSettings) -> str:
     return " · ".join(parts)
 
 
-def pack_pages(lines: list[str], limit: int) -> list[str]:
-    """Whole lines, in order, packed into as few pages of at most ``limit`` characters as they fit."""
-    pages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in (_fit.clip(line, limit) for line in lines):
-        if current and size + 1 + len(line) > limit:
-            pages.append("\n".join(current))
-            current, size = [], 0
-        size += len(line) + (1 if current else 0)
-        current.append(line)
-    if current:
-        pages.append("\n".join(current))
-    return pages
-
-
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
 @app_commands.check(moderator_predicate)
 async def promo_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -129,7 +113,7 @@ class Promo(ModeratorCog):
         async def render(page: int) -> tuple[discord.Embed, int]:
             settings = await ledger.settings(guild_id)
             promos = await ledger.promos(guild_id)
-            pages = pack_pages([promo_line(p, settings) for p in promos], LIST_PAGE_CHARS)
+            pages = _fit.pack_pages([promo_line(p, settings) for p in promos], LIST_PAGE_CHARS)
             embed = discord.Embed(title="Promo codes", colour=BLUE)
             if not pages:
                 embed.description = "No promo codes yet. Create one with `/promo create`."

@@ -108,25 +108,6 @@ def item_line(item: ShopItem, settings: GuildSettings) -> str:
     )
 
 
-def shop_pages(lines: list[str]) -> list[list[str]]:
-    """The /shop pages: up to ITEMS_PER_PAGE items each, and fewer when their texts would pass an
-    embed description's 4,096 characters (500-character descriptions fit about five to a page).
-    Every item is on some page, whole: a line is only ever cut if it alone could not fit."""
-    pages: list[list[str]] = []
-    size = 0
-    for line in (_fit.clip(line, _fit.DESCRIPTION) for line in lines):
-        page = pages[-1] if pages else None
-        if page is not None and len(page) < ITEMS_PER_PAGE and size + len(ITEM_SEPARATOR) + len(line) <= (
-            _fit.DESCRIPTION
-        ):
-            page.append(line)
-            size += len(ITEM_SEPARATOR) + len(line)
-        else:
-            pages.append([line])
-            size = len(line)
-    return pages or [[]]
-
-
 def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: int) -> discord.Embed:
     item = preview.item
     embed = discord.Embed(title=_fit.clip(f"Buy {preview.quantity} × {item.name}?", _fit.TITLE), colour=ORANGE)
@@ -315,7 +296,10 @@ class Shop(commands.Cog):
         guild_id = guild_id_of(interaction)
         settings = await ledger.settings(guild_id)
         items = await ledger.items(guild_id, category)
-        pages = shop_pages([item_line(item, settings) for item in items])
+        # Up to ITEMS_PER_PAGE items a page, fewer when their texts would pass one description
+        # (500-character descriptions fit about five); every item whole, on some page.
+        lines = [item_line(item, settings) for item in items]
+        pages = _fit.pack_pages(lines, _fit.DESCRIPTION, separator=ITEM_SEPARATOR, per_page=ITEMS_PER_PAGE) or [""]
         shown_category = _fit.clip(category, limits.CATEGORY) if category else ""
 
         async def render(page: int) -> tuple[discord.Embed, int]:
@@ -324,7 +308,7 @@ class Shop(commands.Cog):
             title = "Shop" + (f": {shown_category}" if category else "")
             embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=BLUE)
             if shown:
-                embed.description = ITEM_SEPARATOR.join(shown)
+                embed.description = shown
             elif category:
                 embed.description = f"No items in `{shown_category}`. Try `/shop` without a category."
             else:

@@ -17,7 +17,7 @@ import pytest
 from bot.ledger import limits
 from bot.ledger.money import MAX_AMOUNT
 from cogs import _fit
-from cogs.shop import ITEMS_PER_PAGE, shop_pages
+from cogs.shop import ITEM_SEPARATOR, ITEMS_PER_PAGE
 from tests.bot.conftest import World, button, text_of
 from tests.fakediscord import InvalidInvocation
 
@@ -152,6 +152,12 @@ async def test_every_free_text_option_of_the_shop_has_the_domains_length_limit(w
 
 
 # /shop ------------------------------------------------------------------------------------------------
+def shop_pages(lines: list[str]) -> list[list[str]]:
+    """The /shop packing (cogs/shop.py), split back into each page's items."""
+    pages = _fit.pack_pages(lines, _fit.DESCRIPTION, separator=ITEM_SEPARATOR, per_page=ITEMS_PER_PAGE) or [""]
+    return [page.split(ITEM_SEPARATOR) if page else [] for page in pages]
+
+
 def test_shop_pages_hold_ten_items_or_fewer_when_their_texts_would_not_fit():
     long, short = "L" * 800, "s" * 50
     pages = shop_pages([long] * 3 + [short] * 20)
