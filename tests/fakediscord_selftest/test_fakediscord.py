@@ -194,7 +194,7 @@ async def running(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
         await bot.close()
         await asyncio.wait_for(runner, timeout=5)
         await fake.stop()
-    assert fake.unhandled == []
+    fake.assert_clean()
 
 
 @pytest.fixture
