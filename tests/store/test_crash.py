@@ -90,7 +90,11 @@ def kill(proc: subprocess.Popen[str]) -> tuple[str, str]:
     """SIGKILL (if still running) and return what the child printed after START."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
-    out, err = proc.communicate(timeout=20)
+    assert proc.stdout is not None and proc.stderr is not None
+    # Read through the same buffered files readline() used: communicate() reads the raw pipes and would
+    # drop lines readline() already buffered, so the test would count fewer orders than the child printed.
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=20)
     return out, err
 
 
