@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ledger import limits
-from bot.ledger.errors import Conflict, NotFound, UserError
+from bot.ledger.errors import Conflict, NotFound, PlanChanged, UserError
 from bot.ledger.models import CheckoutPreview, GuildSettings, Order, ShopItem
 from bot.ledger.rules import MAX_QUANTITY
 from cogs import _fit
@@ -182,24 +182,34 @@ async def grant_item_role(interaction: discord.Interaction, order: Order) -> str
 class ConfirmPurchase(discord.ui.View):
     """Confirm / Cancel under a preview. Only the buyer may press. Confirm twice buys once: clicks
     are handled one at a time and a later click shows the first click's outcome; across restarts
-    the purchase's idempotency key (the /buy interaction's id) still makes it apply once."""
+    the purchase's idempotency key (the /buy interaction's id) still makes it apply once.
+
+    Confirm applies exactly the preview's plan (SPEC §3). When the member's credit or the item
+    changed since, nothing is charged and the message becomes a new preview with fresh buttons
+    (`revision` 2, 3, …): a click already on its way to the old buttons shows the new preview and
+    never confirms it unseen."""
 
     LAPSED = "This preview lapsed and nothing was charged. Run `/buy` again."
 
-    def __init__(self, origin: discord.Interaction, preview: CheckoutPreview, lapses_at: int) -> None:
+    def __init__(
+        self, origin: discord.Interaction, preview: CheckoutPreview, lapses_at: int, revision: int = 1
+    ) -> None:
         super().__init__(timeout=PREVIEW_SECONDS)
         self.origin = origin
         self.item_id = preview.item.id
         self.quantity = preview.quantity
-        self.total = preview.total  # what the member agreed to pay
+        self.plan = preview.plan  # what the member agreed to: these lots, this split, these forfeits
         self.lapses_at = lapses_at
+        self.revision = revision
         self.key = key_of(origin, "buy")
         self._lock = asyncio.Lock()
         self._outcome: dict[str, Any] | None = None  # what the preview became, once decided
         self._committed: str | None = None  # what the purchase did, once it committed
+        self._successor: ConfirmPurchase | None = None  # the new preview, when the plan changed
         # Stable ids per preview: readable in logs and tests, and never shared by two previews.
-        self.confirm.custom_id = f"buy:confirm:{origin.id}"
-        self.cancel.custom_id = f"buy:cancel:{origin.id}"
+        suffix = "" if revision == 1 else f":{revision}"
+        self.confirm.custom_id = f"buy:confirm:{origin.id}{suffix}"
+        self.cancel.custom_id = f"buy:cancel:{origin.id}{suffix}"
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.origin.user.id:
@@ -216,8 +226,17 @@ class ConfirmPurchase(discord.ui.View):
             return {"content": self.LAPSED, "embed": None}
         try:
             order = await ledger.checkout(
-                guild_id, interaction.user.id, self.item_id, self.quantity, key=self.key, expected_total=self.total
+                guild_id, interaction.user.id, self.item_id, self.quantity, key=self.key, expected=self.plan
             )
+        except PlanChanged as exc:
+            # Nothing was written: show the purchase as it would be now, to confirm anew.
+            lapses_at = ledger.now() + PREVIEW_SECONDS
+            self._successor = ConfirmPurchase(self.origin, exc.preview, lapses_at, self.revision + 1)
+            return {
+                "content": _fit.clip(f"Nothing was charged. {exc} Check the new preview below.", _fit.CONTENT),
+                "embed": preview_embed(exc.preview, settings, lapses_at),
+                "view": self._successor,
+            }
         except UserError as exc:
             return {"content": _fit.clip(f"Nothing was charged. {exc}", _fit.CONTENT), "embed": None}
         # Paid: from here on, an answer that fails must say so, not "nothing was changed" (SPEC §7).
@@ -241,13 +260,24 @@ class ConfirmPurchase(discord.ui.View):
             bot_of(interaction).dispatch("purchase_completed", order.to_dict())
         return {"content": None, "embed": receipt_embed(order, settings, note)}
 
+    def _latest(self) -> ConfirmPurchase:
+        """The preview whose outcome the message should show: this one, or the new preview it
+        became (and so on) once that one was decided too."""
+        view = self
+        while view._successor is not None and view._successor._outcome is not None:
+            view = view._successor
+        return view
+
     async def _show_outcome(self, interaction: discord.Interaction) -> None:
         """Put the outcome on the preview. A click that shows a purchase (even another click's)
         records it first, so a failed edit tells the member what was bought, not "nothing"."""
-        assert self._outcome is not None
-        if self._committed is not None:
-            record_committed(interaction, self._committed)
-        await interaction.edit_original_response(**self._outcome, view=None)
+        latest = self._latest()
+        assert latest._outcome is not None
+        if latest._committed is not None:
+            record_committed(interaction, latest._committed)
+        await interaction.edit_original_response(**{"view": None, **latest._outcome})
+        if self._successor is not None:
+            self.stop()  # the new preview is shown: these buttons are gone (till then they retry)
 
     @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
@@ -257,7 +287,8 @@ class ConfirmPurchase(discord.ui.View):
         async with self._lock:
             if self._outcome is None:
                 self._outcome = await self._purchase(interaction)
-                self.stop()
+                if self._successor is None:
+                    self.stop()
         await self._show_outcome(interaction)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)

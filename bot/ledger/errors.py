@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.ledger.models import CheckoutPreview
 
 
 class LedgerError(Exception):
@@ -31,6 +35,15 @@ class Conflict(UserError):
 
 class InsufficientBalance(Conflict):
     """Not enough eligible credit for the purchase."""
+
+
+class PlanChanged(Conflict):
+    """Confirm would pay otherwise than its preview showed (lots, promo / gift split, forfeits,
+    price): nothing was written. `preview` is the purchase as it would be now, to confirm anew."""
+
+    def __init__(self, message: str, preview: CheckoutPreview) -> None:
+        super().__init__(message)
+        self.preview = preview
 
 
 class RateLimited(UserError):

@@ -245,16 +245,69 @@ class Allocation:
         return sum(a for _, a in self.forfeits)
 
 
+class LotUse(NamedTuple):
+    """One lot's part in a purchase: how much of it is spent (or forfeited)."""
+
+    lot_id: int
+    kind: LotKind
+    amount: int
+
+
+@dataclass(frozen=True)
+class PurchasePlan:
+    """Exactly how a purchase pays: the preview shows it, and Confirm applies it or nothing.
+
+    Two plans are equal when they take the same amounts from the same lots and forfeit the same
+    remainders, at the same price: then the member pays exactly as shown."""
+
+    item_id: int
+    quantity: int
+    unit_price: int
+    total: int
+    takes: tuple[LotUse, ...]
+    forfeits: tuple[LotUse, ...]
+
+    @property
+    def promo_applied(self) -> int:
+        return sum(use.amount for use in self.takes if use.kind == "promo")
+
+    @property
+    def gift_applied(self) -> int:
+        return sum(use.amount for use in self.takes if use.kind == "gift")
+
+    @property
+    def forfeited(self) -> int:
+        return sum(use.amount for use in self.forfeits)
+
+
 @dataclass(frozen=True)
 class CheckoutPreview:
+    """What `/buy` shows before Confirm: the item, the plan, and the balance before and after."""
+
     item: ShopItem
-    quantity: int
-    total: int
-    promo_applied: int
-    gift_applied: int
-    forfeited: int
+    plan: PurchasePlan
     balance_before: int
     balance_after: int
+
+    @property
+    def quantity(self) -> int:
+        return self.plan.quantity
+
+    @property
+    def total(self) -> int:
+        return self.plan.total
+
+    @property
+    def promo_applied(self) -> int:
+        return self.plan.promo_applied
+
+    @property
+    def gift_applied(self) -> int:
+        return self.plan.gift_applied
+
+    @property
+    def forfeited(self) -> int:
+        return self.plan.forfeited
 
 
 @dataclass(frozen=True)

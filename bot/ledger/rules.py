@@ -10,8 +10,18 @@ import math
 from collections.abc import Iterable, Sequence
 
 from bot.ledger import limits
-from bot.ledger.errors import Conflict, Forbidden, InsufficientBalance, InvalidInput, RateLimited
-from bot.ledger.models import Allocation, Balance, Lot, MemberFacts, PromoCode, ShopItem
+from bot.ledger.errors import Conflict, Forbidden, InsufficientBalance, InvalidInput, PlanChanged, RateLimited
+from bot.ledger.models import (
+    Allocation,
+    Balance,
+    CheckoutPreview,
+    Lot,
+    LotUse,
+    MemberFacts,
+    PromoCode,
+    PurchasePlan,
+    ShopItem,
+)
 from bot.ledger.money import Currency, format_amount
 from bot.ledger.timeparse import discord_timestamp, from_unix
 
@@ -143,6 +153,68 @@ def check_purchase(item: ShopItem, quantity: int, already_bought: int) -> int:
     if total > 10**12:
         raise InvalidInput("That order is too large.")
     return total
+
+
+def preview_purchase(
+    item: ShopItem,
+    quantity: int,
+    already_bought: int,
+    lots: Sequence[Lot],
+    excluded: Sequence[str],
+    now: int,
+    currency: Currency,
+) -> tuple[CheckoutPreview, Allocation]:
+    """The purchase as it would be now: what `/buy` previews and what checkout applies, one rule."""
+    total = check_purchase(item, quantity, already_bought)
+    allocation = allocate(lots, total, item.category, excluded, now, currency)
+    plan = PurchasePlan(
+        item_id=item.id, quantity=quantity, unit_price=item.price, total=total,
+        takes=tuple(LotUse(lot.id, lot.kind, amount) for lot, amount in allocation.takes),
+        forfeits=tuple(LotUse(lot.id, lot.kind, amount) for lot, amount in allocation.forfeits),
+    )
+    before = sum(lot.remaining for lot in lots if lot.is_usable_at(now))
+    return CheckoutPreview(item, plan, before, before - total - plan.forfeited), allocation
+
+
+def check_plan_unchanged(expected: PurchasePlan, now: CheckoutPreview, currency: Currency) -> None:
+    """Confirm applies exactly the plan its preview showed, or nothing (SPEC §3): any other way of
+    paying (another lot used first, a lot gone or expired, a price change, promo newly excluded)
+    raises `PlanChanged` with the purchase as it would be now, and what changed in words."""
+    if now.plan == expected:
+        return
+    plan = now.plan
+
+    def fmt(amount: int) -> str:
+        return format_amount(amount, currency)
+
+    if plan.unit_price != expected.unit_price:
+        head = (
+            f"The price of **{now.item.name}** changed since the preview: now {fmt(plan.unit_price)} each "
+            f"instead of {fmt(expected.unit_price)}. "
+        )
+    else:
+        head = "Your credit changed since the preview: "
+    uses = [
+        f"{fmt(new)} of {what} instead of {fmt(old)}"
+        for what, old, new in (
+            ("promotional credit", expected.promo_applied, plan.promo_applied),
+            ("gift balance", expected.gift_applied, plan.gift_applied),
+        )
+        if old != new
+    ]
+    doing = [f"use {' and '.join(uses)}"] if uses else []
+    if plan.forfeited != expected.forfeited:
+        doing.append(
+            f"forfeit {fmt(plan.forfeited) + ' of one-time credit' if plan.forfeited else 'nothing'} "
+            f"instead of {fmt(expected.forfeited) if expected.forfeited else 'nothing'}"
+        )
+    if doing:
+        detail = "this purchase would now " + ", and ".join(doing)
+    else:
+        detail = "the same amounts would now come from other lots of your credit"
+    if head.endswith(". "):
+        detail = detail[0].upper() + detail[1:]
+    raise PlanChanged(f"{head}{detail}.", now)
 
 
 def check_promo_redeemable(

@@ -37,6 +37,7 @@ from bot.ledger.models import (
     Order,
     Page,
     PromoCode,
+    PurchasePlan,
     Redemption,
     RefundResult,
     ReminderClaim,
@@ -386,11 +387,13 @@ class Ledger:
 
     async def checkout(
         self, guild_id: int, user_id: int, item_id: int, quantity: int = 1, *, key: str | None,
-        expected_total: int | None = None,
+        expected: PurchasePlan | None = None,
     ) -> Order:
-        """Buy. `expected_total` is what the member agreed to in the preview: a price changed since
-        is refused inside the purchase's transaction, so the member never pays more than shown."""
-        applied = await self.store.checkout(guild_id, user_id, item_id, quantity, key, self.now(), expected_total)
+        """Buy. `expected` is the plan the member agreed to in the preview: inside the purchase's
+        transaction the plan is worked out again from the current lots, and any difference (the
+        lots, the promo / gift split, a forfeit, the price) raises `PlanChanged` with the new
+        preview and writes nothing, so the member never pays in a way the preview did not show."""
+        applied = await self.store.checkout(guild_id, user_id, item_id, quantity, key, self.now(), expected)
         order = applied.value
         if applied.fresh:
             self.emit("credit_spent", {

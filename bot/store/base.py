@@ -30,6 +30,7 @@ from bot.ledger.models import (
     Order,
     Page,
     PromoCode,
+    PurchasePlan,
     Redemption,
     RefundResult,
     ReminderClaim,
@@ -140,7 +141,7 @@ class Store(ABC):
     @abstractmethod
     async def checkout(
         self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int,
-        expected_total: int | None = None,
+        expected: PurchasePlan | None = None,
     ) -> Applied[Order]: ...
 
     @abstractmethod

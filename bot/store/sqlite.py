@@ -21,6 +21,7 @@ import aiosqlite
 from bot.ledger import rules
 from bot.ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
 from bot.ledger.models import (
+    Allocation,
     AuditRecord,
     CheckoutPreview,
     DueReminder,
@@ -38,6 +39,7 @@ from bot.ledger.models import (
     Order,
     Page,
     PromoCode,
+    PurchasePlan,
     Record,
     Redemption,
     RefundResult,
@@ -48,7 +50,7 @@ from bot.ledger.models import (
     ShopItem,
     WeekFigures,
 )
-from bot.ledger.money import format_amount
+from bot.ledger.money import Currency, format_amount
 from bot.ledger.recurrence import next_run
 from bot.ledger.timeparse import discord_timestamp, from_unix
 from bot.store.base import Applied, Store
@@ -496,28 +498,19 @@ class SqliteStore(Store):
         self, guild_id: int, user_id: int, item_id: int, quantity: int, now: int
     ) -> CheckoutPreview:
         def fn(conn: sqlite3.Connection) -> CheckoutPreview:
-            item, total, lots, allocation = _plan_purchase(conn, guild_id, user_id, item_id, quantity, now)
-            before = sum(lot.remaining for lot in lots if lot.is_usable_at(now))
-            return CheckoutPreview(
-                item=item, quantity=quantity, total=total, promo_applied=allocation.promo_applied,
-                gift_applied=allocation.gift_applied, forfeited=allocation.forfeited,
-                balance_before=before, balance_after=before - total - allocation.forfeited,
-            )
+            return _plan_purchase(conn, guild_id, user_id, item_id, quantity, now)[0]
 
         return await self._run(_snapshot, fn)
 
     async def checkout(
         self, guild_id: int, user_id: int, item_id: int, quantity: int, key: str | None, now: int,
-        expected_total: int | None = None,
+        expected: PurchasePlan | None = None,
     ) -> Applied[Order]:
         def fn(conn: sqlite3.Connection) -> Order:
-            item, total, _, allocation = _plan_purchase(conn, guild_id, user_id, item_id, quantity, now)
-            if expected_total is not None and total != expected_total:
-                currency = _settings(conn, guild_id).currency
-                raise Conflict(
-                    f"The price of **{item.name}** changed since this preview "
-                    f"(now {format_amount(item.price, currency)} each). Run `/buy` again to see the new total."
-                )
+            preview, allocation, currency = _plan_purchase(conn, guild_id, user_id, item_id, quantity, now)
+            if expected is not None:
+                rules.check_plan_unchanged(expected, preview, currency)
+            item, total = preview.item, preview.total
             if item.stock is not None:
                 conn.execute("UPDATE shop_items SET stock = stock - ? WHERE id = ?", (quantity, item.id))
             cursor = conn.execute(
@@ -1266,7 +1259,7 @@ def _reschedule_reminders(conn: sqlite3.Connection, guild_id: int, leads: tuple[
 
 def _plan_purchase(
     conn: sqlite3.Connection, guild_id: int, user_id: int, item_id: int, quantity: int, now: int
-) -> tuple[ShopItem, int, list[Lot], Any]:
+) -> tuple[CheckoutPreview, Allocation, Currency]:
     settings = _settings(conn, guild_id)
     item = _item_by_id(conn, guild_id, item_id)
     if item is None:
@@ -1275,12 +1268,11 @@ def _plan_purchase(
         "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ? AND status = 'completed'",
         (item.id, user_id),
     ).fetchone()
-    total = rules.check_purchase(item, quantity, bought)
     lots = _member_lots(conn, guild_id, user_id)
-    allocation = rules.allocate(
-        lots, total, item.category, settings.promo_excluded_categories, now, settings.currency
+    preview, allocation = rules.preview_purchase(
+        item, quantity, bought, lots, settings.promo_excluded_categories, now, settings.currency
     )
-    return item, total, lots, allocation
+    return preview, allocation, settings.currency
 
 
 def _redeem_promo(

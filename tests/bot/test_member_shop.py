@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from bot.ledger.timeparse import to_unix
-from tests.bot.conftest import World, button, text_of
+from tests.bot.conftest import World, button, db_dump, text_of
 from tests.fakediscord import InvalidInvocation, Perm
 
 TABLES = ("lots", "entries", "orders", "idempotency")
@@ -53,8 +53,9 @@ async def buy(w: World, member, item, quantity: int | None = None):
 
 async def press(w: World, preview, which: str, member=None):
     """Click Confirm or Cancel and wait until the preview message shows the outcome."""
+    edits = len((getattr(preview, "message", None) or preview).edits)
     click = await w.fake.click(preview, button(preview, f"buy:{which}:"), (member or w.alice).id)
-    await click.wait_for_edit(1)
+    await click.wait_for_edit(edits + 1)
     return click
 
 
@@ -303,12 +304,17 @@ async def test_price_raised_after_the_preview_is_not_charged(world: World):
     await w.ledger.edit_item(w.guild.id, item.id, actor_id=w.mod.id, key="price", price="90")
     before = counts(w)
     done = await press(w, preview, "confirm")
-    assert "Nothing was charged. The price of **Sword** changed since this preview (now 90 credits each)" in (
-        text_of(done.message)
+    assert text_of(done.message).startswith(
+        "Nothing was charged. The price of **Sword** changed since the preview: now 90 credits each instead of "
+        "20 credits. This purchase would now use 90 credits of promotional credit instead of 20 credits."
     )
-    assert done.message.custom_ids == []
+    assert (fields(done.message)["Price"], fields(done.message)["Balance after"]) == ("90 credits", "10 credits")
     assert counts(w) == before
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 100
+    # The new preview shows the new price; confirming it pays exactly that.
+    bought = await press(w, done, "confirm")
+    assert fields(bought.message)["Paid"] == "90 credits"
+    assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 10
 
 
 async def test_sold_out_and_not_enough_stock(world: World):
@@ -376,7 +382,15 @@ async def test_twenty_concurrent_buy_flows_of_a_member_who_can_afford_five(world
     clicks = await asyncio.gather(*(w.fake.click(p, button(p, "buy:confirm:"), w.alice.id) for p in previews))
     await asyncio.gather(*(c.wait_for_edit(1) for c in clicks))
     outcomes = [text_of(c.message) for c in clicks]
-    assert sum("Order #" in o for o in outcomes) == 5
+    # Each preview showed 10 of promotional credit: three are paid so; then promo is gone and the
+    # other seventeen would be paid with gift balance, which they did not show: new previews.
+    assert sum("Order #" in o for o in outcomes) == 3
+    changed = [c for c, o in zip(clicks, outcomes, strict=True) if "Your credit changed since the preview" in o]
+    assert len(changed) == 17
+    again = await asyncio.gather(*(w.fake.click(c, button(c, "buy:confirm:"), w.alice.id) for c in changed))
+    await asyncio.gather(*(c.wait_for_edit(2) for c in again))
+    outcomes = [text_of(c.message) for c in again]
+    assert sum("Order #" in o for o in outcomes) == 2
     assert sum("Nothing was charged. That costs 10 credits and you have 0 credits." in o for o in outcomes) == 15
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 5
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 0
@@ -527,3 +541,116 @@ async def test_orders_page_buttons_and_only_the_invoker_turns_pages(world: World
 
     direct = await w.run(w.alice, "orders", page=2)
     assert "Page 2 of 2" in text_of(direct)
+
+
+# Confirm applies exactly the preview's plan, or nothing and a new preview (SPEC §3) -------------------
+
+
+def entries_of_order(w: World, order_id: int) -> list[tuple[str, int, int]]:
+    with sqlite3.connect(w.settings.database_path) as db:
+        return db.execute(
+            "SELECT type, lot_id, amount FROM entries WHERE order_id = ? ORDER BY id", (order_id,)
+        ).fetchall()
+
+
+async def test_one_time_promo_granted_before_confirm_is_not_used_unseen(world: World):
+    """The preview says "gift 10, no forfeit"; a one-time promo lot granted before Confirm would be
+    used first and 40 of it forfeited. Confirm charges nothing and shows that as a new preview."""
+    w = world
+    gift = await grant(w, w.alice, "10", "g1", kind="gift")
+    item = await add_item(w, "Sticker", "10", "merch")
+    preview = await buy(w, w.alice, item)
+    f = fields(preview)
+    assert (f["Promotional credit applied"], f["Gift balance applied"]) == ("0 credits", "10 credits")
+    assert "Forfeited" not in f
+
+    once = await grant(w, w.alice, "50", "p1", one_time=True, expires="30d")
+    before = db_dump(w)
+    changed = await press(w, preview, "confirm")
+    assert db_dump(w) == before  # nothing charged, nothing written
+    text = text_of(changed.message)
+    assert text.startswith(
+        "Nothing was charged. Your credit changed since the preview: this purchase would now use "
+        "10 credits of promotional credit instead of 0 credits and 0 credits of gift balance instead of "
+        "10 credits, and forfeit 40 credits of one-time credit instead of nothing."
+    ), text
+    f = fields(changed.message)
+    assert (f["Price"], f["Promotional credit applied"], f["Gift balance applied"]) == (
+        "10 credits", "10 credits", "0 credits")
+    assert f["Forfeited"].startswith("40 credits of one-time credit")
+    assert f["Balance after"] == "10 credits"
+    assert f"lapses <t:{now(w) + 120}:R>" in text
+    # Fresh buttons: the old Confirm cannot buy what this preview shows.
+    assert sorted(changed.message.custom_ids) == [f"buy:cancel:{preview.id}:2", f"buy:confirm:{preview.id}:2"]
+    with pytest.raises(InvalidInvocation):
+        await w.fake.click(preview, f"buy:confirm:{preview.id}", w.alice.id)
+
+    done = await press(w, changed, "confirm")
+    assert "Order #1: 1 × Sticker" in text_of(done.message)
+    assert fields(done.message) == {
+        "Paid": "10 credits", "Promotional credit": "10 credits", "Gift balance": "0 credits",
+        "Forfeited": "40 credits",
+    }
+    assert done.message.custom_ids == []
+    assert entries_of_order(w, 1) == [("spend", once.first_lot_id, -10), ("forfeit", once.first_lot_id, -40)]
+    bal = await w.ledger.balance(w.guild.id, w.alice.id)
+    assert (bal.promo, bal.gift) == (0, 10) and gift.first_lot_id in [lot.id for lot in bal.lots]
+    assert await w.ledger.verify() == []
+
+
+async def test_two_clicks_on_a_changed_preview_show_the_new_preview_and_buy_nothing(world: World):
+    w = world
+    await grant(w, w.alice, "100", "g1", kind="gift")
+    item = await add_item(w, "Sword", "30", "gear")
+    preview = await buy(w, w.alice, item)
+    await grant(w, w.alice, "20", "p1")  # would now pay 20 of it
+    before = db_dump(w)
+    confirm = button(preview, "buy:confirm:")
+    first, second = await asyncio.gather(
+        w.fake.click(preview, confirm, w.alice.id), w.fake.click(preview, confirm, w.alice.id)
+    )
+    await first.wait_for_edit(2)  # both answered on the same message: the new preview, twice
+    assert not first.rejections and not second.rejections
+    assert db_dump(w) == before  # the second click did not confirm the new preview unseen
+    assert fields(first.message)["Promotional credit applied"] == "20 credits"
+    assert "20 credits of promotional credit instead of 0 credits" in text_of(first.message)
+    assert button(first.message, "buy:confirm:").endswith(":2")
+    await press(w, first, "confirm")
+    [order] = (await w.ledger.orders(w.guild.id, w.alice.id)).items
+    assert (order.promo_applied, order.gift_applied) == (20, 10)
+
+
+async def test_credit_that_changes_again_gives_a_third_preview_and_the_new_preview_lapses(world: World):
+    w = world
+    await grant(w, w.alice, "100", "g1", kind="gift")
+    item = await add_item(w, "Sword", "30", "gear")
+    preview = await buy(w, w.alice, item)
+    await grant(w, w.alice, "10", "p1")
+    second = await press(w, preview, "confirm")
+    await grant(w, w.alice, "5", "p2", expires="1d")  # expires sooner: used first, then the other
+    third = await press(w, second, "confirm")
+    assert button(third.message, "buy:confirm:").endswith(":3")
+    assert "15 credits of promotional credit instead of 10 credits" in text_of(third.message)
+    assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
+    w.clock.advance(seconds=121)
+    before = db_dump(w)
+    lapsed = await press(w, third, "confirm")
+    assert "This preview lapsed and nothing was charged." in text_of(lapsed.message)
+    assert lapsed.message.custom_ids == [] and db_dump(w) == before
+
+
+async def test_a_category_excluded_after_the_preview_gives_a_new_preview_that_cancel_drops(world: World):
+    w = world
+    await grant(w, w.alice, "50", "p1")
+    await grant(w, w.alice, "100", "g1", kind="gift")
+    item = await add_item(w, "Sword", "30", "gear")
+    preview = await buy(w, w.alice, item)
+    assert fields(preview)["Promotional credit applied"] == "30 credits"
+    await exclude(w, "gear")
+    changed = await press(w, preview, "confirm")
+    f = fields(changed.message)
+    assert (f["Promotional credit applied"], f["Gift balance applied"]) == ("0 credits", "30 credits")
+    before = db_dump(w)
+    cancelled = await press(w, changed, "cancel")
+    assert "Cancelled. Nothing was charged." in text_of(cancelled.message)
+    assert cancelled.message.custom_ids == [] and db_dump(w) == before

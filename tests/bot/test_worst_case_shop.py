@@ -307,6 +307,49 @@ async def test_buy_preview_and_receipt_of_100_of_the_longest_item(world: World, 
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 3 * MAX_AMOUNT
 
 
+@pytest.mark.parametrize("symbol", ["", SYMBOL], ids=["long-name", "name-and-symbol"])
+async def test_a_changed_plan_at_its_longest_shows_the_new_preview_and_what_changed(world: World, symbol: str):
+    """Price, promo, gift and forfeit all changed, at the largest amounts and the longest name and
+    currency: the new preview and its "what changed" line fit one message, and Confirm buys it."""
+    w = world
+    await longest_currency(w, symbol)
+
+    def m(minor: int) -> str:
+        whole, cents = divmod(minor, 100)
+        return f"{SYMBOL}{whole:,}.{cents:02}" if symbol else f"{whole:,}.{cents:02} {CURRENCY}"
+
+    item = await add_longest_item(w, 1, price=9_999_999_999)
+    await grant(w, w.alice, 5 * 10**11, "promo", expires="1d")
+    await grant(w, w.alice, MAX_AMOUNT, "gift", kind="gift")
+    preview = await w.run(w.alice, "buy", item=str(item.id), quantity=100)
+    assert "Forfeited" not in fields(preview.message)
+
+    await w.ledger.edit_item(w.guild.id, item.id, actor_id=w.mod.id, key="price", price=9_999_999_998)
+    await grant(w, w.alice, MAX_AMOUNT, "once", expires="1h", one_time=True)  # used first, mostly forfeited
+    new_total = 100 * 9_999_999_998
+    click = await w.fake.click(preview, button(preview, "buy:confirm:"), w.alice.id)
+    message = await click.wait_for_edit(1)
+    assert not click.rejections
+    assert message.content == (
+        f"Nothing was charged. The price of **{item.name}** changed since the preview: now {m(9_999_999_998)} "
+        f"each instead of {m(9_999_999_999)}. This purchase would now use {m(new_total)} of promotional credit "
+        f"instead of {m(5 * 10**11)} and {m(0)} of gift balance instead of {m(100 * 9_999_999_999 - 5 * 10**11)}, "
+        f"and forfeit {m(MAX_AMOUNT - new_total)} of one-time credit instead of nothing. Check the new preview below."
+    )
+    assert len(message.content) <= _fit.CONTENT
+    (embed,) = message.embeds
+    assert embed["title"] == f"Buy 100 × {item.name}?" and embed_size(embed) <= 6000
+    assert fields(message)["Price"] == m(new_total)
+    assert fields(message)["Forfeited"].startswith(m(MAX_AMOUNT - new_total))
+
+    done = await w.fake.click(message, button(message, "buy:confirm:"), w.alice.id)
+    await done.wait_for_edit(2)
+    assert fields(done.message) == {
+        "Paid": m(new_total), "Promotional credit": m(new_total), "Gift balance": m(0),
+        "Forfeited": m(MAX_AMOUNT - new_total),
+    }
+
+
 async def test_orders_of_the_longest_items_page_whole_lines(world: World):
     w = world
     await longest_currency(w)
@@ -487,6 +530,26 @@ async def test_confirm_whose_acknowledgement_is_refused_buys_nothing_and_says_so
     await again.wait_for_edit(1)
     assert "Order #1: 1 ×" in text_of(again)
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 1
+
+
+async def test_a_new_preview_whose_edit_is_refused_charges_nothing_and_the_old_preview_retries(world: World):
+    w = world
+    _, preview = await preview_of(w)
+    await grant(w, w.alice, 5, "p2", expires="1h")  # now used first: the plan changed
+    w.fake.fail_next("PATCH", ORIGINAL, status=400, code=50035, message="Invalid Form Body")
+    confirm = button(preview, "buy:confirm:")
+    click = await w.fake.click(preview, confirm, w.alice.id)
+    told = await click.wait_for_followup(1)
+    assert NOTHING in told.content.casefold() and "Error id" in told.content  # true: nothing was bought
+    assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
+    again = await w.fake.click(preview, confirm, w.alice.id)  # the old buttons are still there and work
+    await again.wait_for_edit(1)
+    assert "Your credit changed since the preview" in text_of(again)
+    done = await w.fake.click(again, button(again, "buy:confirm:"), w.alice.id)
+    await done.wait_for_edit(2)
+    assert "Order #1: 1 ×" in text_of(done)
+    [order] = (await w.ledger.orders(w.guild.id, w.alice.id)).items
+    assert (order.promo_applied, order.gift_applied) == (60, 0)
 
 
 async def test_confirm_too_late_to_acknowledge_buys_nothing_and_claims_nothing(

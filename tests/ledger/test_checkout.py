@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from bot.ledger.errors import Conflict, InsufficientBalance, InvalidInput, NotFound
+from bot.ledger.errors import Conflict, InsufficientBalance, InvalidInput, NotFound, PlanChanged
+from bot.ledger.models import LotUse, PurchasePlan
 from tests.ledger._support import (
     ALICE,
     BAD_AMOUNTS_DECIMALS_0,
@@ -497,3 +498,217 @@ async def test_orders_are_listed_newest_first_per_member(ledger, key, clock):
     assert (await ledger.orders(GUILD, BOB)).items[0].id == bobs.id
     assert (await ledger.orders(GUILD, CAROL)).total == 0
     assert db_rows(ledger.store, "SELECT COUNT(*) FROM orders WHERE status = 'completed'") == [(13,)]
+
+
+# --- Confirm applies exactly the preview's plan, or nothing (SPEC §3) --------------------------------
+
+
+async def confirm(ledger, key, preview, user=ALICE, quantity=None):
+    """Checkout as the Confirm button does: with the plan the member saw."""
+    return await ledger.checkout(
+        GUILD, user, preview.item.id, quantity or preview.quantity, key=key(), expected=preview.plan
+    )
+
+
+async def plan_changed(ledger, store, key, preview) -> PlanChanged:
+    """Confirm of a stale preview: refused with the new preview, and nothing at all written."""
+    info = await assert_refused_writes_nothing(ledger, store, lambda: confirm(ledger, key, preview), PlanChanged)
+    return info.value
+
+
+def order_entries(store, order_id):
+    return db_rows(store, "SELECT type, lot_id, amount FROM entries WHERE order_id = ? ORDER BY id", (order_id,))
+
+
+def applies_exactly(store, order, plan) -> None:
+    """The order took what the plan says from each lot, and forfeited what it says."""
+    assert (order.total, order.promo_applied, order.gift_applied, order.forfeited) == (
+        plan.total, plan.promo_applied, plan.gift_applied, plan.forfeited)
+    assert (order.item_id, order.quantity, order.unit_price) == (plan.item_id, plan.quantity, plan.unit_price)
+    assert order_entries(store, order.id) == (
+        [("spend", u.lot_id, -u.amount) for u in plan.takes] + [("forfeit", u.lot_id, -u.amount) for u in plan.forfeits]
+    )
+
+
+async def test_the_preview_is_a_plan_of_lots_and_amounts_that_confirm_applies(ledger, store, key):
+    soon = await lot_of(ledger, key, 30, expires="1d", one_time=True)
+    later = await lot_of(ledger, key, 20, expires="5d")
+    gift = await lot_of(ledger, key, 100, kind="gift")
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id, quantity=2)
+    assert preview.plan == PurchasePlan(
+        item_id=item.id, quantity=2, unit_price=20, total=40,
+        takes=(LotUse(soon, "promo", 30), LotUse(later, "promo", 10)), forfeits=(),
+    )
+    assert (preview.total, preview.promo_applied, preview.gift_applied, preview.forfeited) == (40, 40, 0, 0)
+    small = await ledger.preview(GUILD, ALICE, item.id)  # touches the one-time lot without using it up
+    assert (small.plan.takes, small.plan.forfeits) == ((LotUse(soon, "promo", 20),), (LotUse(soon, "promo", 10),))
+    order = await confirm(ledger, key, preview)
+    applies_exactly(store, order, preview.plan)
+    assert await remaining(ledger, soon, later, gift) == [0, 10, 100]
+
+
+async def test_a_one_time_promo_lot_granted_after_the_preview_is_not_used_unseen(ledger, store, key):
+    """The case of issue 8: the preview says "gift 10, no forfeit"; a one-time promo lot granted
+    before Confirm would be used first and 40 of it forfeited."""
+    gift = await lot_of(ledger, key, 10, kind="gift")
+    item = await item_of(ledger, key, 10, name="Sticker")
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    assert preview.plan.takes == (LotUse(gift, "gift", 10),) and preview.plan.forfeits == ()
+    once = await lot_of(ledger, key, 50, one_time=True, expires="30d")
+    changed = await plan_changed(ledger, store, key, preview)
+    assert str(changed) == (
+        "Your credit changed since the preview: this purchase would now use 10 credits of promotional credit "
+        "instead of 0 credits and 0 credits of gift balance instead of 10 credits, and forfeit 40 credits of "
+        "one-time credit instead of nothing."
+    )
+    new = changed.preview
+    assert (new.plan.takes, new.plan.forfeits) == ((LotUse(once, "promo", 10),), (LotUse(once, "promo", 40),))
+    assert (new.item, new.balance_before, new.balance_after) == (item, 60, 10)
+    order = await confirm(ledger, key, new)  # the new preview, confirmed, buys exactly what it shows
+    applies_exactly(store, order, new.plan)
+    assert await remaining(ledger, gift, once) == [10, 0]
+
+
+async def test_a_lot_spent_elsewhere_since_the_preview(ledger, store, key):
+    promo = await lot_of(ledger, key, 30)
+    gift = await lot_of(ledger, key, 100, kind="gift")
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    await ledger.checkout(GUILD, ALICE, item.id, key=key())  # another /buy, confirmed first
+    changed = await plan_changed(ledger, store, key, preview)
+    assert "use 10 credits of promotional credit instead of 20 credits and 10 credits of gift balance instead " \
+        "of 0 credits." in str(changed)
+    assert changed.preview.plan.takes == (LotUse(promo, "promo", 10), LotUse(gift, "gift", 10))
+    applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
+
+
+async def test_a_lot_that_expired_since_the_preview_even_before_the_sweep(ledger, store, key, clock):
+    promo = await lot_of(ledger, key, 30, expires="1h")
+    gift = await lot_of(ledger, key, 100, kind="gift")
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    assert preview.plan.takes == (LotUse(promo, "promo", 20),)
+    clock.advance(hours=2)
+    changed = await plan_changed(ledger, store, key, preview)
+    assert changed.preview.plan.takes == (LotUse(gift, "gift", 20),)
+    assert changed.preview.balance_before == 100  # the expired lot counts no more
+    applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
+
+
+async def test_a_price_change_since_the_preview(ledger, store, key):
+    promo = await lot_of(ledger, key, 100)
+    item = await item_of(ledger, key, 20, name="Sword")
+    preview = await ledger.preview(GUILD, ALICE, item.id, quantity=2)
+    for price, total in ((90, 180), (10, 20)):  # dearer is refused, and so is cheaper: it must be shown
+        await ledger.edit_item(GUILD, item.id, actor_id=MOD, key=key(), price=price)
+        if total > 100:
+            await assert_refused_writes_nothing(
+                ledger, store, lambda: confirm(ledger, key, preview), InsufficientBalance
+            )
+            continue
+        changed = await plan_changed(ledger, store, key, preview)
+        assert str(changed) == (
+            "The price of **Sword** changed since the preview: now 10 credits each instead of 20 credits. "
+            "This purchase would now use 20 credits of promotional credit instead of 40 credits."
+        )
+        assert changed.preview.plan == PurchasePlan(item.id, 2, 10, 20, (LotUse(promo, "promo", 20),), ())
+        applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
+
+
+async def test_promo_excluded_from_the_category_since_the_preview(ledger, store, key):
+    await lot_of(ledger, key, 50)
+    gift = await lot_of(ledger, key, 100, kind="gift")
+    item = await item_of(ledger, key, 30, category="Subscriptions")
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    assert preview.promo_applied == 30
+    await ledger.set_category_excluded(GUILD, "subscriptions", True, actor_id=MOD, key=key())
+    changed = await plan_changed(ledger, store, key, preview)
+    assert changed.preview.plan.takes == (LotUse(gift, "gift", 30),)
+    applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
+
+
+async def test_the_same_split_from_another_lot_is_a_change_too(ledger, store, key):
+    never = await lot_of(ledger, key, 50)
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    soon = await lot_of(ledger, key, 50, expires="1d")  # expires sooner: now used first
+    changed = await plan_changed(ledger, store, key, preview)
+    assert str(changed) == (
+        "Your credit changed since the preview: the same amounts would now come from other lots of your credit."
+    )
+    assert changed.preview.plan.takes == (LotUse(soon, "promo", 20),)
+    applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
+    assert await remaining(ledger, never, soon) == [50, 30]
+
+
+async def test_a_one_time_lot_partly_revoked_forfeits_less(ledger, store, key):
+    once = await lot_of(ledger, key, 50, one_time=True)
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    await ledger.revoke(GUILD, ALICE, lot_id=None, amount=10, reason="typo", actor_id=MOD, key=key())
+    changed = await plan_changed(ledger, store, key, preview)
+    assert str(changed) == (
+        "Your credit changed since the preview: this purchase would now forfeit 20 credits of one-time credit "
+        "instead of 30 credits."
+    )
+    assert changed.preview.plan.forfeits == (LotUse(once, "promo", 20),)
+    applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
+
+
+async def test_what_the_plan_does_not_touch_may_change(ledger, store, key):
+    """Credit the purchase does not use, stock that still suffices, a used lot with more left or a
+    later expiry: the member pays exactly as shown, so Confirm buys."""
+    promo = await lot_of(ledger, key, 30, expires="2d")
+    item = await item_of(ledger, key, 20, stock=5)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    await lot_of(ledger, key, 100, kind="gift")  # gift comes after promo: unused
+    await lot_of(ledger, key, 40)  # never expires: after the previewed lot, unused
+    await ledger.extend(GUILD, promo, "5d", actor_id=MOD, key=key())
+    await ledger.edit_item(GUILD, item.id, actor_id=MOD, key=key(), stock=1)
+    order = await confirm(ledger, key, preview)
+    applies_exactly(store, order, preview.plan)
+
+
+async def test_a_purchase_no_longer_possible_is_refused_with_the_reason_not_a_new_plan(ledger, store, key, clock):
+    await lot_of(ledger, key, 30, expires="1h")
+    item = await item_of(ledger, key, 20, name="Rare", stock=2, limit=1)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    await ledger.edit_item(GUILD, item.id, actor_id=MOD, key=key(), stock=0)
+    await assert_refused_writes_nothing(ledger, store, lambda: confirm(ledger, key, preview), Conflict, "sold out")
+    await ledger.edit_item(GUILD, item.id, actor_id=MOD, key=key(), stock=2)
+    clock.advance(hours=2)  # the only credit expired
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: confirm(ledger, key, preview), InsufficientBalance, "you have 0 credits"
+    )
+    await ledger.remove_item(GUILD, item.id, actor_id=MOD, key=key())
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: confirm(ledger, key, preview), Conflict, "no longer sold"
+    )
+
+
+async def test_a_replayed_confirm_returns_the_first_order_whatever_changed_since(ledger, store, key):
+    """Confirming twice buys once: the second delivery of a committed Confirm is its first result,
+    not a plan check against credit granted after it."""
+    await lot_of(ledger, key, 50, kind="gift")
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    first = await ledger.checkout(GUILD, ALICE, item.id, key="confirm", expected=preview.plan)
+    await lot_of(ledger, key, 50, one_time=True)  # would change the plan of a new purchase
+    before = dump(store)
+    again = await ledger.checkout(GUILD, ALICE, item.id, key="confirm", expected=preview.plan)
+    assert again == first and dump(store) == before
+
+
+async def test_a_refused_confirm_keeps_its_key_free_for_the_new_preview(ledger, store, key):
+    """The new preview is confirmed under the same key as the old one (one /buy, one order)."""
+    await lot_of(ledger, key, 50, kind="gift")
+    item = await item_of(ledger, key, 20)
+    preview = await ledger.preview(GUILD, ALICE, item.id)
+    await lot_of(ledger, key, 50, one_time=True)
+    with pytest.raises(PlanChanged) as info:
+        await ledger.checkout(GUILD, ALICE, item.id, key="buy:1", expected=preview.plan)
+    order = await ledger.checkout(GUILD, ALICE, item.id, key="buy:1", expected=info.value.preview.plan)
+    applies_exactly(store, order, info.value.preview.plan)
+    assert await ledger.checkout(GUILD, ALICE, item.id, key="buy:1", expected=preview.plan) == order
+    assert len((await ledger.orders(GUILD, ALICE)).items) == 1

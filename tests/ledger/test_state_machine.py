@@ -36,7 +36,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,11 @@ from bot.ledger.errors import (
     InsufficientBalance,
     InvalidInput,
     NotFound,
+    PlanChanged,
     RateLimited,
     UserError,
 )
-from bot.ledger.models import LotChange, MemberFacts
+from bot.ledger.models import LotChange, LotUse, MemberFacts, PurchasePlan
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import from_unix, to_unix
 from bot.store.sqlite import SqliteStore
@@ -367,7 +368,8 @@ STEP = st.one_of(
 CHECKOUT_ARGS = {
     "member": st.sampled_from(MEMBERS), "item_pick": PICK, "wild": WILD,
     "quantity": mostly(st.sampled_from([1, 1, 1, 2, 3]), st.sampled_from([0, 101])),
-    "preview": st.booleans(), "agreed": st.sampled_from([None, "total", "stale"]), "times": st.integers(1, 3),
+    "preview": st.booleans(), "agreed": st.sampled_from([None, "plan", "stale-price", "stale-lots"]),
+    "times": st.integers(1, 3),
 }
 
 
@@ -695,7 +697,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def checkout(self, member: tuple[int, int], item_pick: int, wild: int, quantity: int, preview: bool,
                  agreed: str | None, times: int) -> None:
         """Buy (`times` times in a row: stock, limits and balance run out), maybe after a preview,
-        maybe holding the member to the total they agreed to, or to a stale one (the price changed)."""
+        maybe holding the member to the plan they agreed to (the model's), or to a stale one (the
+        price changed, or other lots would pay)."""
         guild, user = member
         own = [i for i, item in self.model.items.items() if item.guild == guild]
         item_id = self.pick(own if wild > 1 else self.model.items, item_pick, wild)
@@ -712,11 +715,21 @@ class LedgerMachine(RuleBasedStateMachine):
         promo = sum(a for lot, a in takes if lot.kind == "promo")
         gift = sum(a for lot, a in takes if lot.kind == "gift")
         forfeited = sum(a for _, a in forfeits)
-        # The agreed total is checked after every other rule (their refusals come first).
-        expected_total = None if agreed is None else total if agreed == "total" else total + 1
+        # The agreed plan is checked after every other rule (their refusals come first).
+        plan = None if item is None else PurchasePlan(
+            item_id, quantity, item.price, total, tuple(LotUse(lot.id, lot.kind, a) for lot, a in takes),
+            tuple(LotUse(lot.id, lot.kind, a) for lot, a in forfeits),
+        )
+        agreed_plan = None
+        if agreed is not None and plan is not None:
+            agreed_plan = {
+                "plan": plan,
+                "stale-price": replace(plan, unit_price=plan.unit_price + 1, total=plan.total + quantity),
+                "stale-lots": replace(plan, forfeits=(*plan.forfeits, LotUse(0, "promo", 1))),
+            }[agreed]
         expected = refused
-        if expected is None and expected_total is not None and expected_total != total:
-            expected = Conflict
+        if expected is None and agreed_plan is not None and agreed_plan != plan:
+            expected = PlanChanged
         if preview:
             shown = self.read_refused(refused, self.ledger.preview(guild, user, item_id, quantity))
             if shown is not None:
@@ -725,7 +738,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     total, promo, gift, forfeited)
                 assert (shown.balance_before, shown.balance_after) == (before, before - total - forfeited)
         order = self.write("checkout", expected, lambda key: self.ledger.checkout(
-            guild, user, item_id, quantity, key=key, expected_total=expected_total))
+            guild, user, item_id, quantity, key=key, expected=agreed_plan))
         if order is None:
             return
         mix = ", promo+gift" if promo and gift else ""
