@@ -275,7 +275,7 @@ class Credits(ModeratorCog):
                 embed.add_field(name=name, value=value, inline=False)
             return embed, history.pages
 
-        await send_paged(interaction, render)
+        await send_paged(interaction, render, check=moderator_predicate)
 
     @credits.command(name="export", description="This server's whole ledger as a CSV file.")
     async def export(self, interaction: discord.Interaction) -> None:
@@ -368,7 +368,7 @@ class Credits(ModeratorCog):
                 embed.set_footer(text=f"Page {page} of {len(pages)} · {len(schedules)} recurring grants")
             return embed, len(pages)
 
-        await send_paged(interaction, render)
+        await send_paged(interaction, render, check=moderator_predicate)
 
     @schedule.command(name="remove", description="Stop a recurring grant.")
     @app_commands.describe(id="The recurring grant's number, from /credits schedule list.")
