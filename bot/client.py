@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -49,6 +50,9 @@ EXTENSIONS = (
 INVITE_PERMISSIONS = discord.Permissions(
     manage_roles=True, view_channel=True, send_messages=True, embed_links=True, attach_files=True
 )
+#: Seconds a command that needs a guild's whole member list waits for it to finish loading
+#: (the interaction is deferred meanwhile) before it refuses.
+MEMBER_LIST_WAIT = 10.0
 
 
 def point_at(settings: Settings) -> None:
@@ -69,6 +73,7 @@ class PromoBalanceBot(commands.Bot):
     def __init__(
         self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, members_intent: bool = True,
         tick_seconds: float | None = TICK_SECONDS, dm_rate: float = DEFAULT_DMS_PER_SECOND,
+        member_list_wait: float = MEMBER_LIST_WAIT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
@@ -88,6 +93,7 @@ class PromoBalanceBot(commands.Bot):
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
         self.jobs = Jobs(self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS)
         self.tick_seconds = tick_seconds  # None: jobs only run when called (tests drive the clock)
+        self.member_list_wait = member_list_wait
 
     # lifecycle ---------------------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -107,12 +113,31 @@ class PromoBalanceBot(commands.Bot):
         finally:
             await self.store.close()
 
+    def member_list_complete(self, guild: discord.Guild | None) -> bool:
+        """The one rule for "we know every member of this guild", for everything that grants to a
+        role. Discord sends a guild's members after READY in GUILD_MEMBERS_CHUNK batches (and
+        after a new GUILD_CREATE); until the last one has arrived a role looks smaller than it is.
+        discord.py counts a guild as chunked once its cache holds ``member_count`` members."""
+        return guild is not None and self.members_intent and guild.chunked
+
+    async def complete_member_list(self, guild: discord.Guild | None) -> bool:
+        """Wait, at most ``member_list_wait`` seconds, until ``guild``'s member list is complete;
+        returns whether it is. Joins the request discord.py made at start-up when one is under way
+        (``Guild.chunk`` sends a new one only when none is)."""
+        if guild is None or not self.members_intent:
+            return False
+        if not self.member_list_complete(guild):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.member_list_wait):
+                    await guild.chunk()
+        return self.member_list_complete(guild)
+
     def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
         """Member ids of a role for recurring grants; None while the guild or member list is unknown."""
         guild = self.get_guild(guild_id)
         # Until the member list is fully loaded a role looks smaller than it is, and the run,
         # once granted, is used up: wait for the next tick instead.
-        if guild is None or not self.members_intent or not guild.chunked:
+        if guild is None or not self.member_list_complete(guild):
             return None
         role = guild.get_role(role_id)
         if role is None:  # deleted: the run goes by with nobody to grant

@@ -194,12 +194,20 @@ async def post_audit(
 
 
 PageRenderer = Callable[[int], Awaitable[tuple[discord.Embed, int]]]
+#: A check run on every click besides "is it the invoker": raises a CheckFailure whose text the
+#: clicker sees (moderator_predicate), or returns False.
+PageCheck = Callable[[discord.Interaction], Awaitable[bool]]
 
 
 class Pager(discord.ui.View):
-    """Previous / Next buttons over pages rendered on demand; only the invoker may turn pages."""
+    """Previous / Next buttons over pages rendered on demand; only the invoker may turn pages, and
+    only while ``check`` (when given) still allows them: a moderator view passes the moderator
+    check, so a moderator who loses the role stops seeing further pages."""
 
-    def __init__(self, owner_id: int, render: PageRenderer, page: int, pages: int, origin_id: int) -> None:
+    def __init__(
+        self, owner_id: int, render: PageRenderer, page: int, pages: int, origin_id: int,
+        check: PageCheck | None = None,
+    ) -> None:
         super().__init__(timeout=VIEW_TIMEOUT)
         self.previous.custom_id = f"pager:previous:{origin_id}"
         self.next.custom_id = f"pager:next:{origin_id}"
@@ -207,6 +215,7 @@ class Pager(discord.ui.View):
         self.render = render
         self.page = page
         self.pages = pages
+        self.check = check
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
@@ -217,6 +226,15 @@ class Pager(discord.ui.View):
         if interaction.user.id != self.owner_id:
             await interaction.response.send_message("These buttons belong to someone else.", ephemeral=True)
             return False
+        if self.check is not None:
+            reason = "You can no longer turn these pages."
+            try:
+                allowed = await self.check(interaction)
+            except app_commands.CheckFailure as refusal:
+                allowed, reason = False, str(refusal) or reason
+            if not allowed:
+                await interaction.response.send_message(reason, ephemeral=True)
+                return False
         return True
 
     async def _turn(self, interaction: discord.Interaction, page: int) -> None:
@@ -240,10 +258,13 @@ class Pager(discord.ui.View):
 
 
 async def send_paged(
-    interaction: discord.Interaction, render: PageRenderer, page: int = 1, ephemeral: bool = True
+    interaction: discord.Interaction, render: PageRenderer, page: int = 1, ephemeral: bool = True,
+    *, check: PageCheck | None = None,
 ) -> None:
+    """The first page, with page buttons when there are more; ``check`` runs again on every click
+    (moderator views pass moderator_predicate, the rule their commands use)."""
     embed, pages = await render(page)
-    view = Pager(interaction.user.id, render, page, pages, interaction.id) if pages > 1 else None
+    view = Pager(interaction.user.id, render, page, pages, interaction.id, check) if pages > 1 else None
     if view is None:
         await interaction.response.send_message(embed=embed, ephemeral=ephemeral)
     else:

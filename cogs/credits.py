@@ -49,6 +49,10 @@ REVOKED_LOTS_SHOWN = 600
 CATEGORIES_HELP = f"comma-separated (up to {limits.CATEGORIES_PER_LIST})"
 #: The name of an embed field that goes on with the one above it.
 BLANK = "\u200b"
+MEMBERS_LOADING = (
+    "This server's members are still loading (Discord sends them in batches after the bot starts): "
+    "try again in a minute. Nothing was granted."
+)
 
 
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
@@ -153,15 +157,23 @@ class Credits(ModeratorCog):
         categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
         kind: Kind = "promo", reason: app_commands.Range[str, 1, limits.REASON] | None = None,
     ) -> None:
-        if not bot_of(interaction).members_intent:
+        bot = bot_of(interaction)
+        if not bot.members_intent:
             raise Conflict(
                 "I can't see role members: the Server Members intent is off. The bot's owner can turn it on "
                 "in the Discord developer portal (Bot → Privileged Gateway Intents → Server Members Intent)."
             )
+        # Right after a start Discord is still sending the member list: a role would look smaller
+        # than it is. Grant to all of it or to nobody.
+        if not bot.member_list_complete(interaction.guild):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            if not await bot.complete_member_list(interaction.guild):
+                raise Conflict(MEMBERS_LOADING)
         members = [m.id for m in role.members if not m.bot]
         if not members:
             raise InvalidInput(f"Nobody (apart from bots) has {role.mention}.")
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         result = await ledger.grant_many(
@@ -263,7 +275,7 @@ class Credits(ModeratorCog):
                 embed.add_field(name=name, value=value, inline=False)
             return embed, history.pages
 
-        await send_paged(interaction, render)
+        await send_paged(interaction, render, check=moderator_predicate)
 
     @credits.command(name="export", description="This server's whole ledger as a CSV file.")
     async def export(self, interaction: discord.Interaction) -> None:
@@ -356,7 +368,7 @@ class Credits(ModeratorCog):
                 embed.set_footer(text=f"Page {page} of {len(pages)} · {len(schedules)} recurring grants")
             return embed, len(pages)
 
-        await send_paged(interaction, render)
+        await send_paged(interaction, render, check=moderator_predicate)
 
     @schedule.command(name="remove", description="Stop a recurring grant.")
     @app_commands.describe(id="The recurring grant's number, from /credits schedule list.")

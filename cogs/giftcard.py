@@ -24,6 +24,7 @@ from cogs._common import (
     key_of,
     ledger_of,
     moderator_commands,
+    moderator_predicate,
     money,
     post_audit,
     record_committed,
@@ -124,7 +125,7 @@ class GiftCards(ModeratorCog):
                 )
             return embed, pages
 
-        await send_paged(interaction, render)
+        await send_paged(interaction, render, check=moderator_predicate)
 
     @giftcard.command(name="void", description="Cancel an unredeemed gift card.")
     @app_commands.describe(

@@ -124,7 +124,7 @@ class Promo(ModeratorCog):
             embed.set_footer(text=f"Page {page} of {len(pages)} · {len(promos)} codes, {active} active")
             return embed, len(pages)
 
-        await send_paged(interaction, render)
+        await send_paged(interaction, render, check=moderator_predicate)
 
     @promo.command(name="disable", description="Stop a promo code from being redeemed.")
     @app_commands.describe(code="The code to disable.")

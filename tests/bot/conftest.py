@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import discord
 import pytest
@@ -89,13 +90,22 @@ async def refused(w: World, user, command: str, expect: str, *, enforce: bool = 
     return text
 
 
-async def start_bot(settings: Settings, fake: FakeDiscord, clock: Clock) -> tuple[PromoBalanceBot, asyncio.Task]:
+async def start_bot(
+    settings: Settings, fake: FakeDiscord, clock: Clock, *, members_loaded: bool = True, **options: Any
+) -> tuple[PromoBalanceBot, asyncio.Task]:
+    """Start the bot against the fake; with ``members_loaded``, return once it has every guild's
+    whole member list (Discord sends it in chunks after READY)."""
     # Scheduled jobs run when a test calls them (bot.jobs.expire() …), on the test's clock.
-    bot = PromoBalanceBot(settings, clock=clock, tick_seconds=None, dm_rate=float("inf"))
+    bot = PromoBalanceBot(settings, clock=clock, tick_seconds=None, dm_rate=float("inf"), **options)
     await bot.login(fake.token)
     task = asyncio.create_task(bot.connect(reconnect=False))
     await fake.wait_until_ready()
     await fake.wait_for(lambda: fake.sync_count > 0 or bot.is_ready(), timeout=10, what="command sync")
+    if members_loaded and bot.members_intent:
+        await fake.wait_for(
+            lambda: all(bot.member_list_complete(bot.get_guild(g)) for g in fake.guilds),
+            timeout=10, what="the bot's member lists",
+        )
     return bot, task
 
 

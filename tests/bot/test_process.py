@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -276,3 +277,36 @@ async def test_a_failed_sync_is_logged_and_retried_and_the_state_is_per_applicat
         finally:
             await other_bot.close()
         other.assert_clean()
+
+
+async def test_grant_role_right_after_a_start_grants_the_whole_role_once(
+    fake: FakeDiscord, launch: Launch, tmp_path: Path
+):
+    """A fresh `python -m bot` against a 600-member guild whose member chunks are held: a
+    grant-role during loading waits (deferred) instead of granting the part it sees; released,
+    it grants every member once and says 600."""
+    shop = Shop(fake)
+    role = fake.add_role(shop.guild.id, "Members", position=3)
+    members = [fake.add_member(shop.guild.id, name=f"m{i}", roles=[role.id]) for i in range(600)]
+    fake.hold_member_chunks()
+    bot = await launch(fake)
+    await fake.wait_until_ready(timeout=20)
+    await fake.wait_for(lambda: fake.pending_member_chunks == 1, timeout=10, what="the bot's op 8")
+
+    rec = await fake.invoke(shop.guild.id, shop.mod.id, "credits grant-role", {"role": role.id, "amount": "5"})
+    assert rec.deferred and rec.followups == []
+
+    def lots() -> dict[int, int]:
+        con = sqlite3.connect(f"file:{tmp_path / 'data' / 'bot.sqlite3'}?mode=ro", uri=True)
+        try:
+            return dict(con.execute("SELECT user_id, COUNT(*) FROM lots GROUP BY user_id").fetchall())
+        finally:
+            con.close()
+
+    assert lots() == {}  # nothing granted from the partial list
+    fake.release_member_chunks()
+    answer = await rec.wait_for_followup(1, timeout=15)
+    assert "to each of the 600 members" in text_of(answer), text_of(answer)
+    assert lots() == {m.id: 1 for m in members}
+    assert await bot.stop() == 0
+    assert_clean(bot)

@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -45,6 +45,9 @@ from .records import (
 from .rest import RestApi
 from .server import API_PREFIX, FailureRule, Server, redact
 from .validation import Violation
+
+if TYPE_CHECKING:
+    from .gateway import Session
 
 _log = logging.getLogger(__name__)
 
@@ -139,6 +142,9 @@ class FakeDiscord:
         #: instead of creating another (Discord: "in the past few minutes").
         self.nonce_window: float = 300.0
         self._nonces: dict[tuple[int, str], tuple[SentMessage, float]] = {}  # (channel, nonce) -> first
+        #: Seconds between two GUILD_MEMBERS_CHUNK events (Discord sends a big guild's members in
+        #: batches of 1000 over a while); 0: all chunks of a request at once.
+        self.member_chunk_delay: float = 0.0
         self._changed = asyncio.Event()
 
         self.gateway = Gateway(self, heartbeat_interval=heartbeat_interval)
@@ -289,7 +295,7 @@ class FakeDiscord:
             guild.channels[channel.id] = channel
             self.channels[channel.id] = channel
         for session in self.gateway.sessions.values():
-            session.emit("GUILD_CREATE", self._guild_create_payload(guild.id, session.intents))
+            session.emit("GUILD_CREATE", self._guild_create_payload(guild.id, session))
         return guild
 
     def add_role(
@@ -410,6 +416,21 @@ class FakeDiscord:
         self.channels[channel.id] = channel
         self.gateway.dispatch("CHANNEL_CREATE", payloads.channel(channel))
         return channel
+
+    # ------------------------------------------------------------------ member chunks
+    def hold_member_chunks(self) -> None:
+        """From now on GUILD_MEMBERS_CHUNK events wait (op 8 is answered later): a test can act
+        while a client's member list is still loading. Release them with release_member_chunks."""
+        self.gateway.hold_member_chunks()
+
+    def release_member_chunks(self, count: int | None = None) -> None:
+        """Let ``count`` more held chunks go, oldest first; None: all of them, and stop holding."""
+        self.gateway.release_member_chunks(count)
+
+    @property
+    def pending_member_chunks(self) -> int:
+        """GUILD_MEMBERS_CHUNK events requested (op 8) and not sent yet."""
+        return self.gateway.pending_member_chunks
 
     def close_dms(self, user_id: int) -> None:
         """From now on, messages to this user's DM answer 403 50007."""
@@ -624,11 +645,16 @@ class FakeDiscord:
     def _file_url(self, upload: FileUpload) -> str:
         return f"{self.base_url}/attachments/{upload.id}/{upload.filename}"
 
-    def _guild_create_payload(self, guild_id: int, intents: int) -> dict[str, Any]:
+    def _guild_create_payload(self, guild_id: int, session: Session) -> dict[str, Any]:
+        """GUILD_CREATE as Discord sends it. Without the GUILD_PRESENCES intent its ``members`` hold
+        only the bot and members in voice channels (the fake has no voice); with it, a guild of more
+        than IDENTIFY's ``large_threshold`` members leaves out offline members (in the fake, with no
+        presences, everyone but the bot). The client gets the rest by op 8 (GUILD_MEMBERS_CHUNK)."""
         guild = self.guilds[guild_id]
-        everyone = bool(intents & Intent.GUILD_MEMBERS)
+        large = len(guild.members) > session.large_threshold
+        everyone = bool(session.intents & Intent.GUILD_PRESENCES) and not large
         members = list(guild.members.values()) if everyone else [guild.members[self.bot_user_id]]
-        return payloads.guild_create(guild, members=members)
+        return payloads.guild_create(guild, members=members, large=large)
 
     def _query_members(
         self, guild_id: int, *, query: str, limit: int, user_ids: list[int], intents: int

@@ -3,6 +3,12 @@
 Frames are plain TEXT JSON (discord.py asks for ``compress=zlib-stream`` in the URL but
 handles text frames without it). Every outgoing payload goes through one queue per
 connection, so events reach the client in exactly the order the fake produced them.
+
+Member lists arrive as on Discord: GUILD_CREATE carries only the bot (see
+``FakeDiscord._guild_create_payload``), and the client asks for the rest with op 8
+(REQUEST_GUILD_MEMBERS), answered by GUILD_MEMBERS_CHUNK events of at most 1000 members.
+Chunks can be slowed (``FakeDiscord.member_chunk_delay``) or held until a test releases them
+(``FakeDiscord.hold_member_chunks`` / ``release_member_chunks``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7
 MEMBER_EVENTS = frozenset({"GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"})
 
 REPLAY_BUFFER = 1000
+#: Discord sends at most this many members per GUILD_MEMBERS_CHUNK.
+CHUNK_SIZE = 1000
+#: IDENTIFY's ``large_threshold`` when the client sends none (Discord's default).
+DEFAULT_LARGE_THRESHOLD = 50
 
 
 class _Connection:
@@ -67,10 +77,13 @@ class _Connection:
 class Session:
     """A gateway session: survives its connection so the client can RESUME it."""
 
-    def __init__(self, session_id: str, intents: int, shard: list[int] | None) -> None:
+    def __init__(
+        self, session_id: str, intents: int, shard: list[int] | None, large_threshold: int = DEFAULT_LARGE_THRESHOLD
+    ) -> None:
         self.session_id = session_id
         self.intents = intents
         self.shard = shard
+        self.large_threshold = large_threshold
         self.seq = 0
         self.buffer: deque[dict[str, Any]] = deque(maxlen=REPLAY_BUFFER)
         self.connection: _Connection | None = None
@@ -98,6 +111,14 @@ class Gateway:
         self.identify_count = 0
         self.resume_count = 0
         self.ready = asyncio.Event()
+        #: Every GUILD_MEMBERS_CHUNK sent, in order: guild_id, chunk_index, chunk_count, members
+        #: (how many), nonce.
+        self.chunks_sent: list[dict[str, Any]] = []
+        # Chunks waiting to go out, oldest first; None: they flow, a number: how many more may go.
+        self._pending_chunks: deque[tuple[Session, dict[str, Any]]] = deque()
+        self._chunk_allowance: int | None = None
+        self._chunks_released = asyncio.Event()
+        self._chunk_pump: asyncio.Task[None] | None = None
 
     @property
     def live_sessions(self) -> list[Session]:
@@ -122,7 +143,61 @@ class Gateway:
         for marker in markers:
             await marker.wait()
 
+    # -- member chunks
+    @property
+    def pending_member_chunks(self) -> int:
+        return len(self._pending_chunks)
+
+    def hold_member_chunks(self) -> None:
+        self._chunk_allowance = 0
+
+    def release_member_chunks(self, count: int | None = None) -> None:
+        if count is None:
+            self._chunk_allowance = None
+        else:
+            self._chunk_allowance = (self._chunk_allowance or 0) + count
+        self._chunks_released.set()
+
+    def _queue_chunks(self, session: Session, events: list[dict[str, Any]]) -> None:
+        if self._chunk_allowance is None and self.fake.member_chunk_delay <= 0 and not self._pending_chunks:
+            for event in events:  # nothing holds them: in the same turn, as before any other op
+                self._emit_chunk(session, event)
+            return
+        self._pending_chunks.extend((session, event) for event in events)
+        if self._chunk_pump is None or self._chunk_pump.done():
+            self._chunk_pump = asyncio.create_task(self._pump_chunks(), name="fakediscord-member-chunks")
+
+    async def _pump_chunks(self) -> None:
+        while self._pending_chunks:
+            while self._chunk_allowance == 0:
+                self._chunks_released.clear()
+                await self._chunks_released.wait()
+            session, event = self._pending_chunks.popleft()
+            if self._chunk_allowance is not None:
+                self._chunk_allowance -= 1
+            self._emit_chunk(session, event)
+            self.fake._notify()
+            if self._pending_chunks and self.fake.member_chunk_delay > 0:
+                await asyncio.sleep(self.fake.member_chunk_delay)
+
+    def _emit_chunk(self, session: Session, event: dict[str, Any]) -> None:
+        self.chunks_sent.append(
+            {
+                "guild_id": int(event["guild_id"]),
+                "chunk_index": event["chunk_index"],
+                "chunk_count": event["chunk_count"],
+                "members": len(event["members"]),
+                "nonce": event.get("nonce"),
+            }
+        )
+        session.emit("GUILD_MEMBERS_CHUNK", event)
+
     async def close_all(self, code: int = 1001) -> None:
+        if self._chunk_pump is not None:
+            self._chunk_pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._chunk_pump
+        self._pending_chunks.clear()
         for connection in list(self.connections):
             connection.writer.cancel()
             with contextlib.suppress(Exception):
@@ -195,7 +270,12 @@ class Gateway:
             await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         self.identify_count += 1
-        session = Session(secrets.token_hex(16), int(data.get("intents", 0)), data.get("shard"))
+        session = Session(
+            secrets.token_hex(16),
+            int(data.get("intents", 0)),
+            data.get("shard"),
+            int(data.get("large_threshold") or DEFAULT_LARGE_THRESHOLD),
+        )
         self.sessions[session.session_id] = session
         session.connection = connection
         connection.session = session
@@ -220,7 +300,7 @@ class Gateway:
             ready["shard"] = session.shard
         session.emit("READY", ready)
         for guild_id in fake.guilds:
-            session.emit("GUILD_CREATE", fake._guild_create_payload(guild_id, session.intents))
+            session.emit("GUILD_CREATE", fake._guild_create_payload(guild_id, session))
         await connection.marker().wait()
         self.ready.set()
 
@@ -259,7 +339,8 @@ class Gateway:
             user_ids=[int(u) for u in data.get("user_ids") or []],
             intents=session.intents,
         )
-        chunks = [members[i : i + 1000] for i in range(0, len(members), 1000)] or [[]]
+        chunks = [members[i : i + CHUNK_SIZE] for i in range(0, len(members), CHUNK_SIZE)] or [[]]
+        events = []
         for index, chunk in enumerate(chunks):
             event: dict[str, Any] = {
                 "guild_id": str(guild_id),
@@ -270,4 +351,5 @@ class Gateway:
             }
             if data.get("nonce") is not None:
                 event["nonce"] = data["nonce"]
-            session.emit("GUILD_MEMBERS_CHUNK", event)
+            events.append(event)
+        self._queue_chunks(session, events)

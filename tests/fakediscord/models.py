@@ -103,6 +103,7 @@ class ChannelType(IntEnum):
 class Intent:
     GUILDS = 1 << 0
     GUILD_MEMBERS = 1 << 1
+    GUILD_PRESENCES = 1 << 8
 
 
 @dataclass

@@ -90,8 +90,9 @@ def channel(c: Channel, *, permissions: int | None = None, recipients: list[User
     return data
 
 
-def guild_create(g: Guild, *, members: list[Member]) -> dict[str, Any]:
-    """GUILD_CREATE: the full guild with roles, channels and the given members."""
+def guild_create(g: Guild, *, members: list[Member], large: bool) -> dict[str, Any]:
+    """GUILD_CREATE: the full guild with roles, channels and the given members (``member_count``
+    counts them all)."""
     return {
         "id": str(g.id),
         "name": g.name,
@@ -122,7 +123,7 @@ def guild_create(g: Guild, *, members: list[Member]) -> dict[str, Any]:
         "nsfw_level": 0,
         "premium_progress_bar_enabled": False,
         "joined_at": iso(datetime.now(UTC)),
-        "large": len(g.members) >= 250,
+        "large": large,
         "unavailable": False,
         "member_count": len(g.members),
         "voice_states": [],

@@ -468,7 +468,7 @@ class RestApi:
 
     async def get_guild(self, req: ApiRequest) -> Any:
         guild = self._guild(req.int_arg(1))
-        data = payloads.guild_create(guild, members=[])
+        data = payloads.guild_create(guild, members=[], large=False)
         for key in ("members", "channels", "threads", "presences", "voice_states", "joined_at", "large"):
             data.pop(key, None)
         data["approximate_member_count"] = len(guild.members)

@@ -431,6 +431,84 @@ async def test_guild_sync_and_member_chunking(env: Env) -> None:
     await fake.wait_for(lambda: guild.get_member(carol.id) is not None, what="carol in the cache")
 
 
+@contextlib.asynccontextmanager
+async def members_bot(
+    fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, **intents: bool
+) -> AsyncIterator[commands.Bot]:
+    """A bare discord.py bot with the Server Members intent (and ``intents``), connected to ``fake``."""
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+    bot = commands.Bot(
+        command_prefix="!", intents=discord.Intents(guilds=True, members=True, **intents), guild_ready_timeout=0.05
+    )
+    await bot.login(fake.token)
+    runner = asyncio.create_task(bot.connect())
+    try:
+        await fake.wait_until_ready()
+        yield bot
+    finally:
+        fake.release_member_chunks()
+        await bot.close()
+        await asyncio.wait_for(runner, timeout=5)
+
+
+async def test_member_chunks_follow_op_8_in_batches_of_1000_and_wait_while_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As on Discord: GUILD_CREATE of a bot without GUILD_PRESENCES carries only the bot; the client
+    asks for the rest (op 8) and gets GUILD_MEMBERS_CHUNK events of at most 1000 members, which the
+    fake holds until the test releases them, one at a time, then the rest with a delay between."""
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild(name="Big")
+        for i in range(2499):  # and the bot: 2,500 members, three chunks
+            fake.add_member(guild.id, name=f"m{i}")
+        fake.hold_member_chunks()
+        fake.member_chunk_delay = 0.01
+        async with members_bot(fake, monkeypatch) as bot:
+            identify = fake.gateway.received[0]["d"]
+            assert identify["large_threshold"] == 250 and not identify["intents"] & (1 << 8)  # no GUILD_PRESENCES
+            await fake.wait_for(lambda: fake.pending_member_chunks == 3, what="three chunks requested")
+            cached = bot.get_guild(guild.id)
+            assert cached is not None and cached.member_count == 2500 and cached.large
+            assert [m.id for m in cached.members] == [fake.bot_user_id] and not cached.chunked
+            (request,) = [m["d"] for m in fake.gateway.received if m["op"] == 8]
+            assert (int(request["guild_id"]), request["query"], request["limit"]) == (guild.id, "", 0)
+
+            fake.release_member_chunks(1)
+            await fake.wait_for(lambda: len(cached.members) == 1000, what="the first chunk in the cache")
+            assert fake.pending_member_chunks == 2 and not cached.chunked
+            fake.release_member_chunks()
+            await fake.wait_for(lambda: cached.chunked, what="every member in the cache")
+            sent = fake.gateway.chunks_sent
+            assert [(c["chunk_index"], c["chunk_count"], c["members"]) for c in sent] == [
+                (0, 3, 1000), (1, 3, 1000), (2, 3, 500)
+            ]
+            assert {c["nonce"] for c in sent} == {request["nonce"]} and fake.pending_member_chunks == 0
+            await asyncio.wait_for(bot.wait_until_ready(), timeout=10)
+    fake.assert_clean()
+
+
+async def test_guild_create_members_depend_on_presences_and_the_large_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With GUILD_PRESENCES a guild of at most ``large_threshold`` members comes whole in
+    GUILD_CREATE (no op 8 needed); a larger one leaves out offline members (in the fake: all but the
+    bot) and the client chunks it."""
+    async with FakeDiscord() as fake:
+        small = fake.add_guild(name="Small")
+        big = fake.add_guild(name="Big")
+        for i in range(3):
+            fake.add_member(small.id, name=f"s{i}")
+        for i in range(300):
+            fake.add_member(big.id, name=f"b{i}")
+        async with members_bot(fake, monkeypatch, presences=True) as bot:
+            await asyncio.wait_for(bot.wait_until_ready(), timeout=10)
+            assert bot.get_guild(small.id).chunked and bot.get_guild(big.id).chunked  # type: ignore[union-attr]
+            requested = [int(m["d"]["guild_id"]) for m in fake.gateway.received if m["op"] == 8]
+            assert requested == [big.id]
+    fake.assert_clean()
+
+
 async def test_resume_after_reconnect(env: Env) -> None:
     fake = env.fake
     fake.send_reconnect()
