@@ -720,12 +720,14 @@ class SqliteStore(Store):
         self, guild_id: int, user_id: int, promo_key: str, gift_hash: str | None,
         member: MemberFacts, key: str | None, now: int,
     ) -> Applied[Redemption]:
-        def fn(conn: sqlite3.Connection) -> Redemption | _AfterCommit:
-            failures = [t for (t,) in conn.execute(
+        def recent_failures(conn: sqlite3.Connection) -> list[int]:
+            return [t for (t,) in conn.execute(
                 "SELECT at FROM failed_redemptions WHERE guild_id = ? AND user_id = ? AND at > ?",
                 (guild_id, user_id, now - rules.RATE_LIMIT_WINDOW),
             )]
-            rules.raise_if_rate_limited(failures, now)
+
+        def fn(conn: sqlite3.Connection) -> Redemption | _AfterCommit:
+            rules.raise_if_rate_limited(recent_failures(conn), now)
             promo = _promo_by_key(conn, guild_id, promo_key) if promo_key else None
             if promo is not None:
                 return _redeem_promo(conn, promo, user_id, member, key, now)
@@ -736,11 +738,13 @@ class SqliteStore(Store):
                 ).fetchone()
                 if row is not None:
                     return _redeem_card(conn, _card(row), user_id, key, now)
+            # Under the interaction's key: a second delivery of this attempt finds it recorded.
             conn.execute(
-                "INSERT INTO failed_redemptions (guild_id, user_id, at) VALUES (?, ?, ?)",
-                (guild_id, user_id, now),
+                "INSERT INTO failed_redemptions (guild_id, user_id, at, key) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING",
+                (guild_id, user_id, now, key),
             )
-            failures.append(now)
+            failures = recent_failures(conn)
             try:
                 rules.raise_if_rate_limited(failures, now)
             except LedgerError as exc:
