@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,11 +23,14 @@ import yarl
 
 from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
+from bot.ledger.service import Ledger
+from bot.store.sqlite import SqliteStore
 from tests.bot.conftest import text_of
 from tests.fakediscord import FakeDiscord, Guild, Member, Perm, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_SECONDS = 5  # "stops within a few seconds"
+DM_POST = r"^/channels/\d+/messages$"
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -199,6 +203,48 @@ async def test_a_second_process_on_the_database_refuses_to_start_and_a_killed_on
     assert "Your balance" in text_of(rec)
     assert await again.stop() == 0
     assert_clean(again)
+
+
+async def test_a_bot_killed_while_sending_a_reminder_resends_it_once_under_its_nonce(
+    fake: FakeDiscord, launch: Launch, tmp_path: Path
+):
+    """SIGKILLed in the middle of a DM (waiting out Discord's 429), the bot leaves its claim
+    'pending'. The next start is another run: it takes that claim for a crashed send and resends
+    it under the same nonce, once."""
+    shop = Shop(fake)
+    db = tmp_path / "data" / "bot.sqlite3"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        grant = await Ledger(store).grant(shop.guild.id, shop.alice.id, "40", actor_id=shop.mod.id, key="g",
+                                          expires="3d")
+    finally:
+        await store.close()
+    lot = grant.first_lot_id
+    stuck = fake.fail_next("POST", DM_POST, status=429, retry_after=600)
+
+    first = await launch(fake)  # the reminder job runs at start
+    await fake.wait_for(lambda: stuck.hits, timeout=20, what="the reminder DM")
+    assert reminder_statuses(db) == {lot: "pending"}
+    first.proc.kill()
+    assert await first.exit_code() == -signal.SIGKILL
+
+    again = await launch(fake)
+    await fake.wait_for(lambda: len(fake.dms(shop.alice.id)) == 1, timeout=20, what="the resent DM")
+    await fake.wait_for(lambda: reminder_statuses(db) == {lot: "sent"}, timeout=10, what="the settle")
+    posts = fake.requests_to("POST", DM_POST)
+    assert len(posts) == 2 and posts[0].json["nonce"] == posts[1].json["nonce"]
+    assert [r.status for r in posts] == [429, 200]
+    assert await again.stop() == 0
+    assert_clean(again)
+
+
+def reminder_statuses(db: Path) -> dict[int, str]:
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT lot_id, status FROM reminders").fetchall())
+    finally:
+        conn.close()
 
 
 async def test_dev_guild_gets_the_commands(fake: FakeDiscord, launch: Launch):
