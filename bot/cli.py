@@ -1,6 +1,8 @@
 """`python -m bot [run | verify | backup PATH | export --guild ID [--out FILE] | invite]`.
 
-Only `run` needs a Discord token; the other commands work on the database alone.
+Only `run` needs a Discord token; the other commands work on the database alone. Only `run` takes
+the database's lock (bot/store/lock.py): one bot process per database, and the other commands
+work beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings
 from bot.ledger.service import Ledger
+from bot.store.lock import DatabaseInUse, DatabaseLock
 from bot.store.sqlite import SqliteStore
 
 EXIT_OK = 0
@@ -143,6 +146,13 @@ def run_bot(settings: Settings) -> int:
     if not settings.discord_token:
         print(SETUP_HELP, file=sys.stderr)
         return EXIT_USAGE
+    # Before anything else: a second bot on this database must not connect, and run no job.
+    lock = DatabaseLock(settings.database_path)
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     from bot.client import run  # discord.py loads only when the bot really runs
     from bot.logs import setup_logging
 
@@ -154,3 +164,5 @@ def run_bot(settings: Settings) -> int:
     except Exception:  # through the log, so the redacting formatter sees the traceback too
         logging.getLogger("bot").exception("the bot stopped on an unexpected error")
         return EXIT_PROBLEMS
+    finally:
+        lock.release()

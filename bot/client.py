@@ -189,6 +189,16 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
     """Users' mistakes get their short message; our bugs get an apology and an error id. When a
     write of this interaction had committed, the answer says what was done instead (SPEC §7)."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, discord.HTTPException) and original.code == 40060:
+        # Our own second answer raises InteractionResponded before any request; Discord's 40060
+        # means this interaction was answered already: by an earlier delivery of it (Discord can
+        # deliver one twice; a replayed write returns its first result), or by a second copy of
+        # the bot running with the same token. That answer stands, whatever this one did.
+        log.warning(
+            "interaction %s was already acknowledged: delivered twice, or is a second copy of the "
+            "bot running with the same token?", interaction.id,
+        )
+        return
     done = await committed_summary(interaction)
     expired = isinstance(original, discord.NotFound) and original.code == 10062
     if done is not None:
@@ -211,14 +221,6 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         message = "This command changed in an update of the bot. Discord will show the new version soon: try again."
     elif expired:
         log.warning("interaction %s expired before we answered (Discord allows 3 seconds)", interaction.id)
-        return
-    elif isinstance(original, discord.HTTPException) and original.code == 40060:
-        # Our own second answer raises InteractionResponded before any request; Discord's 40060
-        # means another process answered first: most likely a second copy running with this token.
-        log.warning(
-            "interaction %s was already acknowledged by someone else: is a second copy of the bot "
-            "running with the same token?", interaction.id,
-        )
         return
     else:
         error_id = secrets.token_hex(4)
@@ -258,6 +260,10 @@ async def tell(interaction: discord.Interaction, text: str, *, dm: bool = False)
             await send_ephemeral(interaction, text)
             return
         except discord.HTTPException as exc:
+            if exc.code == 40060:  # answered already: an earlier delivery of this same interaction
+                log.info("interaction %s was answered already (delivered again?); not answering twice",
+                         interaction.id)
+                return
             log.warning("could not answer interaction %s (%s %s); trying a DM", interaction.id, exc.status, exc.code)
     try:
         await interaction.user.send(text)

@@ -5,9 +5,12 @@ state: a due reminder is a lot whose `next_reminder_at` has passed, so a million
 a million scheduler jobs, and a restart resumes exactly where the database says.
 
 At most once, by design: a reminder is claimed ('pending') in the database before it is sent,
-with a Discord nonce. If the bot dies while sending, the next run resends under the same nonce
-within Discord's nonce window (Discord returns the first message instead of a second), and
-later settles it 'unknown' without resending. Sending first and recording after would turn the
+with a Discord nonce and the id of the run that claimed it (a random token per start of the bot).
+If the bot dies while sending, the next run resends under the same nonce within Discord's nonce
+window (Discord returns the first message instead of a second), and later settles it 'unknown'
+without resending. A claim of the run still going is never taken for a crashed send: it is that
+run's own send (rules.pending_claim). And on SQLite no other run can be alive meanwhile: one bot
+process holds the database (bot/store/lock.py). Sending first and recording after would turn the
 same crash into a duplicate DM, which members notice more than one missing reminder.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,9 +95,11 @@ class ReminderRun:
 class ReminderDispatcher:
     def __init__(
         self, ledger: Ledger, send: SendReminder, *, rate: float = DEFAULT_DMS_PER_SECOND,
-        batch: int = 10_000, max_attempts: int = MAX_ATTEMPTS,
+        batch: int = 10_000, max_attempts: int = MAX_ATTEMPTS, run_id: str | None = None,
     ) -> None:
         self.ledger = ledger
+        # This run's claims are told apart from those of a run that died while sending by this.
+        self.run_id = run_id or secrets.token_hex(8)
         self.send = send
         self.pacer = Pacer(rate)
         self.batch = batch
@@ -120,7 +126,7 @@ class ReminderDispatcher:
             return run
 
     async def _remind(self, due: DueReminder, run: ReminderRun) -> None:
-        claim = await self.ledger.claim_reminder(due, nonce_for(due), NONCE_WINDOW)
+        claim = await self.ledger.claim_reminder(due, nonce_for(due), NONCE_WINDOW, run_id=self.run_id)
         run.unknown += len(claim.settled)
         if claim.skipped == "opted_out":
             run.opted_out += 1

@@ -265,6 +265,20 @@ def raise_if_rate_limited(failures: Sequence[int], now: int) -> None:
         )
 
 
+def pending_claim(claimed_by: str | None, run_id: str, claimed_at: int, now: int, resend_window: int) -> str:
+    """What a reminder claim still 'pending' (claimed, never settled) is, seen by run `run_id`.
+
+    'wait': this run claimed it, so its send is this run's own (in progress, or its outcome failed
+    to be recorded): it is never sent again by this run. 'resend': an earlier run claimed it and
+    died while sending (one bot process per database, so that run is over), recently enough that
+    the same nonce makes Discord drop a second copy. 'unknown': too late for the nonce to protect a
+    resend, or this run's own claim that long ago: give it up rather than risk a double DM.
+    """
+    if now - claimed_at > resend_window:
+        return "unknown"
+    return "wait" if claimed_by == run_id else "resend"
+
+
 def reminder_lead_due(expires_at: int, leads: Sequence[int], now: int) -> int | None:
     """The most urgent lead window `now` is in (smallest lead >= time left), if any."""
     left = expires_at - now

@@ -588,8 +588,11 @@ class Ledger:
     async def due_reminders(self, limit: int = 10_000) -> list[DueReminder]:
         return await self.store.due_reminders(self.now(), limit)
 
-    async def claim_reminder(self, due: DueReminder, nonce: str, resend_window: int) -> ReminderClaim:
-        return await self.store.claim_reminder(due, nonce, resend_window, self.now())
+    async def claim_reminder(
+        self, due: DueReminder, nonce: str, resend_window: int, *, run_id: str
+    ) -> ReminderClaim:
+        """Claim `due` for the run `run_id` (one start of the bot): see rules.pending_claim."""
+        return await self.store.claim_reminder(due, nonce, resend_window, self.now(), run_id)
 
     async def settle_reminder(
         self, lot_ids: Sequence[int], lead_seconds: int, status: str, retry_at: int | None = None

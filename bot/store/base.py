@@ -223,8 +223,11 @@ class Store(ABC):
     async def due_reminders(self, now: int, limit: int = 10_000) -> list[DueReminder]: ...
 
     @abstractmethod
-    async def claim_reminder(self, due: DueReminder, nonce: str, resend_window: int, now: int) -> ReminderClaim:
-        """Claim a due reminder as 'pending' before sending it (at most once; see SqliteStore)."""
+    async def claim_reminder(
+        self, due: DueReminder, nonce: str, resend_window: int, now: int, run_id: str
+    ) -> ReminderClaim:
+        """Claim a due reminder as 'pending' for run `run_id` before sending it (at most once; see
+        SqliteStore)."""
 
     @abstractmethod
     async def settle_reminder(

@@ -713,12 +713,14 @@ class SqliteStore(Store):
         self, guild_id: int, user_id: int, promo_key: str, gift_hash: str | None,
         member: MemberFacts, key: str | None, now: int,
     ) -> Applied[Redemption]:
-        def fn(conn: sqlite3.Connection) -> Redemption | _AfterCommit:
-            failures = [t for (t,) in conn.execute(
+        def recent_failures(conn: sqlite3.Connection) -> list[int]:
+            return [t for (t,) in conn.execute(
                 "SELECT at FROM failed_redemptions WHERE guild_id = ? AND user_id = ? AND at > ?",
                 (guild_id, user_id, now - rules.RATE_LIMIT_WINDOW),
             )]
-            rules.raise_if_rate_limited(failures, now)
+
+        def fn(conn: sqlite3.Connection) -> Redemption | _AfterCommit:
+            rules.raise_if_rate_limited(recent_failures(conn), now)
             promo = _promo_by_key(conn, guild_id, promo_key) if promo_key else None
             if promo is not None:
                 return _redeem_promo(conn, promo, user_id, member, key, now)
@@ -729,11 +731,13 @@ class SqliteStore(Store):
                 ).fetchone()
                 if row is not None:
                     return _redeem_card(conn, _card(row), user_id, key, now)
+            # Under the interaction's key: a second delivery of this attempt finds it recorded.
             conn.execute(
-                "INSERT INTO failed_redemptions (guild_id, user_id, at) VALUES (?, ?, ?)",
-                (guild_id, user_id, now),
+                "INSERT INTO failed_redemptions (guild_id, user_id, at, key) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING",
+                (guild_id, user_id, now, key),
             )
-            failures.append(now)
+            failures = recent_failures(conn)
             try:
                 rules.raise_if_rate_limited(failures, now)
             except LedgerError as exc:
@@ -867,13 +871,14 @@ class SqliteStore(Store):
         return await self._run(_due_reminders, now, limit)
 
     async def claim_reminder(
-        self, due: DueReminder, nonce: str, resend_window: int, now: int
+        self, due: DueReminder, nonce: str, resend_window: int, now: int, run_id: str
     ) -> ReminderClaim:
-        """Claim a due reminder before sending it, so it is sent at most once.
+        """Claim a due reminder for run `run_id` before sending it, so it is sent at most once.
 
-        Lots whose earlier claim is still 'pending' (the bot died while sending) are resent with
-        the same nonce if that was within `resend_window` (Discord drops a repeated nonce), and
-        otherwise settled as 'unknown' and never resent: a lost reminder is the rarer failure
+        Lots whose earlier claim is still 'pending' are judged by rules.pending_claim: this run's
+        own claim is left alone; an earlier run's (it died while sending) is resent with the same
+        nonce if that was within `resend_window` (Discord drops a repeated nonce); and past that
+        window a claim is settled 'unknown' and never resent: a lost reminder is the rarer failure
         we accept, a doubled one is not."""
 
         def fn(conn: sqlite3.Connection) -> ReminderClaim:
@@ -904,14 +909,18 @@ class SqliteStore(Store):
                     _settle(conn, lot_id, due.lead_seconds, skipped, leads, now)
                     continue
                 row = conn.execute(
-                    "SELECT status, attempts, nonce, updated_at FROM reminders WHERE lot_id = ? AND lead_seconds = ?",
+                    "SELECT status, attempts, nonce, updated_at, claimed_by FROM reminders"
+                    " WHERE lot_id = ? AND lead_seconds = ?",
                     (lot.id, due.lead_seconds),
                 ).fetchone()
                 if row is not None and row[0] not in ("pending", "retry"):
                     _advance_reminder(conn, lot.id, leads, now)  # settled already: just move on
                     continue
                 if row is not None and row[0] == "pending":
-                    if now - row[3] > resend_window:
+                    verdict = rules.pending_claim(row[4], run_id, row[3], now, resend_window)
+                    if verdict == "wait":  # this run's own send: never a second time
+                        continue
+                    if verdict == "unknown":
                         conn.execute(
                             "UPDATE reminders SET status = 'unknown', updated_at = ? WHERE lot_id = ?"
                             " AND lead_seconds = ?",
@@ -925,11 +934,11 @@ class SqliteStore(Store):
                 send.append(lot.id)
             chosen = reuse or nonce
             conn.executemany(
-                "INSERT INTO reminders (lot_id, lead_seconds, status, attempts, nonce, updated_at)"
-                " VALUES (?, ?, 'pending', 1, ?, ?) ON CONFLICT (lot_id, lead_seconds) DO UPDATE SET"
+                "INSERT INTO reminders (lot_id, lead_seconds, status, attempts, nonce, updated_at, claimed_by)"
+                " VALUES (?, ?, 'pending', 1, ?, ?, ?) ON CONFLICT (lot_id, lead_seconds) DO UPDATE SET"
                 " status = 'pending', attempts = attempts + 1, nonce = excluded.nonce,"
-                " updated_at = excluded.updated_at",
-                ((lot_id, due.lead_seconds, chosen, now) for lot_id in send),
+                " updated_at = excluded.updated_at, claimed_by = excluded.claimed_by",
+                ((lot_id, due.lead_seconds, chosen, now, run_id) for lot_id in send),
             )
             return ReminderClaim(
                 tuple(fresh[lot_id] for lot_id in send), chosen, attempts, tuple(settled), skipped

@@ -3,6 +3,7 @@ guild isolation, through real discord.py dispatch against the fake Discord."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pytest
@@ -135,6 +136,36 @@ async def test_five_wrong_codes_in_15_minutes_pause_the_member_until_a_shown_tim
     w.clock.advance(seconds=until - now(w) + 1)  # the oldest failure ages out
     assert "Code redeemed" in text_of(await redeem(w, w.alice, "REAL"))
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 10
+
+
+async def test_one_wrong_code_delivered_five_times_counts_once(world: World):
+    """SPEC §4: one attempt counts once, however often Discord delivers it. The replays reach the
+    bot (Discord refuses their answers with 40060: the first answer stands) and pause nobody."""
+    w = world
+    rec = await redeem(w, w.alice, "NOPE-123")
+    assert "4 tries left" in text_of(rec)
+    for _ in range(4):
+        await w.fake.redeliver(rec)
+    assert rec.rejection_codes == [40060] * 4
+    assert "4 tries left" in text_of(rec)
+    nxt = await redeem(w, w.alice, "NOPE-124")
+    assert "3 tries left" in text_of(nxt)
+    assert w.fake.dms(w.alice.id) == []  # the replays' refused answers are not pushed into DMs
+
+
+async def test_a_redeemed_code_delivered_again_is_credited_once_and_answered_once(
+    world: World, caplog: pytest.LogCaptureFixture
+):
+    w = world
+    await promo(w, "REAL", "10")
+    rec = await redeem(w, w.alice, "REAL")
+    assert "Code redeemed" in text_of(rec)
+    await w.fake.redeliver(rec)
+    await w.fake.redeliver(rec)
+    assert rec.rejection_codes == [40060, 40060]
+    assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 10
+    assert w.fake.dms(w.alice.id) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a replay is not our bug
 
 
 async def test_failures_older_than_15_minutes_do_not_count(world: World):

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,11 +23,14 @@ import yarl
 
 from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
+from bot.ledger.service import Ledger
+from bot.store.sqlite import SqliteStore
 from tests.bot.conftest import text_of
 from tests.fakediscord import FakeDiscord, Guild, Member, Perm, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_SECONDS = 5  # "stops within a few seconds"
+DM_POST = r"^/channels/\d+/messages$"
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -73,7 +77,7 @@ Launch = Callable[..., Awaitable[BotProcess]]
 async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
     started: list[BotProcess] = []
 
-    async def start(fake: FakeDiscord, **env_extra: str) -> BotProcess:
+    async def start(fake: FakeDiscord, *args: str, **env_extra: str) -> BotProcess:
         env = {
             k: v for k, v in os.environ.items()
             if not k.startswith("DISCORD_") and k not in ("DATABASE_PATH", "DEV_GUILD_ID", "LOG_LEVEL")
@@ -87,7 +91,7 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         )
         env.update(env_extra)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+            sys.executable, "-m", "bot", *args, cwd=tmp_path, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
         bot = BotProcess(proc)
@@ -159,6 +163,88 @@ async def test_connects_syncs_once_serves_and_stops_on_sigterm(fake: FakeDiscord
     assert "Your balance" in text_of(rec)
     assert await again.stop(signal.SIGINT) == 0  # Ctrl-C
     assert_clean(again)
+
+
+async def test_a_second_process_on_the_database_refuses_to_start_and_a_killed_one_blocks_nothing(
+    fake: FakeDiscord, launch: Launch, tmp_path: Path
+):
+    """SPEC §5: on SQLite one bot process serves the database. A second one says which process
+    holds it and exits without connecting; the CLI works beside the bot; after a SIGKILL the
+    operating system has released the lock, and the bot starts again at once."""
+    shop = Shop(fake)
+    first = await launch(fake)
+    await fake.wait_until_ready(timeout=20)
+
+    second = await launch(fake)
+    assert await second.exit_code() != 0
+    assert f"pid {first.proc.pid} on host {socket.gethostname()}" in second.log, second.log
+    assert "already running" in second.log
+    assert "Traceback" not in second.log, second.log
+    assert fake.gateway.identify_count == 1  # it never connected, so it runs no jobs either
+
+    verify = await launch(fake, "verify")  # the token-free commands work beside the bot
+    assert await verify.exit_code() == 0, verify.log
+    assert "every ledger invariant holds" in verify.log
+    export = await launch(fake, "export", "--guild", str(shop.guild.id))
+    assert await export.exit_code() == 0, export.log
+    assert export.log.startswith("entry_id,created_at,"), export.log
+    backup = await launch(fake, "backup", str(tmp_path / "copy.sqlite3"))
+    assert await backup.exit_code() == 0, backup.log
+    assert (tmp_path / "copy.sqlite3").stat().st_size > 0
+    rec = await fake.invoke(shop.guild.id, shop.alice.id, "balance")
+    assert "Your balance" in text_of(rec)  # the first one serves on
+
+    first.proc.kill()  # SIGKILL: no clean-up of any kind
+    assert await first.exit_code() == -signal.SIGKILL
+    again = await launch(fake)
+    await fake.wait_for(lambda: fake.gateway.identify_count == 2, timeout=20, what="the restart's IDENTIFY")
+    await fake.wait_until_ready(timeout=20)
+    rec = await fake.invoke(shop.guild.id, shop.alice.id, "balance")
+    assert "Your balance" in text_of(rec)
+    assert await again.stop() == 0
+    assert_clean(again)
+
+
+async def test_a_bot_killed_while_sending_a_reminder_resends_it_once_under_its_nonce(
+    fake: FakeDiscord, launch: Launch, tmp_path: Path
+):
+    """SIGKILLed in the middle of a DM (waiting out Discord's 429), the bot leaves its claim
+    'pending'. The next start is another run: it takes that claim for a crashed send and resends
+    it under the same nonce, once."""
+    shop = Shop(fake)
+    db = tmp_path / "data" / "bot.sqlite3"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        grant = await Ledger(store).grant(shop.guild.id, shop.alice.id, "40", actor_id=shop.mod.id, key="g",
+                                          expires="3d")
+    finally:
+        await store.close()
+    lot = grant.first_lot_id
+    stuck = fake.fail_next("POST", DM_POST, status=429, retry_after=600)
+
+    first = await launch(fake)  # the reminder job runs at start
+    await fake.wait_for(lambda: stuck.hits, timeout=20, what="the reminder DM")
+    assert reminder_statuses(db) == {lot: "pending"}
+    first.proc.kill()
+    assert await first.exit_code() == -signal.SIGKILL
+
+    again = await launch(fake)
+    await fake.wait_for(lambda: len(fake.dms(shop.alice.id)) == 1, timeout=20, what="the resent DM")
+    await fake.wait_for(lambda: reminder_statuses(db) == {lot: "sent"}, timeout=10, what="the settle")
+    posts = fake.requests_to("POST", DM_POST)
+    assert len(posts) == 2 and posts[0].json["nonce"] == posts[1].json["nonce"]
+    assert [r.status for r in posts] == [429, 200]
+    assert await again.stop() == 0
+    assert_clean(again)
+
+
+def reminder_statuses(db: Path) -> dict[int, str]:
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT lot_id, status FROM reminders").fetchall())
+    finally:
+        conn.close()
 
 
 async def test_dev_guild_gets_the_commands(fake: FakeDiscord, launch: Launch):

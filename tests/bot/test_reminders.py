@@ -292,6 +292,63 @@ async def test_restart_long_after_posting_settles_unknown_and_never_resends(worl
     assert reminder_rows(w) == {(lot, WEEK): "unknown", (lot, DAY): "sent"}
 
 
+async def test_a_claim_of_the_running_bot_is_never_taken_for_a_crashed_send(
+    world: World, restart: Restart, monkeypatch: pytest.MonkeyPatch
+):
+    """A 'pending' claim is a crashed send only when an earlier run made it. Here the DM went out
+    but recording it failed: the same run's next ticks leave it alone (before, they resent it,
+    as two processes did with each other's claims); the next start resends it under its nonce."""
+    w = world
+    lot = await grant(w, w.alice, "40", "3d")
+
+    async def settle_fails(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(w.bot.ledger, "settle_reminder", settle_fails)
+        with pytest.raises(sqlite3.OperationalError):
+            await w.bot.jobs.remind()
+    assert reminder_rows(w) == {(lot, WEEK): "pending"}
+    assert len(dm_posts(w, w.alice)) == 1
+    for _ in range(2):
+        w.clock.advance(minutes=1)
+        assert await w.bot.jobs.remind() == 0
+    assert len(dm_posts(w, w.alice)) == 1  # not sent again by the run that claimed it
+    assert reminder_rows(w) == {(lot, WEEK): "pending"}
+
+    await restart()  # a new run: the claim's run is over, so its send is one that crashed
+    w.clock.advance(minutes=1)  # within Discord's nonce window
+    assert await w.bot.jobs.remind() == 1
+    first, second = dm_posts(w, w.alice)
+    assert first.json["nonce"] == second.json["nonce"]
+    assert len(w.fake.dms(w.alice.id)) == 1  # Discord returned the first message
+    assert reminder_rows(w) == {(lot, WEEK): "sent"}
+    assert await w.bot.jobs.remind() == 0
+    assert len(dm_posts(w, w.alice)) == 2
+
+
+async def test_a_claim_of_the_running_bot_past_the_nonce_window_is_given_up(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    w = world
+    lot = await grant(w, w.alice, "40", "3d")
+
+    async def settle_fails(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(w.bot.ledger, "settle_reminder", settle_fails)
+        with pytest.raises(sqlite3.OperationalError):
+            await w.bot.jobs.remind()
+    w.clock.advance(seconds=NONCE_WINDOW + 1)
+    assert await w.bot.jobs.remind() == 0
+    assert reminder_rows(w) == {(lot, WEEK): "unknown"}
+    assert len(dm_posts(w, w.alice)) == 1
+    w.clock.advance(days=2)  # the next lead still comes
+    assert await w.bot.jobs.remind() == 1
+    assert reminder_rows(w) == {(lot, WEEK): "unknown", (lot, DAY): "sent"}
+
+
 async def test_fake_discord_honours_nonce_and_enforce_nonce(world: World):
     w = world
     user = await w.bot.fetch_user(w.alice.id)
@@ -649,17 +706,17 @@ async def test_nonce_is_stable_per_reminder_and_fits_discord(ledger: Ledger, key
 
 
 @pytest.mark.parametrize(("later", "resent"), [(1, True), (NONCE_WINDOW, True), (NONCE_WINDOW + 1, False)])
-async def test_pending_claim_resent_within_the_nonce_window_only(
+async def test_pending_claim_of_a_dead_run_resent_within_the_nonce_window_only(
     ledger: Ledger, clock: Clock, key: Keys, later: int, resent: bool
 ):
     lot = (await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), expires="2d")).first_lot_id
     (due,) = await ledger.due_reminders()
-    first = await ledger.claim_reminder(due, nonce_for(due), NONCE_WINDOW)
+    first = await ledger.claim_reminder(due, nonce_for(due), NONCE_WINDOW, run_id="run-1")
     assert (first.lot_ids, first.attempts) == ((lot,), 1)
-    # ... the process dies here: nothing settles the claim.
+    # ... the process dies here: nothing settles the claim. The next start is another run.
     clock.advance(seconds=later)
     (again,) = await ledger.due_reminders()
-    claim = await ledger.claim_reminder(again, "a-different-nonce", NONCE_WINDOW)
+    claim = await ledger.claim_reminder(again, "a-different-nonce", NONCE_WINDOW, run_id="run-2")
     if resent:
         assert claim.lot_ids == (lot,)
         assert claim.nonce == first.nonce
@@ -668,6 +725,24 @@ async def test_pending_claim_resent_within_the_nonce_window_only(
         assert claim.lot_ids == ()
         assert claim.settled == (lot,)
         assert await ledger.due_reminders() == []  # (lot, 7d) settled 'unknown'; the 1d lead is not open yet
+
+
+@pytest.mark.parametrize("later", [0, 1, NONCE_WINDOW])
+async def test_pending_claim_of_the_same_run_is_its_own_send_and_never_resent(
+    ledger: Ledger, clock: Clock, key: Keys, later: int
+):
+    lot = (await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), expires="2d")).first_lot_id
+    (due,) = await ledger.due_reminders()
+    await ledger.claim_reminder(due, nonce_for(due), NONCE_WINDOW, run_id="run-1")
+    clock.advance(seconds=later)
+    (again,) = await ledger.due_reminders()  # still due: the claim is not settled
+    claim = await ledger.claim_reminder(again, nonce_for(again), NONCE_WINDOW, run_id="run-1")
+    assert (claim.lot_ids, claim.settled) == ((), ())
+    clock.advance(seconds=NONCE_WINDOW + 1 - later)  # long past: given up, not resent, even by this run
+    (late,) = await ledger.due_reminders()
+    claim = await ledger.claim_reminder(late, nonce_for(late), NONCE_WINDOW, run_id="run-1")
+    assert (claim.lot_ids, claim.settled) == ((), (lot,))
+    assert await ledger.due_reminders() == []
 
 
 async def test_lots_spent_expired_or_opted_out_during_a_paced_batch_are_not_reminded(

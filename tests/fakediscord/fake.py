@@ -632,6 +632,24 @@ class FakeDiscord:
             await record.wait_for_response(timeout)
         return record
 
+    async def redeliver(
+        self, record: InteractionRecord, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True
+    ) -> InteractionRecord:
+        """Deliver ``record``'s INTERACTION_CREATE once more: the same payload, id and token.
+
+        Discord can deliver one interaction more than once (a gateway session's events replayed
+        after a reconnect), and the member still made one attempt. The bot's answers go to the same
+        record, so a second initial response gets 40060, as on Discord. With ``wait`` (default),
+        returns once the bot attempted an initial response to this delivery.
+        """
+        if not self.gateway.live_sessions:
+            raise RuntimeError("fakediscord: no client is connected to the gateway")
+        attempts = record.attempts
+        self.gateway.dispatch("INTERACTION_CREATE", copy.deepcopy(record.payload))
+        if wait:
+            await record.wait_until(lambda r: r.attempts > attempts, timeout)
+        return record
+
     # ------------------------------------------------------------------ internals
     def _dm_channel(self, user_id: int) -> Channel:
         channel_id = self._dm_channels.get(user_id)

@@ -373,6 +373,16 @@ async def test_double_response_is_already_acknowledged(env: Env) -> None:
     assert env.seen.values["twice_error"].code == 40060
 
 
+async def test_a_redelivered_interaction_reaches_the_bot_again_and_its_second_answer_is_40060(env: Env) -> None:
+    result = await env.fake.invoke(env.guild.id, env.alice.id, "echo", {"text": "hi", "target": env.bob.id})
+    assert result.content == "hi -> bob" and result.attempts == 1
+    again = await env.fake.redeliver(result)
+    assert again is result  # one interaction, delivered twice: the same id, token and record
+    assert result.attempts == 2 and result.rejection_codes == [40060]
+    assert result.content == "hi -> bob"  # Discord keeps the first answer
+    assert len(env.fake.interactions) == 1
+
+
 async def test_file_upload_bytes_captured(env: Env) -> None:
     result = await env.fake.invoke(env.guild.id, env.alice.id, "export")
     assert result.content == "here it is"

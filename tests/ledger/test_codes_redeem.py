@@ -475,6 +475,33 @@ async def test_old_failures_age_out(ledger, key, clock):
         await ledger.redeem(GUILD, ALICE, "WRONG9", key=key())
 
 
+async def test_one_wrong_code_delivered_five_times_counts_once(ledger, store, key):
+    """SPEC §4: Discord can deliver one interaction several times; the member made one attempt."""
+    attempt = key()
+    for _ in range(5):  # the same interaction (one idempotency key), delivered five times
+        with pytest.raises(NotFound, match="4 tries left"):
+            await ledger.redeem(GUILD, ALICE, "WRONG", key=attempt)
+    for n in range(3):  # three more attempts of the member's own: still no pause
+        with pytest.raises(NotFound, match=f"{3 - n} tr"):
+            await ledger.redeem(GUILD, ALICE, f"WRONG{n}", key=key())
+    fifth = key()
+    with pytest.raises(RateLimited):  # the fifth attempt
+        await ledger.redeem(GUILD, ALICE, "WRONG9", key=fifth)
+    with pytest.raises(RateLimited):  # ... and its own replay answers the same
+        await ledger.redeem(GUILD, ALICE, "WRONG9", key=fifth)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM failed_redemptions").fetchone() == (5,)
+
+
+async def test_wrong_codes_without_a_key_each_count(ledger):
+    """Writes without an idempotency key (the CLI, tests) have nothing to tell replays apart by."""
+    for n in range(4):
+        with pytest.raises(NotFound, match=f"{4 - n} tr"):
+            await ledger.redeem(GUILD, ALICE, "WRONG", key=None)
+    with pytest.raises(RateLimited):
+        await ledger.redeem(GUILD, ALICE, "WRONG", key=None)
+
+
 async def test_correct_codes_are_not_counted(ledger, key):
     issued = await cards(ledger, key, count=3)
     for code in ("A-ONE", "A-TWO", "A-THREE"):

@@ -1,5 +1,6 @@
-"""SPEC §5 reminder timing as pure rules (`reminder_lead_due`, `next_reminder_at`), and how the
-store keeps `lots.next_reminder_at` in step with them when /settings reminders changes the leads."""
+"""SPEC §5 reminder timing as pure rules (`reminder_lead_due`, `next_reminder_at`, `pending_claim`),
+and how the store keeps `lots.next_reminder_at` in step with them when /settings reminders changes
+the leads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from bot.ledger.rules import next_reminder_at, reminder_lead_due
+from bot.ledger.rules import next_reminder_at, pending_claim, reminder_lead_due
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import to_unix
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
@@ -19,6 +20,26 @@ WEEK = 7 * DAY
 LEADS = (WEEK, DAY)
 NOW = 1_800_000_000
 EXP = NOW + 30 * DAY
+
+
+# --- pending_claim -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claimed_by", "age", "expected"),
+    [
+        ("this-run", 0, "wait"),  # this run's own send, in progress or its outcome unrecorded
+        ("this-run", 300, "wait"),
+        ("this-run", 301, "unknown"),  # that long ago even this run gives it up, and never resends
+        ("dead-run", 0, "resend"),  # an earlier run died while sending: Discord drops the same nonce
+        ("dead-run", 300, "resend"),
+        ("dead-run", 301, "unknown"),  # past the nonce window: a resend could be a second DM
+        (None, 10, "resend"),  # claimed before claims named their run: an earlier run's
+        (None, 301, "unknown"),
+    ],
+)
+def test_pending_claim_tells_this_runs_sends_from_crashed_ones(claimed_by, age, expected):
+    assert pending_claim(claimed_by, "this-run", NOW - age, NOW, 300) == expected
 
 
 # --- reminder_lead_due -----------------------------------------------------------------------------
