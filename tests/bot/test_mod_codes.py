@@ -8,6 +8,7 @@ import io
 import re
 from datetime import datetime, timedelta
 
+from bot.ledger.models import AuditRecord
 from bot.ledger.timeparse import to_unix
 from tests.bot.conftest import World, db_dump, refused, text_of
 
@@ -93,6 +94,38 @@ async def test_promo_refusals_write_nothing(world: World):
     await refused(w, w.mod, "promo create", "gift card", code="ABCD-EFGH-JKMN-PQRS", amount="5")
     await refused(w, w.mod, "promo disable", "no such promo code", code="NOPE")
     assert [p.code for p in await w.ledger.promos(w.guild.id)] == ["SALE-1"]
+
+
+async def test_a_promo_code_needs_three_letters_or_digits_once_dashes_are_dropped(world: World):
+    """Issue 8 item 6: `A--` was accepted (3 characters) and `/redeem a` then redeemed it, because
+    dashes are dropped when matching. SPEC §4: at least 3 letters or digits."""
+    w = world
+    for code in ("A--", "-A-", "A-B", "AB-", "A" + "-" * 31):
+        await refused(w, w.mod, "promo create", "at least 3 letters or digits", code=code, amount="10")
+    assert await w.ledger.promos(w.guild.id) == []
+    redeemed = await w.run(w.alice, "redeem", code="a")
+    assert "doesn't exist in this server" in text_of(redeemed)
+    assert await w.ledger.lots(w.guild.id, w.alice.id) == []
+    # Three of them, with dashes anywhere, is a code.
+    await w.run(w.mod, "promo create", code="-a-b-c-", amount="10")
+    assert "10 credits" in text_of(await w.run(w.alice, "redeem", code="abc"))
+
+
+async def test_a_short_promo_code_made_before_the_rule_still_redeems_and_can_be_disabled(world: World):
+    """A code like `A--` may already be in a database (and announced to members): it keeps working
+    exactly as before, by its key `A`, until a moderator disables it. Only new codes must have 3."""
+    w = world
+    fields = {"code": "A--", "code_key": "A", "amount": 7, "per_member": 1, "one_time": 0}
+    await w.ledger.store.create_promo(w.guild.id, fields, AuditRecord(w.mod.id, "promo-create"), None, 0)
+    assert "`A--`" in text_of(await w.run(w.mod, "promo list"))
+    redeemed = await w.run(w.alice, "redeem", code="a--")
+    assert "7 credits" in text_of(redeemed)
+    assert (await w.ledger.balance(w.guild.id, w.alice.id)).promo == 7
+    off = await w.run(w.mod, "promo disable", code="A--")
+    assert "`A--` is disabled" in text_of(off)
+    again = await w.run(w.bob, "redeem", code="a")
+    assert "Error id" not in text_of(again)
+    assert await w.ledger.lots(w.guild.id, w.bob.id) == []
 
 
 async def test_promo_commands_refuse_non_moderators(world: World):
