@@ -92,6 +92,26 @@ async def test_grant_bad_input_is_refused_and_writes_nothing(world: World):
     assert await w.ledger.lots(w.guild.id, w.alice.id) == []
 
 
+async def test_amounts_that_could_be_misread_are_refused_and_write_nothing(world: World):
+    """Issue 8 item 7: `10⁶` was granted as 106, `2¹⁰` as 210, `①②` as 12 and `€5` as 5 in a `$`
+    server. Each is refused now with a short answer, and one script's digits are read right."""
+    w = world
+    for amount in ("10⁶", "2¹⁰", "①②", "𝟏𝟎", "1٢"):
+        text = await refused(w, w.mod, "credits grant", "digit", member=w.alice.id, amount=amount)
+        assert len(text) < 200, text
+    await refused(w, w.mod, "credits grant", "not this server's currency", member=w.alice.id, amount="$5")
+    await w.run(w.mod, "settings currency", name="dollars", symbol="$", decimals=2)
+    for amount in ("€5", "5 €", "£5", "¥5"):
+        text = await refused(w, w.mod, "credits grant", "not this server's currency ($)", member=w.alice.id,
+                             amount=amount)
+        assert len(text) < 200, text
+    assert await w.ledger.lots(w.guild.id, w.alice.id) == []
+    # The guild's own symbol, full-width digits and the digits of one script are read as they say.
+    for amount, shown in (("$5", "$5.00"), ("１２.５０", "$12.50"), ("١٢٣", "$123.00")):
+        assert shown in text_of(await w.run(w.mod, "credits grant", member=w.alice.id, amount=amount)), amount
+    assert (await w.ledger.balance(w.guild.id, w.alice.id)).promo == 500 + 1250 + 12300
+
+
 async def test_grant_to_a_bot_is_refused(world: World):
     w = world
     robot = w.fake.add_member(w.guild.id, name="otherbot", bot=True)
