@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.ledger import limits
+from bot.ledger.csvsafe import starts_a_formula
 from bot.ledger.errors import InvalidInput
 
 MAX_AMOUNT = 10**12
@@ -246,6 +247,10 @@ def validate_currency(
         _check_display_text(clean_name, "name")
     if symbol is not None:
         clean_symbol = unicodedata.normalize("NFC", symbol).strip()
+        if starts_a_formula(clean_symbol):  # every amount shown in a CSV would start with it
+            raise InvalidInput(
+                "The currency symbol can't start with = + - or @: spreadsheets would read amounts as formulas."
+            )
         if len(clean_symbol) > MAX_SYMBOL_LENGTH:
             raise InvalidInput(f"The currency symbol can be at most {MAX_SYMBOL_LENGTH} characters, like $.")
         _check_display_text(clean_symbol, "symbol")

@@ -187,6 +187,22 @@ async def test_giftcard_issue_more_than_five_comes_as_a_csv_file(world: World):
     assert sorted(c.last4 for c in await w.ledger.gift_cards(w.guild.id)) == sorted(r["code"][-4:] for r in rows)
 
 
+async def test_the_giftcard_csv_holds_no_formula_even_with_a_hostile_symbol(world: World):
+    """Issue 8 item 10: with the currency symbol `=A` (set before /settings refused it, so through
+    the store here), every amount cell of the gift-card CSV started with `=`."""
+    w = world
+    await w.ledger.store.update_settings(
+        w.guild.id, {"currency_symbol": "=A", "decimals": 2}, AuditRecord(w.mod.id, "settings"), None, 0
+    )
+    rec = await w.run(w.mod, "giftcard issue", amount="12.50", count=6, claim_by="30d")
+    (attachment,) = rec.attachments
+    rows = list(csv.reader(io.StringIO(attachment.data.decode())))
+    assert len(rows) == 7 and rows[0] == ["code", "amount", "claim_by"]
+    cells = [value for row in rows for value in row]
+    assert not [value for value in cells if value.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert {row[1] for row in rows[1:]} == {"'=A12.50"}  # defused the way the ledger export is
+
+
 async def test_giftcard_list_never_shows_full_codes_and_void_by_last4(world: World):
     w = world
     issued = await w.run(w.mod, "giftcard issue", amount="20", count=2)
