@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -10,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import limits
+from bot.ledger import csvsafe, limits
 from bot.ledger.models import GiftCard, GuildSettings
 from bot.ledger.rules import clamp_page, page_count
 from bot.ledger.service import MAX_GIFT_CARDS
@@ -90,10 +89,11 @@ class GiftCards(ModeratorCog):
                 content = f"{summary}{claim} Copy the codes now: they are shown only this once.\n{listing}"
             else:
                 # claim_by as ISO-8601 with its UTC offset, like the ledger export. The csv module quotes
-                # amounts such as "1,250 credits".
+                # amounts such as "1,250 credits"; csvsafe defuses every cell like the export's (an
+                # amount shown with a symbol such as "=A" would start with "=").
                 claim_iso = "" if cards.claim_by is None else from_unix(cards.claim_by).isoformat()
                 out = io.StringIO()
-                writer = csv.writer(out, lineterminator="\n")
+                writer = csvsafe.writer(out)
                 writer.writerow(("code", "amount", "claim_by"))
                 writer.writerows((code, value, claim_iso) for code in cards.codes)
                 content = f"{summary}{claim} The codes are in the file: it is shown only this once."

@@ -101,6 +101,10 @@ def validate_promo_code(text: str) -> tuple[str, str]:
     ``key`` is ``normalise_code(display)``, what lookups use (so ``SUMMER-SALE`` and
     ``SUMMERSALE`` are the same code: check ``key`` for uniqueness). Spaces are refused,
     with a hint to use dashes.
+
+    The key must have at least ``PROMO_MIN_LENGTH`` letters or digits too (SPEC §4): dashes are
+    dropped when matching, so ``A--`` would be the one-character code ``A`` that ``/redeem a``
+    finds. Codes made before this rule keep working as they were (see `redeem` in the service).
     """
     if not isinstance(text, str):
         raise InvalidInput("Enter a code, like SUMMER-25.")
@@ -114,8 +118,10 @@ def validate_promo_code(text: str) -> tuple[str, str]:
     if _PROMO_SHAPE.fullmatch(display) is None:
         raise InvalidInput("A code can only use the letters A–Z, digits 0–9 and dashes, like SUMMER-25.")
     key = normalise_code(display)
-    if not key:
-        raise InvalidInput("A code needs at least one letter or digit, like SUMMER-25.")
+    if len(key) < PROMO_MIN_LENGTH:
+        raise InvalidInput(
+            f"A code needs at least {PROMO_MIN_LENGTH} letters or digits (dashes don't count), like SUMMER-25."
+        )
     return display, key
 
 

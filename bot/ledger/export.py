@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from typing import TextIO
 
+from bot.ledger import csvsafe
 from bot.ledger.models import Entry
 from bot.ledger.timeparse import from_unix
 
@@ -13,17 +13,10 @@ COLUMNS = (
     "entry_id", "created_at", "guild_id", "user_id", "lot_id", "lot_kind", "type", "amount", "order_id",
     "actor_id", "reason",
 )
-# Spreadsheets run cells that start with these as formulas; a reason is free text from moderators.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(text: str | None) -> str:
-    if not text:
-        return ""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def csv_row(entry: Entry) -> list[str | int]:
+def csv_row(entry: Entry) -> list[csvsafe.Cell]:
+    """One entry's cells, as they are: `write_csv` defuses them (`bot.ledger.csvsafe`)."""
     return [
         entry.id,
         from_unix(entry.created_at).isoformat(),  # e.g. 2026-11-26T12:00:00+00:00
@@ -33,14 +26,14 @@ def csv_row(entry: Entry) -> list[str | int]:
         entry.lot_kind,
         entry.type,
         entry.amount,
-        "" if entry.order_id is None else entry.order_id,
-        "" if entry.actor_id is None else entry.actor_id,
-        _cell(entry.reason),
+        entry.order_id,
+        entry.actor_id,
+        entry.reason,
     ]
 
 
 def write_csv(entries: Iterable[Entry], out: TextIO, header: bool = True) -> int:
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out)  # every cell: a reason is free text from moderators
     if header:
         writer.writerow(COLUMNS)
     count = 0

@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.ledger import limits
+from bot.ledger.csvsafe import starts_a_formula
 from bot.ledger.errors import InvalidInput
 
 MAX_AMOUNT = 10**12
@@ -22,9 +23,6 @@ MIN_AMOUNT = 1
 ALLOWED_DECIMALS = (0, 2)
 MAX_NAME_LENGTH = 20
 MAX_SYMBOL_LENGTH = 5
-
-# Symbols accepted in front of (or after) a typed amount, besides the guild's own symbol.
-COMMON_SYMBOLS = ("$", "€", "£", "¥", "₹", "₩", "₽", "¢", "¤")
 
 # Characters that would ping, format or break a Discord message when shown next to amounts.
 _FORBIDDEN_IN_NAMES = frozenset("@<>`\\*_~|#:")
@@ -64,37 +62,94 @@ def _check_decimals(decimals: int) -> None:
 
 
 def _strip_symbol(text: str, symbol: str) -> str:
-    symbols = [s for s in (symbol.strip(), *COMMON_SYMBOLS) if s]
-    for sym in symbols:
-        if text.startswith(sym):
-            return text[len(sym) :].strip()
-        if text.endswith(sym):
-            return text[: -len(sym)].strip()
+    if symbol:
+        if text.startswith(symbol):
+            return text[len(symbol) :].strip()
+        if text.endswith(symbol):
+            return text[: -len(symbol)].strip()
     return text
+
+
+def _digit_zero(c: str, value: int) -> int:
+    """The code point of the zero of ``c``'s run of ten digits. Full-width digits (what CJK input
+    methods type) are the same digits as ASCII, only wider: they count as ASCII's."""
+    if unicodedata.decomposition(c).startswith("<wide>"):
+        return ord("0")
+    return ord(c) - value
+
+
+def _fold(text: str, example: str) -> str:
+    """``text`` with every decimal digit as its ASCII digit and everything else folded (NFKC, so
+    ``＄`` is ``$``), or `InvalidInput` when a digit could be misread (SPEC §1).
+
+    Read: the digits of ONE script, all of them: ASCII (or its full-width form), or the native
+    digits of one script such as Arabic-Indic ``١٢٣`` or Devanagari ``१२३``. Refused: anything that
+    only looks like or folds into a digit (superscripts ``10⁶``, subscripts, circled ``①``, ``⒈``,
+    fractions, Roman or CJK numerals, the styled mathematical digits ``𝟏``) and a mix of scripts
+    (``1٢``): NFKC would silently read ``10⁶`` as 106 and ``①②`` as 12.
+    """
+    out = []
+    zero: int | None = None
+    for c in text:
+        value = unicodedata.decimal(c, None)
+        if value is not None and not unicodedata.decomposition(c).startswith("<font>"):
+            here = _digit_zero(c, value)
+            if zero is not None and here != zero:
+                raise InvalidInput(
+                    f"That amount mixes digits of different scripts: type it with one kind, like {example}."
+                )
+            zero = here
+            out.append(str(value))
+            continue
+        folded = unicodedata.normalize("NFKC", c)
+        if value is not None or any(unicodedata.numeric(f, None) is not None for f in (c, *folded)):
+            raise InvalidInput(
+                f"Type the amount with plain digits, like {example}: `{c}` isn't read as a digit "
+                "(no superscript, circled or other special digits)."
+            )
+        out.append(folded)
+    return "".join(out)
+
+
+def _foreign_symbol(text: str, symbol: str, example: str) -> None:
+    """Refuse a currency symbol that is not the guild's: ``€5`` is not $5 (SPEC §1)."""
+    foreign = next((c for c in text if unicodedata.category(c) == "Sc" and c not in symbol), None)
+    if foreign is None:
+        return
+    if symbol:
+        raise InvalidInput(
+            f"`{foreign}` is not this server's currency ({symbol}): type just the number, like {example}."
+        )
+    raise InvalidInput(f"`{foreign}` is not this server's currency: type just the number, like {example}.")
 
 
 def parse_amount(text: str, decimals: int, *, symbol: str = "") -> int:
     """Parse what a person typed into minor units, or raise `InvalidInput` saying why.
 
     ``"12.50"`` with ``decimals=2`` is 1250; ``"12"`` is 1200; ``"12.5"`` is 1250.
-    Thousands separators (``1,000``, ``1 000``) and one currency symbol before or after the
-    number (``$25``, ``25€``, or the guild's own ``symbol``) are accepted. A decimal point is
-    always ``.``; a comma only ever groups thousands.
+    Thousands separators (``1,000``, ``1 000``) and the guild's own ``symbol`` once, before or
+    after the number (``$25``, ``25$``), are accepted; any other currency symbol (``€5`` in a ``$``
+    server, ``$5`` in a server without a symbol) is refused. A decimal point is always ``.``; a
+    comma only ever groups thousands. Digits: see `_fold` (one script; no look-alikes).
     """
     _check_decimals(decimals)
     example = _example(decimals)
     if not isinstance(text, str):
         raise InvalidInput(f"Enter an amount, like {example}.")
-    s = unicodedata.normalize("NFKC", text).strip()
+    if len(text) > _MAX_INPUT_LENGTH:  # before folding, which can lengthen a text
+        raise InvalidInput(f"That amount is too long. Enter a number, like {example}.")
+    s = _fold(text, example).strip()
     if not s:
         raise InvalidInput(f"Enter an amount, like {example}.")
     if len(s) > _MAX_INPUT_LENGTH:
         raise InvalidInput(f"That amount is too long. Enter a number, like {example}.")
     if s.startswith(_MINUS_SIGNS):
         raise InvalidInput("Amount must be more than zero.")
-    s = _strip_symbol(s, symbol)
+    sym = unicodedata.normalize("NFKC", symbol).strip()
+    s = _strip_symbol(s, sym)
     if s.startswith(_MINUS_SIGNS):
         raise InvalidInput("Amount must be more than zero.")
+    _foreign_symbol(s, sym, example)
     if s.startswith("+"):
         s = s[1:].lstrip()
     if _EXPONENT.search(s):
@@ -192,6 +247,10 @@ def validate_currency(
         _check_display_text(clean_name, "name")
     if symbol is not None:
         clean_symbol = unicodedata.normalize("NFC", symbol).strip()
+        if starts_a_formula(clean_symbol):  # every amount shown in a CSV would start with it
+            raise InvalidInput(
+                "The currency symbol can't start with = + - or @: spreadsheets would read amounts as formulas."
+            )
         if len(clean_symbol) > MAX_SYMBOL_LENGTH:
             raise InvalidInput(f"The currency symbol can be at most {MAX_SYMBOL_LENGTH} characters, like $.")
         _check_display_text(clean_symbol, "symbol")

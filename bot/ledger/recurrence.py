@@ -5,11 +5,28 @@ cron rule is made of (ASCII digits, names like ``mon`` or ``jan``, ``* , - / #``
 malformed rule, however long or strange, is a clear ``InvalidInput`` that quotes back only a
 short, clipped piece of it, never a parser crash (Python refuses to read an int of more than
 4,300 digits) and never the whole input.
+
+A rule means what it means to standard (Vixie) cron, which APScheduler's ``CronTrigger`` does
+not always follow, so `next_run` adds two rules of cron's on top of it:
+
+- **Day of month and weekday.** When both day fields are restricted, a day matches when EITHER
+  does: ``0 12 1 * 1`` is noon on the 1st and noon every Monday (APScheduler requires both, the
+  1st falling on a Monday). A day field is restricted unless it starts with ``*``: like Vixie cron
+  and cronie, ``*/2`` counts as unrestricted, so ``0 12 */2 * 1`` is noon on the odd days that are
+  Mondays.
+- **Clocks set back.** When a daylight-saving change repeats an hour, a rule with a fixed minute
+  and hour (neither field starts with ``*``) runs at the first of the two times only: ``30 1 * *
+  *`` in New York runs once on the night clocks go back, not twice. Rules with ``*`` in the
+  minute or hour field run at every time that matches, as in cron. When an hour is skipped
+  (clocks go forward), a time inside it runs once, an hour later by the clock (``30 2 * * *`` at
+  03:30).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -95,9 +112,13 @@ def normalise_rule(rule: str) -> str:
     return text
 
 
-def parse_rule(rule: str, timezone: str) -> CronTrigger:
-    text = normalise_rule(rule)
-    fields = text.split(" ")
+def _restricted(field: str) -> bool:
+    """Vixie cron's test: a field is restricted unless it starts with ``*`` (``*/2`` is not)."""
+    return not field.startswith("*")
+
+
+def _trigger(text: str, fields: list[str], timezone: str) -> CronTrigger:
+    fields = [*fields]
     fields[4] = _weekday_names(fields[4].lower())
     try:
         return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
@@ -107,10 +128,38 @@ def parse_rule(rule: str, timezone: str) -> CronTrigger:
         ) from None
 
 
+def parse_rule(rule: str, timezone: str) -> list[CronTrigger]:
+    """The APScheduler triggers whose union is the rule: one, or two when both day fields are
+    restricted (the rule with weekday ``*`` and the rule with day of month ``*``)."""
+    text = normalise_rule(rule)
+    fields = text.split(" ")
+    if _restricted(fields[2]) and _restricted(fields[4]):
+        by_day = [*fields[:4], "*"]
+        by_weekday = [*fields[:2], "*", *fields[3:]]
+        return [_trigger(text, by_day, timezone), _trigger(text, by_weekday, timezone)]
+    return [_trigger(text, fields, timezone)]
+
+
+def _repeated(fire: datetime, zone: ZoneInfo) -> bool:
+    """Whether ``fire`` is the second time its wall-clock time happens (an hour clocks went back)."""
+    first = fire.replace(tzinfo=zone, fold=0)
+    return first.astimezone(UTC) < fire.astimezone(UTC)
+
+
 def next_run(rule: str, timezone: str, after: int) -> int:
-    """The first due time strictly after `after` (Unix seconds)."""
-    trigger = parse_rule(rule, timezone)
-    fire = trigger.get_next_fire_time(None, from_unix(after + 1))
-    if fire is None:
+    """The first due time strictly after `after` (Unix seconds), as standard cron reads the rule."""
+    triggers = parse_rule(rule, timezone)
+    fields = normalise_rule(rule).split(" ")
+    fixed_time = _restricted(fields[0]) and _restricted(fields[1])
+    zone = ZoneInfo(timezone)
+    fires = []
+    for trigger in triggers:
+        fire = trigger.get_next_fire_time(None, from_unix(after + 1))
+        while fire is not None and fixed_time and _repeated(fire, zone):
+            # In UTC: wall-clock arithmetic would land on the first pass again (fold=0).
+            fire = trigger.get_next_fire_time(None, fire.astimezone(UTC) + timedelta(seconds=1))
+        if fire is not None:
+            fires.append(to_unix(fire))
+    if not fires:
         raise InvalidInput(f"`{_quote(normalise_rule(rule), ECHO)}` never fires. {CRON_HELP}")
-    return to_unix(fire)
+    return min(fires)

@@ -8,6 +8,7 @@ import io
 import re
 from datetime import datetime, timedelta
 
+from bot.ledger.models import AuditRecord
 from bot.ledger.timeparse import to_unix
 from tests.bot.conftest import World, db_dump, refused, text_of
 
@@ -95,6 +96,38 @@ async def test_promo_refusals_write_nothing(world: World):
     assert [p.code for p in await w.ledger.promos(w.guild.id)] == ["SALE-1"]
 
 
+async def test_a_promo_code_needs_three_letters_or_digits_once_dashes_are_dropped(world: World):
+    """Issue 8 item 6: `A--` was accepted (3 characters) and `/redeem a` then redeemed it, because
+    dashes are dropped when matching. SPEC §4: at least 3 letters or digits."""
+    w = world
+    for code in ("A--", "-A-", "A-B", "AB-", "A" + "-" * 31):
+        await refused(w, w.mod, "promo create", "at least 3 letters or digits", code=code, amount="10")
+    assert await w.ledger.promos(w.guild.id) == []
+    redeemed = await w.run(w.alice, "redeem", code="a")
+    assert "doesn't exist in this server" in text_of(redeemed)
+    assert await w.ledger.lots(w.guild.id, w.alice.id) == []
+    # Three of them, with dashes anywhere, is a code.
+    await w.run(w.mod, "promo create", code="-a-b-c-", amount="10")
+    assert "10 credits" in text_of(await w.run(w.alice, "redeem", code="abc"))
+
+
+async def test_a_short_promo_code_made_before_the_rule_still_redeems_and_can_be_disabled(world: World):
+    """A code like `A--` may already be in a database (and announced to members): it keeps working
+    exactly as before, by its key `A`, until a moderator disables it. Only new codes must have 3."""
+    w = world
+    fields = {"code": "A--", "code_key": "A", "amount": 7, "per_member": 1, "one_time": 0}
+    await w.ledger.store.create_promo(w.guild.id, fields, AuditRecord(w.mod.id, "promo-create"), None, 0)
+    assert "`A--`" in text_of(await w.run(w.mod, "promo list"))
+    redeemed = await w.run(w.alice, "redeem", code="a--")
+    assert "7 credits" in text_of(redeemed)
+    assert (await w.ledger.balance(w.guild.id, w.alice.id)).promo == 7
+    off = await w.run(w.mod, "promo disable", code="A--")
+    assert "`A--` is disabled" in text_of(off)
+    again = await w.run(w.bob, "redeem", code="a")
+    assert "Error id" not in text_of(again)
+    assert await w.ledger.lots(w.guild.id, w.bob.id) == []
+
+
 async def test_promo_commands_refuse_non_moderators(world: World):
     w = world
     await w.run(w.mod, "promo create", code="SECRET-CODE", amount="5")
@@ -152,6 +185,22 @@ async def test_giftcard_issue_more_than_five_comes_as_a_csv_file(world: World):
     claim_by = datetime.fromisoformat(rows[0]["claim_by"])
     assert claim_by.utcoffset() is not None and claim_by.date().isoformat() == "2027-06-30"
     assert sorted(c.last4 for c in await w.ledger.gift_cards(w.guild.id)) == sorted(r["code"][-4:] for r in rows)
+
+
+async def test_the_giftcard_csv_holds_no_formula_even_with_a_hostile_symbol(world: World):
+    """Issue 8 item 10: with the currency symbol `=A` (set before /settings refused it, so through
+    the store here), every amount cell of the gift-card CSV started with `=`."""
+    w = world
+    await w.ledger.store.update_settings(
+        w.guild.id, {"currency_symbol": "=A", "decimals": 2}, AuditRecord(w.mod.id, "settings"), None, 0
+    )
+    rec = await w.run(w.mod, "giftcard issue", amount="12.50", count=6, claim_by="30d")
+    (attachment,) = rec.attachments
+    rows = list(csv.reader(io.StringIO(attachment.data.decode())))
+    assert len(rows) == 7 and rows[0] == ["code", "amount", "claim_by"]
+    cells = [value for row in rows for value in row]
+    assert not [value for value in cells if value.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert {row[1] for row in rows[1:]} == {"'=A12.50"}  # defused the way the ledger export is
 
 
 async def test_giftcard_list_never_shows_full_codes_and_void_by_last4(world: World):

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.ledger.models import AuditRecord
 from bot.ledger.timeparse import to_unix
 from tests.bot.conftest import World, button, db_dump, refused, text_of
 from tests.fakediscord import Perm
@@ -90,6 +91,26 @@ async def test_grant_bad_input_is_refused_and_writes_nothing(world: World):
     for options, expect in BAD_GRANTS:
         await refused(w, w.mod, "credits grant", expect, member=w.alice.id, **options)
     assert await w.ledger.lots(w.guild.id, w.alice.id) == []
+
+
+async def test_amounts_that_could_be_misread_are_refused_and_write_nothing(world: World):
+    """Issue 8 item 7: `10⁶` was granted as 106, `2¹⁰` as 210, `①②` as 12 and `€5` as 5 in a `$`
+    server. Each is refused now with a short answer, and one script's digits are read right."""
+    w = world
+    for amount in ("10⁶", "2¹⁰", "①②", "𝟏𝟎", "1٢"):
+        text = await refused(w, w.mod, "credits grant", "digit", member=w.alice.id, amount=amount)
+        assert len(text) < 200, text
+    await refused(w, w.mod, "credits grant", "not this server's currency", member=w.alice.id, amount="$5")
+    await w.run(w.mod, "settings currency", name="dollars", symbol="$", decimals=2)
+    for amount in ("€5", "5 €", "£5", "¥5"):
+        text = await refused(w, w.mod, "credits grant", "not this server's currency ($)", member=w.alice.id,
+                             amount=amount)
+        assert len(text) < 200, text
+    assert await w.ledger.lots(w.guild.id, w.alice.id) == []
+    # The guild's own symbol, full-width digits and the digits of one script are read as they say.
+    for amount, shown in (("$5", "$5.00"), ("１２.５０", "$12.50"), ("١٢٣", "$123.00")):
+        assert shown in text_of(await w.run(w.mod, "credits grant", member=w.alice.id, amount=amount)), amount
+    assert (await w.ledger.balance(w.guild.id, w.alice.id)).promo == 500 + 1250 + 12300
 
 
 async def test_grant_to_a_bot_is_refused(world: World):
@@ -377,6 +398,28 @@ async def test_export_is_a_csv_attachment_in_entry_order(world: World):
     assert rows[0]["created_at"] == "2026-11-26T12:00:00+00:00"
     assert rows[0]["reason"].startswith("'=")  # no formula injection into spreadsheets
     assert rows[2]["reason"] == "oops"
+
+
+async def test_no_text_cell_of_the_export_starts_a_formula(world: World):
+    """Issue 8 item 10: every cell of every CSV is defused. The amount column stays a plain signed
+    integer (SPEC §6): a number such as -10 is no formula."""
+    w = world
+    await w.ledger.store.update_settings(
+        w.guild.id, {"currency_symbol": "=A"}, AuditRecord(w.mod.id, "settings"), None, 0
+    )
+    for reason in ("=HYPERLINK(evil)", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "＝1+1"):
+        await grant(w, w.alice, 30, reason=reason)
+    await w.run(w.mod, "credits revoke", member=w.alice.id, amount="10", reason="-oops")
+    message = await answer(w, await w.run(w.mod, "credits export"))
+    (attachment,) = message.attachments
+    rows = list(csv.reader(io.StringIO(attachment.data.decode("utf-8"))))
+    amount = rows[0].index("amount")
+    for row in rows[1:]:
+        assert re.fullmatch(r"-?\d+", row[amount]), row
+        texts = [value for i, value in enumerate(row) if i != amount]
+        assert not [v for v in texts if v.startswith(("=", "+", "-", "@", "\t", "\r", "＝"))], row
+    assert [row[-1] for row in rows[1:]][-1] == "'-oops"
+    assert "-10" in [row[amount] for row in rows]
 
 
 async def test_export_and_report_of_an_empty_ledger(world: World):

@@ -184,6 +184,9 @@ async def test_settings_currency(world: World):
 
     await refused(w, w.mod, "settings currency", "Decimals can only change", decimals=0)
     await refused(w, w.mod, "settings currency", "symbol", symbol="1")
+    # Issue 8 item 10: a symbol that would make every amount in a CSV a formula.
+    for symbol in ("=A", "+", "-", "@", "＝A"):
+        await refused(w, w.mod, "settings currency", "can't start with = + - or @", symbol=symbol)
     await refused(w, w.mod, "settings currency", "either", symbol="€", no_symbol=True)
     await refused(w, w.mod, "settings currency", "Nothing to change")
     await refused(w, w.mod, "settings currency", "name", name="a\u200bb`c")

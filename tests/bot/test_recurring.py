@@ -212,6 +212,27 @@ async def test_the_rule_is_read_in_the_guild_timezone(world: World):
     assert "America/New_York" in text_of(listed)
 
 
+async def test_a_rule_with_a_day_of_month_and_a_weekday_runs_on_either_day(world: World):
+    """Issue 8 item 8: `0 12 1 * 1` is noon on the 1st AND noon every Monday, as in standard cron.
+    APScheduler alone waited for a 1st that is a Monday: 67 days from this Thursday."""
+    w = world
+    await give_role(w, [w.alice], w.vip_role.id)
+    assert START.strftime("%a") == "Thu"
+    text = await add_schedule(w, "0 12 1 * 1", amount="5")
+    monday, first, next_monday = unix(2026, 11, 30, 12, 0), unix(2026, 12, 1, 12, 0), unix(2026, 12, 7, 12, 0)
+    assert f"<t:{monday}:" in text  # the answer shows the coming Monday
+    for due, then in ((monday, first), (first, next_monday)):
+        assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(due,)]
+        w.clock.current = datetime.fromtimestamp(due - 1, UTC)
+        assert await w.bot.jobs.recurring() == 0
+        w.clock.advance(seconds=1)
+        assert await w.bot.jobs.recurring() == 1
+        assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(then,)]
+    assert [row[:2] for row in schedule_lots(w)] == [(w.alice.id, 5), (w.alice.id, 5)]
+    listed = text_of(await w.run(w.mod, "credits schedule list"))
+    assert f"<t:{next_monday}:" in listed
+
+
 async def test_schedule_list_and_remove(world: World):
     w = world
     await give_role(w, [w.alice], w.vip_role.id)

@@ -160,7 +160,9 @@ def test_gift_last4_key():
         ("  welcome  ", "WELCOME", "WELCOME"),
         ("ABC", "ABC", "ABC"),
         ("A" * 32, "A" * 32, "A" * 32),
-        ("A-B", "A-B", "AB"),
+        ("A-B-C", "A-B-C", "ABC"),
+        ("--A1B--", "--A1B--", "A1B"),
+        ("1-2-3", "1-2-3", "123"),
         ("2026", "2026", "2026"),
         ("ＳＡＬＥ", "SALE", "SALE"),
     ],
@@ -182,7 +184,14 @@ def test_validate_promo_code_accepts(text, display, key):
         ("SALE!", "A–Z, digits 0–9 and dashes"),
         ("CAFÉ", "A–Z, digits 0–9 and dashes"),
         ("@everyone", "A–Z, digits 0–9 and dashes"),
-        ("---", "at least one letter or digit"),
+        # SPEC §4: at least 3 letters or digits, counted after dashes are dropped (as /redeem matches).
+        ("---", "at least 3 letters or digits"),
+        ("A--", "at least 3 letters or digits"),
+        ("-A-", "at least 3 letters or digits"),
+        ("A-B", "at least 3 letters or digits"),
+        ("AB-", "at least 3 letters or digits"),
+        ("A" + "-" * 31, "at least 3 letters or digits"),
+        ("A-" + "-" * 31, "3–32 characters"),
     ],
 )
 def test_validate_promo_code_refuses(text, fragment):
@@ -191,7 +200,9 @@ def test_validate_promo_code_refuses(text, fragment):
     assert fragment in str(info.value)
 
 
-@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{2,31}", fullmatch=True))
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{2,31}", fullmatch=True).filter(
+    lambda code: sum(c.isalnum() for c in code) >= 3
+))
 def test_promo_key_matches_redeem_normalisation(code):
     display, key = validate_promo_code(code)
     # Whatever the member types, with any case, spaces or dashes, finds the same key.

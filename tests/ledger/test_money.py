@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,12 +54,6 @@ def test_currency_is_frozen():
         ("1,234,567", 0, 1234567),
         ("1,234.56", 2, 123456),
         ("1 234 567.89", 2, 123456789),
-        ("$25", 0, 25),
-        ("$ 12.50", 2, 1250),
-        ("€12.50", 2, 1250),
-        ("12.50€", 2, 1250),
-        ("12.50 €", 2, 1250),
-        ("£3", 0, 3),
         ("１２", 0, 12),  # full-width digits, as some keyboards type them
         ("1000000000000", 0, MAX_AMOUNT),
         ("1,000,000,000,000", 0, MAX_AMOUNT),
@@ -67,6 +63,124 @@ def test_currency_is_frozen():
 )
 def test_parse_amount_accepts(text, decimals, expected):
     assert parse_amount(text, decimals) == expected
+
+
+# Issue 8 item 7 (SPEC §1): an amount is read only when its reading is unambiguous. NFKC used to
+# read 10⁶ as 106, 2¹⁰ as 210, ①② as 12, and any of $ € £ … as the guild's own symbol.
+# Digits are read when all of them are of ONE script: ASCII (or its full-width form, what CJK input
+# methods type: the same digits, only wider) or the native digits of one script (Arabic-Indic,
+# Persian, Devanagari …), with the guild's separators (`.` for decimals, `,` or a space for
+# thousands). Everything else that looks like, or folds into, a digit is refused.
+NO_SYMBOL = Currency()
+DOLLAR_2 = Currency(name="dollars", symbol="$", decimals=2)
+DOLLAR_0 = Currency(name="dollars", symbol="$", decimals=0)
+EURO_2 = Currency(name="euros", symbol="€", decimals=2)
+SPECIAL = "isn't read as a digit"
+MIXED = "mixes digits of different scripts"
+FOREIGN = "is not this server's currency"
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "expected"),
+    [
+        # the reports of issue 8
+        ("10⁶", NO_SYMBOL, SPECIAL),
+        ("2¹⁰", NO_SYMBOL, SPECIAL),
+        ("①②", NO_SYMBOL, SPECIAL),
+        ("€5", DOLLAR_2, FOREIGN),
+        # plain ASCII and the guild's own symbol, before or after
+        ("25", NO_SYMBOL, 25),
+        ("$25", DOLLAR_0, 25),
+        ("$ 12.50", DOLLAR_2, 1250),
+        ("12.50$", DOLLAR_2, 1250),
+        ("12.50 $", DOLLAR_2, 1250),
+        ("＄12.50", DOLLAR_2, 1250),  # the full-width dollar is the dollar
+        ("€12.50", EURO_2, 1250),
+        ("12.50 €", EURO_2, 1250),
+        ("12.50", EURO_2, 1250),
+        # another currency's symbol, or a symbol where the guild has none
+        ("5€", DOLLAR_2, FOREIGN),
+        ("£3", DOLLAR_0, FOREIGN),
+        ("$5", EURO_2, FOREIGN),
+        ("¥500", DOLLAR_0, FOREIGN),
+        ("₹5", DOLLAR_0, FOREIGN),
+        ("¤5", DOLLAR_0, FOREIGN),
+        ("$€5", DOLLAR_2, FOREIGN),
+        ("$25", NO_SYMBOL, FOREIGN),
+        ("25 €", NO_SYMBOL, FOREIGN),
+        ("$-5", DOLLAR_0, "more than zero"),
+        ("-$5", DOLLAR_2, "more than zero"),
+        ("$", DOLLAR_0, "whole number"),
+        ("$$5", DOLLAR_0, "whole number"),
+        # superscripts, subscripts, circled and other look-alike digits
+        ("1⁰", NO_SYMBOL, SPECIAL),
+        ("²", NO_SYMBOL, SPECIAL),
+        ("₅", NO_SYMBOL, SPECIAL),
+        ("1₀", NO_SYMBOL, SPECIAL),
+        ("㉑", NO_SYMBOL, SPECIAL),  # circled 21
+        ("⒈5", DOLLAR_2, SPECIAL),  # "digit one full stop": NFKC makes it "1."
+        ("⑴", NO_SYMBOL, SPECIAL),
+        ("🄂", NO_SYMBOL, SPECIAL),  # "digit one comma"
+        ("½", DOLLAR_2, SPECIAL),
+        ("1½", DOLLAR_2, SPECIAL),
+        ("Ⅻ", NO_SYMBOL, SPECIAL),  # Roman numeral twelve
+        ("五", NO_SYMBOL, SPECIAL),  # CJK numeral five
+        ("㏠", NO_SYMBOL, SPECIAL),  # "telegraph symbol for day one": NFKC makes it "1日"
+        ("𝟏𝟎", NO_SYMBOL, SPECIAL),  # mathematical bold digits: styled look-alikes
+        ("𝟙", NO_SYMBOL, SPECIAL),  # double-struck
+        ("🯱", NO_SYMBOL, SPECIAL),  # segmented digit
+        # full-width digits: the ASCII digits, wider; accepted with the guild's separators
+        ("１２", NO_SYMBOL, 12),
+        ("１,０００", NO_SYMBOL, 1000),
+        ("１，０００", NO_SYMBOL, 1000),  # full-width comma
+        ("１２．５０", DOLLAR_2, 1250),  # full-width full stop
+        ("＄１２.５０", DOLLAR_2, 1250),
+        ("1２", NO_SYMBOL, 12),  # full-width and ASCII are one script
+        # the native digits of ONE script
+        ("٣", NO_SYMBOL, 3),  # Arabic-Indic
+        ("١٢٣", NO_SYMBOL, 123),
+        ("١٬٠٠٠", NO_SYMBOL, "whole number"),  # the Arabic thousands separator is not the guild's
+        ("١,٠٠٠", NO_SYMBOL, 1000),
+        ("١٢.٥٠", DOLLAR_2, 1250),
+        ("$١٢.٥٠", DOLLAR_2, 1250),
+        ("١٢٫٥٠", DOLLAR_2, "number"),  # nor is the Arabic decimal separator
+        ("۱۲۳", NO_SYMBOL, 123),  # Persian (extended Arabic-Indic)
+        ("१२३", NO_SYMBOL, 123),  # Devanagari
+        ("๑๒", NO_SYMBOL, 12),  # Thai
+        ("٠", NO_SYMBOL, "more than zero"),
+        ("١٠٠٠٠٠٠٠٠٠٠٠١", NO_SYMBOL, "too large"),
+        # ... never mixed
+        ("1٢", NO_SYMBOL, MIXED),
+        ("١2", NO_SYMBOL, MIXED),
+        ("١۲", NO_SYMBOL, MIXED),  # Arabic-Indic and Persian two
+        ("１٢", NO_SYMBOL, MIXED),
+        ("1,٠٠٠", NO_SYMBOL, MIXED),
+        ("१2.50", DOLLAR_2, MIXED),
+    ],
+)
+def test_amount_reading_table(text, currency, expected):
+    if isinstance(expected, int):
+        assert parse_amount(text, currency.decimals, symbol=currency.symbol) == expected
+        return
+    with pytest.raises(InvalidInput) as info:
+        parse_amount(text, currency.decimals, symbol=currency.symbol)
+    message = str(info.value)
+    assert expected in message, message
+    assert len(message) < 160, message
+    if expected == FOREIGN:  # names the symbol it refuses, and the guild's own
+        assert currency.symbol in message
+
+
+@given(st.text(max_size=12))
+def test_what_is_read_is_what_plain_digits_say(text):
+    """Whatever text is accepted, its amount is the one its digits spell in the one script they
+    share: no digit is ever dropped, added or reinterpreted."""
+    try:
+        value = parse_amount(text, 0)
+    except InvalidInput:
+        return
+    digits = "".join(str(unicodedata.decimal(c)) for c in text if unicodedata.decimal(c, None) is not None)
+    assert value == int(digits)
 
 
 def test_parse_amount_guild_symbol():
@@ -87,7 +201,6 @@ def test_parse_amount_guild_symbol():
         ("-5", 0, "more than zero"),
         ("-0.01", 2, "more than zero"),
         ("−5", 0, "more than zero"),  # U+2212 minus sign
-        ("$-5", 0, "more than zero"),
         ("-$5", 2, "more than zero"),
         ("NaN", 0, "whole number"),
         ("nan", 2, "number"),
@@ -115,9 +228,7 @@ def test_parse_amount_guild_symbol():
         ("12,50", 2, "dot for decimals"),
         ("0x10", 0, "whole number"),
         ("1_000", 0, "whole number"),
-        ("٣", 0, "whole number"),  # Arabic-Indic digit: int() would accept it
         ("5 5", 0, "whole number"),
-        ("$", 0, "whole number"),
         ("12..5", 2, "number"),
     ],
 )
@@ -216,8 +327,9 @@ def test_format_parse_round_trip_without_symbol(minor, decimals):
 
 @given(minor=st.integers(MIN_AMOUNT, MAX_AMOUNT), decimals=st.sampled_from([0, 2]))
 def test_format_parse_round_trip_with_symbol(minor, decimals):
-    currency = Currency(name="dollars", symbol="$", decimals=decimals)
-    assert parse_amount(format_amount(minor, currency), decimals) == minor
+    for symbol in ("$", "€", "kr", "💎", "R$"):
+        currency = Currency(name="dollars", symbol=symbol, decimals=decimals)
+        assert parse_amount(format_amount(minor, currency), decimals, symbol=symbol) == minor
 
 
 @given(whole=st.integers(0, 10**10 - 1), cents=st.integers(0, 99))
