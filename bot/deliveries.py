@@ -87,11 +87,15 @@ class DeliveryWorker:
                 self._recovered = True
 
     async def run_once(self, batch: int = BATCH) -> DeliveryRun:
-        """Carry out every delivery due now (the scheduler's tick)."""
+        """Carry out every delivery due now (the scheduler's tick), and what they lead to (the DM
+        of an automatic refund, a removal that waited for its grant) until nothing is due."""
         await self.recover()
         run = DeliveryRun()
-        for due in await self.ledger.due_deliveries(batch):
-            await self._deliver(due.id, run)
+        progressed = True
+        while progressed:
+            progressed = False
+            for due in await self.ledger.due_deliveries(batch):
+                progressed = await self._deliver(due.id, run) or progressed
         if run.found:
             log.info(
                 "deliveries: %d carried out, %d to retry, %d failed (%d orders refunded)",
@@ -100,12 +104,17 @@ class DeliveryWorker:
         return run
 
     async def deliver_order(self, guild_id: int, order_id: int) -> DeliveryRun:
-        """Carry out an order's due deliveries now, in order (a kick after a purchase or refund)."""
+        """Carry out an order's due deliveries now, in order (a kick after a purchase or refund).
+        Until nothing more can be done: a refund made while its grant was being sent records a
+        removal that can start once that grant has settled."""
         await self.recover()
         run = DeliveryRun()
-        for delivery in await self.ledger.order_deliveries(guild_id, order_id):
-            if delivery.status == "pending":
-                await self._deliver(delivery.id, run)
+        progressed = True
+        while progressed:
+            progressed = False
+            for delivery in await self.ledger.order_deliveries(guild_id, order_id):
+                if delivery.status == "pending" and await self._deliver(delivery.id, run):
+                    progressed = True
         return run
 
     def kick(self, guild_id: int, order_id: int) -> asyncio.Task[DeliveryRun]:
@@ -138,10 +147,11 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _deliver(self, delivery_id: int, run: DeliveryRun) -> None:
+    async def _deliver(self, delivery_id: int, run: DeliveryRun) -> bool:
+        """Claim and carry out one delivery; False when it was not this run's to do."""
         delivery = await self.ledger.claim_delivery(delivery_id, self.token)
         if delivery is None:  # another run has it, or it is not due (waits for an earlier one)
-            return
+            return False
         run.found += 1
         try:
             await self.send(delivery)
@@ -157,7 +167,7 @@ class DeliveryWorker:
             if failure is not None and failure.refund is not None:
                 run.refunded.append(failure.refund.order.id)
                 log.info("order %s refunded automatically: %s", delivery.order_id, rules.describe(exc.reason))
-            return
+            return True
         except Exception as exc:  # DeliveryRetry, or anything unexpected: never lose it, retry later
             if not isinstance(exc, DeliveryRetry):
                 log.exception("delivery %s failed unexpectedly; it is retried", delivery.id)
@@ -167,6 +177,7 @@ class DeliveryWorker:
                 log.info("delivery %s will be retried at %s: %s", delivery.id, settled.due_at, exc)
             else:
                 run.failed += 1
-            return
+            return True
         await self.ledger.delivered(delivery, self.token)
         run.done += 1
+        return True

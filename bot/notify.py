@@ -169,10 +169,22 @@ class DiscordDeliverySender:
         order = await self.ledger.order(delivery.guild_id, delivery.order_id)
         assert order is not None
         settings = await self.ledger.settings(delivery.guild_id)
-        guild = self.client.get_guild(delivery.guild_id)
-        text = refund_dm(order, settings, guild.name if guild else "your server", delivery.reason)
+        text = refund_dm(order, settings, await self._guild_name(delivery.guild_id), delivery.reason)
         channel = await self.client.create_dm(discord.Object(delivery.user_id))
         await channel.send(text, nonce=nonce_for(delivery))
+
+    async def _guild_name(self, guild_id: int) -> str:
+        """From the cache (once the gateway has delivered the guilds: the first tick runs at
+        start, before), else over REST (a guild this process does not serve), else a stand-in."""
+        if self.client.get_guild(guild_id) is None and not self.client.is_ready():
+            await self.client.wait_until_ready()
+        guild = self.client.get_guild(guild_id)
+        if guild is not None:
+            return guild.name
+        try:
+            return (await self.client.fetch_guild(guild_id, with_counts=False)).name
+        except discord.HTTPException:
+            return "your server"
 
 
 def _http(exc: discord.HTTPException) -> str:
