@@ -167,12 +167,15 @@ async def role_note(interaction: discord.Interaction, order: Order) -> tuple[Ord
     if grant is None or grant.status == "done":
         return order, f"You now have {role}."
     if grant.status == "pending":
-        return order, f"{role} is on its way: Discord is slow right now. It is yours within a few minutes."
-    now = await ledger_of(interaction).order(order.guild_id, order.id) or order
-    if now.status == "refunded":
+        return order, (
+            f"{role} is on its way: Discord is slow right now. If it cannot be given, your order is "
+            "refunded automatically and you get a DM."
+        )
+    current = await ledger_of(interaction).order(order.guild_id, order.id) or order
+    if current.status == "refunded":
         why = deliveries.describe(grant.reason)
-        return now, f"Your order was refunded automatically because {why}. Please tell a moderator."
-    return now, ""
+        return current, f"Your order was refunded automatically because {why}. Please tell a moderator."
+    return current, ""
 
 
 class ConfirmPurchase(discord.ui.View):

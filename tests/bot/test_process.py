@@ -8,11 +8,9 @@ wrong token, and runs on without the Server Members intent when Discord refuses 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,9 +21,7 @@ import yarl
 
 from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
-from bot.ledger.service import Ledger
-from bot.store.sqlite import SqliteStore
-from tests.bot.conftest import button, text_of
+from tests.bot.conftest import text_of
 from tests.fakediscord import FakeDiscord, Guild, Member, Perm, Role
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +33,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 class BotProcess:
     """A running `python -m bot`; its stderr and stdout are one log, read as it is written."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, database: Path) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
-        self.database = database
         self.lines: list[str] = []
         self._reader = asyncio.create_task(self._read())
 
@@ -94,7 +89,7 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
             sys.executable, "-m", "bot", cwd=tmp_path, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
-        bot = BotProcess(proc, Path(env["DATABASE_PATH"]))
+        bot = BotProcess(proc)
         started.append(bot)
         return bot
 
@@ -281,96 +276,3 @@ async def test_a_failed_sync_is_logged_and_retried_and_the_state_is_per_applicat
         finally:
             await other_bot.close()
         other.assert_clean()
-
-
-# durable delivery: a paid order never loses its role (SPEC §3) ----------------------------------------
-ROLE_REQUEST = r"/guilds/\d+/members/\d+/roles/\d+$"
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        return conn.execute(sql).fetchall()
-
-
-async def verify(db: Path) -> list[str]:
-    store = SqliteStore(db)
-    await store.open()
-    try:
-        return await Ledger(store).verify()
-    finally:
-        await store.close()
-
-
-async def buy_killed_during_a_rate_limit_wait(fake: FakeDiscord, launch: Launch, shop: Shop, role: Role) -> Path:
-    """Stock the shop, buy an item that gives `role`, and SIGKILL the bot while discord.py waits out
-    the 429 Discord answered the role grant with. Returns the database."""
-    bot = await launch(fake)
-    await fake.wait_until_ready(timeout=20)
-    await fake.wait_for(lambda: fake.sync_count == 1, 20, "command sync")
-    granted = await fake.invoke(shop.guild.id, shop.mod.id, "credits grant", {"member": shop.alice.id, "amount": "100"})
-    assert "100 credits" in text_of(granted), text_of(granted)
-    added = await fake.invoke(shop.guild.id, shop.mod.id, "shopadmin add",
-                              {"name": "Gold pass", "price": "60", "category": "perks", "role": role.id})
-    assert "Added to the shop" in text_of(added), text_of(added)
-    fake.fail_next("PUT", ROLE_REQUEST, 429, retry_after=60)
-    preview = await fake.invoke(shop.guild.id, shop.alice.id, "buy", {"item": "Gold pass"})
-    await fake.click(preview, button(preview, "buy:confirm:"), shop.alice.id)
-    await bot.wait_for_log("We are being rate limited", fake)  # discord.py sleeps for 60 s now
-    assert [r.status for r in fake.requests_to("PUT", ROLE_REQUEST)] == [429]
-    bot.proc.kill()
-    assert await bot.exit_code() == -signal.SIGKILL
-    db = bot.database
-    # Paid, no role: what used to be lost for good is now written down.
-    assert rows(db, "SELECT status FROM orders") == [("completed",)]
-    assert rows(db, "SELECT action, status, attempts FROM deliveries") == [("add_role", "pending", 1)]
-    assert role.id not in fake.member(shop.guild.id, shop.alice.id).roles
-    return db
-
-
-async def test_a_purchase_killed_during_a_rate_limit_wait_gets_its_role_once_after_a_restart(
-    fake: FakeDiscord, launch: Launch
-):
-    shop = Shop(fake)
-    gold = fake.add_role(shop.guild.id, "Gold", position=3)
-    db = await buy_killed_during_a_rate_limit_wait(fake, launch, shop, gold)
-
-    again = await launch(fake)
-    await fake.wait_for(
-        lambda: rows(db, "SELECT action, status FROM deliveries") == [("add_role", "done")], 20, "the delivery"
-    )
-    assert gold.id in fake.member(shop.guild.id, shop.alice.id).roles
-    assert [r.status for r in fake.requests_to("PUT", ROLE_REQUEST)] == [429, 204]  # given once
-    assert rows(db, "SELECT status FROM orders") == [("completed",)]
-    assert rows(db, "SELECT COUNT(*) FROM entries WHERE type = 'refund'") == [(0,)]
-    assert fake.dms(shop.alice.id) == []
-    assert await again.stop() == 0
-    assert_clean(again)
-    assert await verify(db) == []
-
-
-async def test_a_purchase_whose_role_went_above_the_bot_during_a_crash_is_refunded_once_and_the_member_told(
-    fake: FakeDiscord, launch: Launch
-):
-    shop = Shop(fake)
-    gold = fake.add_role(shop.guild.id, "Gold", position=3)
-    db = await buy_killed_during_a_rate_limit_wait(fake, launch, shop, gold)
-    fake.update_role(shop.guild.id, gold.id, position=200)  # above the bot's role (100) while it is down
-
-    again = await launch(fake)
-    await fake.wait_for(
-        lambda: rows(db, "SELECT action, status FROM deliveries") == [("add_role", "failed"), ("dm_refund", "done")],
-        20, "the refund and its DM",
-    )
-    (dm,) = fake.dms(shop.alice.id)
-    assert "order #1 (1 × Gold pass) in **Shop Guild** was refunded automatically" in dm.content
-    assert "60 credits is back in your balance" in dm.content
-    assert rows(db, "SELECT status FROM orders") == [("refunded",)]
-    assert rows(db, "SELECT COUNT(*) FROM entries WHERE type = 'refund'") == [(1,)]
-    # Known from the gateway cache (no request) or from Discord's 403 50013: never given.
-    assert [r.status for r in fake.requests_to("PUT", ROLE_REQUEST)][1:] in ([], [403])
-    assert gold.id not in fake.member(shop.guild.id, shop.alice.id).roles
-    balance = await fake.invoke(shop.guild.id, shop.alice.id, "balance")
-    assert "100 credits" in text_of(balance)
-    assert await again.stop() == 0
-    assert_clean(again)
-    assert await verify(db) == []
