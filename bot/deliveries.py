@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 NONCE_WINDOW = 5 * 60  # Discord checks a nonce's uniqueness "in the past few minutes"
 BATCH = 100
+PASSES = 5  # a tick also carries out what its deliveries lead to (a refund's DM), a few rounds deep
 #: How long an answer (Confirm, a refund) waits for its delivery before saying "on its way".
 ANSWER_WAIT_SECONDS = 3.0
 
@@ -91,11 +92,12 @@ class DeliveryWorker:
         of an automatic refund, a removal that waited for its grant) until nothing is due."""
         await self.recover()
         run = DeliveryRun()
-        progressed = True
-        while progressed:
+        for _ in range(PASSES):  # bounded: a Discord failing fast for minutes is left to later ticks
             progressed = False
             for due in await self.ledger.due_deliveries(batch):
                 progressed = await self._deliver(due.id, run) or progressed
+            if not progressed:
+                break
         if run.found:
             log.info(
                 "deliveries: %d carried out, %d to retry, %d failed (%d orders refunded)",

@@ -1687,4 +1687,11 @@ def _verify(conn: sqlite3.Connection, now: int) -> list[str]:
         (),
         lambda r: f"entry {r[0]}: guild or member differs from its lot's",
     )
+    check(
+        "SELECT d.id, d.order_id FROM deliveries d JOIN orders o ON o.id = d.order_id"
+        " WHERE d.guild_id <> o.guild_id OR d.user_id <> o.user_id"
+        " OR (d.action = 'add_role' AND d.status = 'pending' AND d.claimed_by IS NULL AND o.status = 'refunded')",
+        (),
+        lambda r: f"delivery {r[0]}: not that of its order #{r[1]} (another member, or the role of a refunded order)",
+    )
     return problems

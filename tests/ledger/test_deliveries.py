@@ -18,7 +18,9 @@ from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD, Clock, Keys
 from tests.ledger._support import (
     books_balance_after_each_test,  # noqa: F401 (autouse: verify after each test)
+    corrupts_db,
     count,
+    db_execute,
     db_rows,
 )
 
@@ -353,3 +355,14 @@ async def test_a_refund_dm_interrupted_by_a_crash_is_resent_within_the_nonce_win
     assert (old.status, old.reason) == ("failed", rules.UNKNOWN)  # too long ago: not sent twice
     assert recent.status == "done"  # resent under its nonce: Discord shows it once
     assert discord_side.calls == [("dm_refund", orders[1].id, None)]
+
+
+@corrupts_db
+async def test_verify_reports_a_delivery_that_does_not_match_its_order(ledger: Ledger, store, key):
+    order = await buy_role(ledger, key)
+    await ledger.refund(GUILD, order.id, actor_id=MOD, key=key())
+    assert await ledger.verify() == []
+    db_execute(store, "UPDATE deliveries SET status = 'pending' WHERE action = 'add_role'")  # by hand
+    assert await ledger.verify() == [
+        f"delivery 1: not that of its order #{order.id} (another member, or the role of a refunded order)"
+    ]
