@@ -19,9 +19,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.deliveries import DeliveryWorker
 from bot.ledger.errors import UserError
 from bot.ledger.service import Ledger, utc_now
-from bot.notify import DiscordReminderSender
+from bot.notify import DiscordDeliverySender, DiscordReminderSender
 from bot.reminders import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
 from bot.scheduler import TICK_SECONDS, Jobs
 from bot.store.sqlite import SqliteStore
@@ -91,7 +92,10 @@ class PromoBalanceBot(commands.Bot):
         self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
         self.tree.error(self.on_app_command_error)
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
-        self.jobs = Jobs(self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS)
+        self.deliveries = DeliveryWorker(self.ledger, DiscordDeliverySender(self, self.ledger))
+        self.jobs = Jobs(
+            self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS, deliveries=self.deliveries
+        )
         self.tick_seconds = tick_seconds  # None: jobs only run when called (tests drive the clock)
         self.member_list_wait = member_list_wait
 

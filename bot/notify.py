@@ -1,13 +1,17 @@
-"""The Discord side of reminder DMs: render one DM per member per guild and lead, and send it."""
+"""The Discord side of the jobs: reminder DMs (one per member per guild and lead), and deliveries
+(give or take back an order's role, DM a member whose order was refunded automatically)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
 
+import aiohttp
 import discord
 
-from bot.ledger.models import DueReminder, Lot
+from bot.deliveries import DeliveryImpossible, DeliveryRetry, nonce_for
+from bot.ledger import delivery as deliveries
+from bot.ledger.models import Delivery, DueReminder, GuildSettings, Lot, Order
 from bot.ledger.money import Currency, format_amount
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import discord_timestamp, format_lead_times, from_unix
@@ -16,6 +20,10 @@ from cogs import _fit
 
 CLOSED_DMS = 50007
 UNKNOWN_USER = 10013
+MISSING_PERMISSIONS = 50013
+UNKNOWN_GUILD = 10004
+UNKNOWN_MEMBER = 10007
+UNKNOWN_ROLE = 10011
 #: How much of one lot's line its categories may take: whole names, then "… and N more".
 CATEGORIES_SHOWN = 120
 ORANGE = discord.Colour(0xE67E22)
@@ -87,3 +95,97 @@ class DiscordReminderSender:
             raise SendFailed(str(exc)) from exc
         except discord.HTTPException as exc:
             raise SendFailed(str(exc)) from exc
+
+
+def refund_dm(order: Order, settings: GuildSettings, guild_name: str, reason: str | None) -> str:
+    """What a member whose order could not be delivered is told (at most ~500 characters)."""
+    return _fit.clip(
+        f"Your order #{order.id} ({order.quantity} × {order.item_name}) in **{guild_name}** was refunded "
+        f"automatically because {deliveries.describe(reason)}: {format_amount(order.total, settings.currency)} "
+        "is back in your balance. Please tell a moderator there.",
+        _fit.CONTENT,
+    )
+
+
+class DiscordDeliverySender:
+    """Carries out one delivery over REST (SPEC §5: the job runner needs no gateway connection).
+    When this process has the guild in its cache, a role that is gone or above the bot is known
+    to be impossible without asking Discord; otherwise Discord's answer says so."""
+
+    def __init__(self, client: discord.Client, ledger: Ledger) -> None:
+        self.client = client
+        self.ledger = ledger
+
+    async def __call__(self, delivery: Delivery) -> None:
+        try:
+            if delivery.action == deliveries.DM_REFUND:
+                await self._dm_refund(delivery)
+            else:
+                await self._role(delivery)
+        except (DeliveryImpossible, DeliveryRetry):
+            raise
+        except discord.Forbidden as exc:
+            if exc.code == CLOSED_DMS:
+                raise DeliveryImpossible(deliveries.DM_CLOSED, _http(exc)) from exc
+            reason = deliveries.MISSING_PERMISSIONS if exc.code == MISSING_PERMISSIONS else deliveries.REFUSED
+            raise DeliveryImpossible(reason, _http(exc)) from exc
+        except discord.NotFound as exc:
+            reason = {
+                UNKNOWN_ROLE: deliveries.ROLE_DELETED, UNKNOWN_MEMBER: deliveries.MEMBER_LEFT,
+                UNKNOWN_USER: deliveries.MEMBER_LEFT, UNKNOWN_GUILD: deliveries.GUILD_GONE,
+            }.get(exc.code, deliveries.REFUSED)
+            raise DeliveryImpossible(reason, _http(exc)) from exc
+        except discord.HTTPException as exc:  # 429 after discord.py's own retries, 5xx: passing
+            if exc.status == 429 or exc.status >= 500:
+                raise DeliveryRetry(_http(exc)) from exc
+            raise DeliveryImpossible(deliveries.REFUSED, _http(exc)) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise DeliveryRetry(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _role(self, delivery: Delivery) -> None:
+        assert delivery.role_id is not None
+        guild = self.client.get_guild(delivery.guild_id)
+        if guild is not None:
+            role = guild.get_role(delivery.role_id)
+            me = guild.me
+            if role is None:
+                raise DeliveryImpossible(deliveries.ROLE_DELETED)
+            if me is not None and not me.guild_permissions.manage_roles:
+                raise DeliveryImpossible(deliveries.NO_MANAGE_ROLES)
+            if me is not None and role >= me.top_role:
+                raise DeliveryImpossible(deliveries.ROLE_ABOVE_BOT)
+        if delivery.action == deliveries.ADD_ROLE:
+            await self.client.http.add_role(
+                delivery.guild_id, delivery.user_id, delivery.role_id,
+                reason=f"Promo Balance order #{delivery.order_id}",
+            )
+        else:
+            await self.client.http.remove_role(
+                delivery.guild_id, delivery.user_id, delivery.role_id,
+                reason=f"Promo Balance refund of order #{delivery.order_id}",
+            )
+
+    async def _dm_refund(self, delivery: Delivery) -> None:
+        order = await self.ledger.order(delivery.guild_id, delivery.order_id)
+        assert order is not None
+        settings = await self.ledger.settings(delivery.guild_id)
+        text = refund_dm(order, settings, await self._guild_name(delivery.guild_id), delivery.reason)
+        channel = await self.client.create_dm(discord.Object(delivery.user_id))
+        await channel.send(text, nonce=nonce_for(delivery))
+
+    async def _guild_name(self, guild_id: int) -> str:
+        """From the cache (once the gateway has delivered the guilds: the first tick runs at
+        start, before), else over REST (a guild this process does not serve), else a stand-in."""
+        if self.client.get_guild(guild_id) is None and not self.client.is_ready():
+            await self.client.wait_until_ready()
+        guild = self.client.get_guild(guild_id)
+        if guild is not None:
+            return guild.name
+        try:
+            return (await self.client.fetch_guild(guild_id, with_counts=False)).name
+        except discord.HTTPException:
+            return "your server"
+
+
+def _http(exc: discord.HTTPException) -> str:
+    return f"{exc.status} {exc.code} {exc.text}".strip()

@@ -1,6 +1,7 @@
-"""APScheduler drives the time-based work: the expiry sweep, reminder DMs and recurring grants.
+"""APScheduler drives the time-based work: the expiry sweep, reminder DMs, recurring grants and
+deliveries (what orders must still do in Discord: roles to give or take back, refund DMs).
 
-Three interval jobs, whatever the number of lots: each asks the database what is due (indexed
+A few interval jobs, whatever the number of lots: each asks the database what is due (indexed
 queries that cost a few milliseconds when nothing is), so the scheduler holds nothing that is not
 rebuilt from the database at start, and nothing is lost or doubled by a restart.
 """
@@ -17,6 +18,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.deliveries import DeliveryWorker
 from bot.ledger.service import Ledger
 from bot.reminders import ReminderDispatcher
 
@@ -25,18 +27,20 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 86400
 DRAIN_SECONDS = 3.0  # at shutdown, how long a running job may take to finish
 TICK_SECONDS = 20  # expiry within 60 s of due and reminders within 60 s of their window, with margin
+DELIVERY_TICK_SECONDS = 5  # retries after their backoff; a purchase kicks its own delivery at once
 RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member ids, None = unknown now
 
 
 class Jobs:
     def __init__(
         self, ledger: Ledger, reminders: ReminderDispatcher, role_members: RoleMembers,
-        tick_seconds: float = TICK_SECONDS,
+        tick_seconds: float = TICK_SECONDS, deliveries: DeliveryWorker | None = None,
     ) -> None:
         self.ledger = ledger
         self.reminders = reminders
         self.role_members = role_members
         self.tick_seconds = tick_seconds
+        self.deliveries = deliveries
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running = 0
         self._pruned_at = 0
@@ -49,9 +53,15 @@ class Jobs:
     def start(self) -> None:
         # next_run_time=now: a start after downtime catches up at once (missed expiries, reminders
         # and recurring runs), then every tick.
-        for name, job in (("expire", self.expire), ("remind", self.remind), ("recurring", self.recurring)):
+        jobs: list[tuple[str, Callable[[], Awaitable[object]], float]] = [
+            ("expire", self.expire, self.tick_seconds), ("remind", self.remind, self.tick_seconds),
+            ("recurring", self.recurring, self.tick_seconds),
+        ]
+        if self.deliveries is not None:
+            jobs.append(("deliver", self.deliver, min(self.tick_seconds, DELIVERY_TICK_SECONDS)))
+        for name, job, seconds in jobs:
             self.scheduler.add_job(
-                self._guard(name, job), IntervalTrigger(seconds=self.tick_seconds), id=name, name=name,
+                self._guard(name, job), IntervalTrigger(seconds=seconds), id=name, name=name,
                 max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
             )
         self.scheduler.start()
@@ -73,6 +83,8 @@ class Jobs:
             if self._running > 0:
                 log.warning("stopping with %d scheduled job(s) still running; they are cancelled", self._running)
         self.shutdown()
+        if self.deliveries is not None:  # a purchase's delivery still waiting on Discord: due again at start
+            await self.deliveries.close()
 
     def shutdown(self) -> None:
         if self.scheduler.running:
@@ -97,6 +109,12 @@ class Jobs:
 
     async def remind(self) -> int:
         return (await self.reminders.run_once()).sent
+
+    async def deliver(self) -> int:
+        """Carry out the deliveries due now; returns how many were done."""
+        if self.deliveries is None:
+            return 0
+        return (await self.deliveries.run_once()).done
 
     async def recurring(self) -> int:
         runs = 0

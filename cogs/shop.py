@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import delivery as deliveries
 from bot.ledger import limits
 from bot.ledger.errors import Conflict, NotFound, PlanChanged, UserError
 from bot.ledger.models import CheckoutPreview, GuildSettings, Order, ShopItem
@@ -155,28 +156,26 @@ def purchase_summary(order: Order, settings: GuildSettings) -> str:
     )
 
 
-async def grant_item_role(interaction: discord.Interaction, order: Order) -> str | None:
-    """Give the item's role; returns why it failed (the caller refunds), or None."""
-    if order.role_id is None:
-        return None
-    guild = interaction.guild
-    member = interaction.user
-    if guild is None or not isinstance(member, discord.Member):
-        return "the member could not be found"
-    role = guild.get_role(order.role_id)
-    me = guild.me
-    if role is None:
-        return "the item's role no longer exists"
-    if not me.guild_permissions.manage_roles:
-        return "the bot lacks the Manage Roles permission"
-    if role >= me.top_role:
-        return f"the role {role.mention} is above the bot's highest role"
-    try:
-        await member.add_roles(role, reason=f"Promo Balance order #{order.id}")
-    except discord.HTTPException as exc:
-        log.warning("could not give role %s for order %s: %s", role.id, order.id, exc)
-        return "Discord refused to give the role"
-    return None
+async def role_note(interaction: discord.Interaction, order: Order) -> tuple[Order, str]:
+    """Wait briefly for the order's role, which the delivery worker gives from the database (the
+    purchase recorded it), and say what happened: given, on its way, or refunded because it
+    cannot be given (the order as it is now comes back with the words)."""
+    assert order.role_id is not None
+    role = f"<@&{order.role_id}>"
+    states = await bot_of(interaction).deliveries.wait(order.guild_id, order.id)
+    grant = next((d for d in states if d.action == deliveries.ADD_ROLE), None)
+    if grant is None or grant.status == "done":
+        return order, f"You now have {role}."
+    if grant.status == "pending":
+        return order, (
+            f"{role} is on its way: Discord is slow right now. If it cannot be given, your order is "
+            "refunded automatically and you get a DM."
+        )
+    current = await ledger_of(interaction).order(order.guild_id, order.id) or order
+    if current.status == "refunded":
+        why = deliveries.describe(grant.reason)
+        return current, f"Your order was refunded automatically because {why}. Please tell a moderator."
+    return current, ""
 
 
 class ConfirmPurchase(discord.ui.View):
@@ -218,7 +217,8 @@ class ConfirmPurchase(discord.ui.View):
         return True
 
     async def _purchase(self, interaction: discord.Interaction) -> dict[str, Any]:
-        """Buy, give the role (refunding when that fails) and return the message it leaves."""
+        """Buy, wait briefly for the role (refunded when it cannot be given) and return the message
+        it leaves."""
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         settings = await ledger.settings(guild_id)
@@ -242,20 +242,11 @@ class ConfirmPurchase(discord.ui.View):
         # Paid: from here on, an answer that fails must say so, not "nothing was changed" (SPEC §7).
         self._committed = purchase_summary(order, settings)
         record_committed(interaction, self._committed)
-        failure = await grant_item_role(interaction, order) if order.status == "completed" else None
         note = ""
-        if failure is not None:
-            bot_user = bot_of(interaction).user
-            refund = await ledger.refund(
-                guild_id, order.id, actor_id=bot_user.id if bot_user else None,
-                key=f"autorefund:{order.id}", reason=f"automatic refund: {failure}",
-            )
-            order = refund.order
-            self._committed = purchase_summary(order, settings)
+        if order.role_id is not None and order.status == "completed":
+            order, note = await role_note(interaction, order)
+            self._committed = purchase_summary(order, settings)  # refunded meanwhile: says so
             record_committed(interaction, self._committed)
-            note = f"Your order was refunded automatically because {failure}. Please tell a moderator."
-        elif order.role_id:
-            note = f"You now have <@&{order.role_id}>."
         if order.status == "completed":
             bot_of(interaction).dispatch("purchase_completed", order.to_dict())
         return {"content": None, "embed": receipt_embed(order, settings, note)}
@@ -281,7 +272,7 @@ class ConfirmPurchase(discord.ui.View):
 
     @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
-        # Acknowledged first: role changes and refunds can take a moment. If Discord refuses even
+        # Acknowledged first: waiting for the role can take a moment. If Discord refuses even
         # this, nothing is bought and the preview's buttons still work.
         await interaction.response.defer()
         async with self._lock:

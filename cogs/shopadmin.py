@@ -8,12 +8,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.ledger import delivery as deliveries
 from bot.ledger import limits
 from bot.ledger.errors import InvalidInput
 from cogs import _fit
 from cogs._common import (
     ModeratorCog,
     answer_committed,
+    bot_of,
     guild_id_of,
     key_of,
     ledger_of,
@@ -183,28 +185,33 @@ class ShopAdmin(ModeratorCog):
             f"Order `#{refunded.id}` ({refunded.quantity} × {refunded.item_name}) of <@{refunded.user_id}> refunded: "
             f"{money(settings, result.returned)} back to their balance.{kept}"
         )
-        # Refunded: taking the role back below is a Discord call that can fail; the error handler
-        # must then say the refund was made, not "nothing was changed" (SPEC §7).
+        # Refunded: the error handler must say so if answering fails, not "nothing was changed"
+        # (SPEC §7). The refund recorded taking the role back; the delivery worker does it.
         record_committed(interaction, text)
-        if refunded.role_id and interaction.guild is not None:
-            text += await self._take_role(interaction.guild, refunded.user_id, refunded.role_id, refunded.id)
+        if refunded.role_id is not None:
+            text += await role_taken_back(interaction, refunded.guild_id, refunded.id, refunded.role_id)
         await answer_committed(
             interaction, _fit.clip(text, _fit.CONTENT), audit="Order refunded", audit_fields={"Reason": reason or "—"}
         )
 
-    async def _take_role(self, guild: discord.Guild, user_id: int, role_id: int, order_id: int) -> str:
-        member = guild.get_member(user_id)
-        if member is None:
-            try:
-                member = await guild.fetch_member(user_id)
-            except discord.HTTPException:
-                return " The member has left, so there was no role to remove."
-        try:
-            await member.remove_roles(discord.Object(role_id), reason=f"Promo Balance refund of order #{order_id}")
-        except discord.HTTPException as exc:
-            log.warning("could not remove role %s after refund of order %s: %s", role_id, order_id, exc)
-            return f" I could not remove <@&{role_id}>: please remove it by hand."
-        return f" <@&{role_id}> removed."
+
+async def role_taken_back(interaction: discord.Interaction, guild_id: int, order_id: int, role_id: int) -> str:
+    """Wait briefly for the refund's removal of the role and say what happened."""
+    role = f"<@&{role_id}>"
+    states = await bot_of(interaction).deliveries.wait(guild_id, order_id)
+    removal = next((d for d in states if d.action == deliveries.REMOVE_ROLE), None)
+    if removal is None:  # the role had not been given yet: its grant was cancelled instead
+        return f" {role} had not been given yet and never will be."
+    if removal.status == "pending":
+        return f" {role} will be removed shortly (Discord is slow right now)."
+    if removal.status == "done" and removal.reason == deliveries.MEMBER_LEFT:
+        return " The member has left, so there was no role to remove."
+    if removal.status == "done" and removal.reason is not None:
+        return f" {role} is gone: {deliveries.describe(removal.reason)}."
+    if removal.status == "done":
+        return f" {role} removed."
+    log.warning("could not remove role %s after the refund of order %s: %s", role_id, order_id, removal.reason)
+    return f" I could not remove {role} ({deliveries.describe(removal.reason)}): please remove it by hand."
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -487,3 +487,37 @@ class Schedule(Record):
     next_run_at: int
     active: bool
     created_at: int
+
+
+@dataclass(frozen=True)
+class Delivery(Record):
+    """What an order must still do in Discord (bot/ledger/delivery.py): give or take back a role,
+    or DM the member about an automatic refund; carried out from the database by the worker."""
+
+    id: int
+    guild_id: int
+    user_id: int
+    order_id: int
+    action: str
+    role_id: int | None
+    status: str
+    attempts: int
+    due_at: int
+    reason: str | None
+    last_error: str | None
+    created_at: int
+    settled_at: int | None
+
+
+@dataclass(frozen=True)
+class DeliveryFailure(Record):
+    """An impossible delivery, settled: the delivery as it now is, and the refund it made (None
+    when the order needed none or had been refunded already)."""
+
+    delivery: Delivery
+    refund: RefundResult | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        refund = data.get("refund")
+        return cls(Delivery.from_dict(data["delivery"]), None if refund is None else RefundResult.from_dict(refund))

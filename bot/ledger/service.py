@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.ledger import codes, limits, rules
+from bot.ledger import delivery as deliveries
 from bot.ledger.errors import InvalidInput
 from bot.ledger.export import write_csv
 from bot.ledger.models import (
@@ -22,6 +23,8 @@ from bot.ledger.models import (
     AuditRecord,
     Balance,
     CheckoutPreview,
+    Delivery,
+    DeliveryFailure,
     DueReminder,
     Entry,
     ExpiredLot,
@@ -417,6 +420,52 @@ class Ledger:
 
     async def order(self, guild_id: int, order_id: int) -> Order | None:
         return await self.store.get_order(guild_id, order_id)
+
+    # deliveries: what an order must still do in Discord (bot/ledger/delivery.py) ---------------
+    async def due_deliveries(self, limit: int = 100) -> list[Delivery]:
+        return await self.store.due_deliveries(self.now(), limit)
+
+    async def order_deliveries(self, guild_id: int, order_id: int) -> list[Delivery]:
+        return await self.store.order_deliveries(guild_id, order_id)
+
+    async def claim_delivery(self, delivery_id: int, worker: str) -> Delivery | None:
+        return await self.store.claim_delivery(delivery_id, worker, self.now())
+
+    async def release_deliveries(self, worker: str, resend_window: int) -> int:
+        return await self.store.release_deliveries(worker, self.now(), resend_window)
+
+    async def delivered(self, delivery: Delivery, worker: str) -> Delivery | None:
+        return await self.store.settle_delivery(delivery.id, worker, "done", self.now())
+
+    async def delivery_failed_for_now(self, delivery: Delivery, worker: str, error: str) -> Delivery | None:
+        """A passing failure (rate limit, 5xx, network): try again after the backoff, or give up
+        once it has failed for longer than GIVE_UP_AFTER (then it is impossible)."""
+        now = self.now()
+        if deliveries.gives_up(delivery.created_at, now):
+            failure = await self.delivery_impossible(delivery, worker, deliveries.GAVE_UP, error)
+            return failure.delivery if failure else None
+        return await self.store.settle_delivery(
+            delivery.id, worker, "pending", now, retry_at=now + deliveries.backoff(delivery.attempts), error=error
+        )
+
+    async def delivery_impossible(
+        self, delivery: Delivery, worker: str, reason: str, error: str | None = None
+    ) -> DeliveryFailure | None:
+        """Discord will not do it. A removal whose role or member is gone is done; a role that
+        cannot be given refunds its order (once, with the DM that tells the member, in the same
+        transaction); anything else is recorded as failed. None: the claim was not ours any more."""
+        now = self.now()
+        if deliveries.nothing_left_to_do(delivery.action, reason):
+            settled = await self.store.settle_delivery(delivery.id, worker, "done", now, reason=reason, error=error)
+            return None if settled is None else DeliveryFailure(settled, None)
+        refund = deliveries.refunds_order(delivery.action)
+        audit = AuditRecord(None, "refund", {
+            "order_id": delivery.order_id, "reason": f"automatic refund: {deliveries.describe(reason)}",
+        })
+        applied = await self.store.fail_delivery(
+            delivery, worker, reason, refund, audit, f"delivery:{delivery.id}:failed", now
+        )
+        return applied.value
 
     # promo codes -------------------------------------------------------------------------------
     async def create_promo(

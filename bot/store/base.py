@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 from bot.ledger.models import (
     AuditRecord,
     CheckoutPreview,
+    Delivery,
+    DeliveryFailure,
     DueReminder,
     Entry,
     ExpiredLot,
@@ -154,6 +156,34 @@ class Store(ABC):
 
     @abstractmethod
     async def get_order(self, guild_id: int, order_id: int) -> Order | None: ...
+
+    @abstractmethod
+    async def due_deliveries(self, now: int, limit: int = 100) -> list[Delivery]:
+        """Deliveries the worker may claim now, soonest due first."""
+
+    @abstractmethod
+    async def order_deliveries(self, guild_id: int, order_id: int) -> list[Delivery]: ...
+
+    @abstractmethod
+    async def claim_delivery(self, delivery_id: int, worker: str, now: int) -> Delivery | None:
+        """Claim a delivery for `worker` atomically: two runs never carry out one delivery."""
+
+    @abstractmethod
+    async def release_deliveries(self, worker: str, now: int, resend_window: int) -> int:
+        """Release the claims of other workers (a process that died while delivering)."""
+
+    @abstractmethod
+    async def settle_delivery(
+        self, delivery_id: int, worker: str, status: str, now: int, *, retry_at: int | None = None,
+        reason: str | None = None, error: str | None = None,
+    ) -> Delivery | None:
+        """Record how a claimed delivery ended ('done', 'failed', or 'pending' again at `retry_at`)."""
+
+    @abstractmethod
+    async def fail_delivery(
+        self, delivery: Delivery, worker: str, reason: str, refund: bool, audit: AuditRecord, key: str, now: int
+    ) -> Applied[DeliveryFailure]:
+        """Settle an impossible delivery as failed and, when `refund`, refund its order: one transaction."""
 
     @abstractmethod
     async def create_promo(

@@ -18,12 +18,15 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from bot.ledger import delivery as deliveries
 from bot.ledger import rules
 from bot.ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
 from bot.ledger.models import (
     Allocation,
     AuditRecord,
     CheckoutPreview,
+    Delivery,
+    DeliveryFailure,
     DueReminder,
     Entry,
     ExpiredLot,
@@ -75,6 +78,10 @@ PROMO_COLUMNS = (
 )
 SCHEDULE_COLUMNS = (
     "id, guild_id, role_id, amount, rule, valid_days, categories, kind, next_run_at, active, created_at"
+)
+DELIVERY_COLUMNS = (
+    "id, guild_id, user_id, order_id, action, role_id, status, attempts, due_at, reason, last_error,"
+    " created_at, settled_at"
 )
 CARD_COLUMNS = "id, guild_id, last4, amount, claim_by, status, created_at, redeemed_by, redeemed_at"
 ENTRY_SELECT = (
@@ -128,6 +135,10 @@ def _promo(row: Sequence[Any]) -> PromoCode:
         redeem_by=row[7], credit_days=row[8], credit_expires=row[9], categories=_categories(row[10]),
         one_time=bool(row[11]), role_id=row[12], min_member_days=row[13], active=bool(row[14]), created_at=row[15],
     )
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(*row)
 
 
 def _card(row: Sequence[Any]) -> GiftCard:
@@ -529,6 +540,8 @@ class SqliteStore(Store):
                    forfeits=len(allocation.takes))
             order = _order_by_id(conn, guild_id, order_id or 0)
             assert order is not None
+            if order.role_id is not None:  # given by the delivery worker, from this record (SPEC §3)
+                _add_delivery(conn, order, deliveries.ADD_ROLE, now)
             return order
 
         return await self._unit("checkout", Order.from_dict, key, guild_id, now, fn)
@@ -537,53 +550,7 @@ class SqliteStore(Store):
         self, guild_id: int, order_id: int, audit: AuditRecord, key: str | None, now: int
     ) -> Applied[RefundResult]:
         def fn(conn: sqlite3.Connection) -> RefundResult:
-            order = _order_by_id(conn, guild_id, order_id)
-            if order is None:
-                raise NotFound(f"There is no order #{order_id} in this server.")
-            if order.status == "refunded":
-                raise Conflict(f"Order #{order_id} was already refunded {_ts(order.refunded_at or now)}.")
-            leads = _settings(conn, guild_id).reminder_leads
-            reason = audit.details.get("reason") or f"refund of order #{order_id}"
-            returned = expired_again = revoked_again = 0
-            spent = conn.execute(
-                "SELECT lot_id, -amount FROM entries WHERE order_id = ? AND type IN ('spend', 'forfeit')"
-                " ORDER BY id",
-                (order_id,),
-            ).fetchall()
-            for lot_id, amount in spent:
-                lot = _lot_by_id(conn, guild_id, lot_id)
-                assert lot is not None
-                _entry_insert(conn, lot, "refund", amount, order_id, audit.actor_id, reason, key, now)
-                (revoked_at,) = conn.execute("SELECT revoked_at FROM lots WHERE id = ?", (lot_id,)).fetchone()
-                if lot.status == "expired" or lot.is_expired_at(now):
-                    # A refund never resurrects expired credit: it is expired again at once.
-                    _entry_insert(conn, lot, "expire", -amount, order_id, audit.actor_id, reason, key, now)
-                    if lot.status in ("spent", "forfeited", "voided"):
-                        conn.execute("UPDATE lots SET status = 'expired' WHERE id = ?", (lot_id,))
-                    expired_again += amount
-                elif revoked_at is not None:
-                    # A lot a moderator revoked as a whole stays revoked. (A revoke of an amount only
-                    # took what was there then: credit of such a lot does come back.)
-                    _entry_insert(conn, lot, "void", -amount, order_id, audit.actor_id, reason, key, now)
-                    revoked_again += amount
-                else:
-                    conn.execute(
-                        "UPDATE lots SET remaining = remaining + ?, status = 'active' WHERE id = ?", (amount, lot_id)
-                    )
-                    _advance_reminder(conn, lot_id, leads, now)
-                    returned += amount
-            conn.execute(
-                "UPDATE shop_items SET stock = stock + ? WHERE id = ? AND stock IS NOT NULL",
-                (order.quantity, order.item_id),
-            )
-            conn.execute(
-                "UPDATE orders SET status = 'refunded', refunded_at = ?, refund_reason = ? WHERE id = ?",
-                (now, reason, order_id),
-            )
-            _audit(conn, guild_id, audit, now)
-            refunded = _order_by_id(conn, guild_id, order_id)
-            assert refunded is not None
-            return RefundResult(refunded, returned, expired_again, revoked_again)
+            return _refund_order(conn, guild_id, order_id, audit, key, now)
 
         return await self._unit("refund", RefundResult.from_dict, key, guild_id, now, fn)
 
@@ -603,6 +570,126 @@ class SqliteStore(Store):
 
     async def get_order(self, guild_id: int, order_id: int) -> Order | None:
         return await self._run(_order_by_id, guild_id, order_id)
+
+    # deliveries: what orders must still do in Discord ------------------------------------------
+    async def due_deliveries(self, now: int, limit: int = 100) -> list[Delivery]:
+        def fn(conn: sqlite3.Connection) -> list[Delivery]:
+            rows = conn.execute(
+                f"SELECT {', '.join('d.' + c.strip() for c in DELIVERY_COLUMNS.split(','))} FROM deliveries d"
+                f" WHERE {_CLAIMABLE} ORDER BY d.due_at, d.id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [_delivery(r) for r in rows]
+
+        return await self._run(fn)
+
+    async def order_deliveries(self, guild_id: int, order_id: int) -> list[Delivery]:
+        def fn(conn: sqlite3.Connection) -> list[Delivery]:
+            rows = conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE guild_id = ? AND order_id = ? ORDER BY id",
+                (guild_id, order_id),
+            ).fetchall()
+            return [_delivery(r) for r in rows]
+
+        return await self._run(fn)
+
+    async def claim_delivery(self, delivery_id: int, worker: str, now: int) -> Delivery | None:
+        """Claim a claimable delivery for `worker` (one attempt more), or None when it is not
+        claimable (done, claimed by another run, not due, waiting for an earlier one)."""
+
+        def fn(conn: sqlite3.Connection) -> Delivery | None:
+            cursor = conn.execute(
+                "UPDATE deliveries AS d SET claimed_by = ?, claimed_at = ?, attempts = attempts + 1"
+                f" WHERE d.id = ? AND {_CLAIMABLE}",
+                (worker, now, delivery_id, now),
+            )
+            return _delivery_by_id(conn, delivery_id) if cursor.rowcount == 1 else None
+
+        return await self._write(fn)
+
+    async def release_deliveries(self, worker: str, now: int, resend_window: int) -> int:
+        """Release the claims of every other worker: exactly one process serves a database (SPEC
+        §5), so they are the claims of a process that died while delivering. A grant or removal is
+        tried again (Discord applies it once however often it is asked). A DM claimed longer ago
+        than Discord's nonce window is settled 'failed' (reason 'unknown') rather than sent twice."""
+
+        def fn(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "UPDATE deliveries SET status = 'failed', reason = 'unknown', claimed_by = NULL, claimed_at = NULL,"
+                " settled_at = ? WHERE claimed_by IS NOT NULL AND claimed_by <> ? AND action = ? AND claimed_at < ?",
+                (now, worker, deliveries.DM_REFUND, now - resend_window),
+            )
+            cursor = conn.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claimed_at = NULL"
+                " WHERE claimed_by IS NOT NULL AND claimed_by <> ?",
+                (worker,),
+            )
+            return cursor.rowcount
+
+        return await self._write(fn)
+
+    async def settle_delivery(
+        self, delivery_id: int, worker: str, status: str, now: int, *, retry_at: int | None = None,
+        reason: str | None = None, error: str | None = None,
+    ) -> Delivery | None:
+        """Settle a delivery `worker` claimed: 'done', 'failed' (with `reason`; no refund: see
+        fail_delivery), or 'pending' again at `retry_at` after a passing `error`. None when the
+        claim is no longer this worker's (a restart released it): nothing is changed then."""
+
+        def fn(conn: sqlite3.Connection) -> Delivery | None:
+            if status == "pending":
+                assert retry_at is not None
+                cursor = conn.execute(
+                    "UPDATE deliveries SET claimed_by = NULL, claimed_at = NULL, due_at = ?, last_error = ?"
+                    " WHERE id = ? AND claimed_by = ?",
+                    (retry_at, error, delivery_id, worker),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE deliveries SET status = ?, reason = COALESCE(?, reason),"
+                    " last_error = COALESCE(?, last_error), claimed_by = NULL, claimed_at = NULL, settled_at = ?"
+                    " WHERE id = ? AND claimed_by = ?",
+                    (status, reason, error, now, delivery_id, worker),
+                )
+            return _delivery_by_id(conn, delivery_id) if cursor.rowcount == 1 else None
+
+        return await self._write(fn)
+
+    async def fail_delivery(
+        self, delivery: Delivery, worker: str, reason: str, refund: bool, audit: AuditRecord, key: str, now: int
+    ) -> Applied[DeliveryFailure]:
+        """Settle an impossible delivery `worker` claimed as 'failed' and, when `refund`, refund its
+        order in the same transaction (once: an order refunded meanwhile is left as it is) and
+        record the DM that tells the member. The key makes a replay return the first result."""
+
+        def fn(conn: sqlite3.Connection) -> DeliveryFailure:
+            cursor = conn.execute(
+                "UPDATE deliveries SET status = 'failed', reason = ?, claimed_by = NULL, claimed_at = NULL,"
+                " settled_at = ? WHERE id = ? AND claimed_by = ? AND status = 'pending'",
+                (reason, now, delivery.id, worker),
+            )
+            current = _delivery_by_id(conn, delivery.id)
+            assert current is not None
+            if cursor.rowcount == 0:  # not ours any more: whoever holds it settles it
+                return DeliveryFailure(current, None)
+            order = _order_by_id(conn, delivery.guild_id, delivery.order_id)
+            assert order is not None
+            if not refund:
+                return DeliveryFailure(current, None)
+            if order.status == "refunded":
+                # Refunded while the role was being given, which failed: there is nothing to take back.
+                if reason != deliveries.GAVE_UP:
+                    conn.execute(
+                        "UPDATE deliveries SET status = 'cancelled', settled_at = ? WHERE order_id = ?"
+                        " AND action = ? AND status = 'pending' AND claimed_by IS NULL",
+                        (now, order.id, deliveries.REMOVE_ROLE),
+                    )
+                return DeliveryFailure(current, None)
+            refunded = _refund_order(conn, delivery.guild_id, order.id, audit, key, now)
+            _add_delivery(conn, refunded.order, deliveries.DM_REFUND, now, reason)
+            return DeliveryFailure(current, refunded)
+
+        return await self._unit("delivery_failure", DeliveryFailure.from_dict, key, delivery.guild_id, now, fn)
 
     # codes -------------------------------------------------------------------------------------
     async def create_promo(
@@ -1266,6 +1353,110 @@ def _reschedule_reminders(conn: sqlite3.Connection, guild_id: int, leads: tuple[
     )
 
 
+def _refund_order(
+    conn: sqlite3.Connection, guild_id: int, order_id: int, audit: AuditRecord, key: str | None, now: int
+) -> RefundResult:
+    """Reverse an order entirely (a moderator's refund, or the automatic one of an undeliverable
+    order): spends and forfeits back to their lots, stock back, and its role taken back."""
+    order = _order_by_id(conn, guild_id, order_id)
+    if order is None:
+        raise NotFound(f"There is no order #{order_id} in this server.")
+    if order.status == "refunded":
+        raise Conflict(f"Order #{order_id} was already refunded {_ts(order.refunded_at or now)}.")
+    leads = _settings(conn, guild_id).reminder_leads
+    reason = audit.details.get("reason") or f"refund of order #{order_id}"
+    returned = expired_again = revoked_again = 0
+    spent = conn.execute(
+        "SELECT lot_id, -amount FROM entries WHERE order_id = ? AND type IN ('spend', 'forfeit')"
+        " ORDER BY id",
+        (order_id,),
+    ).fetchall()
+    for lot_id, amount in spent:
+        lot = _lot_by_id(conn, guild_id, lot_id)
+        assert lot is not None
+        _entry_insert(conn, lot, "refund", amount, order_id, audit.actor_id, reason, key, now)
+        (revoked_at,) = conn.execute("SELECT revoked_at FROM lots WHERE id = ?", (lot_id,)).fetchone()
+        if lot.status == "expired" or lot.is_expired_at(now):
+            # A refund never resurrects expired credit: it is expired again at once.
+            _entry_insert(conn, lot, "expire", -amount, order_id, audit.actor_id, reason, key, now)
+            if lot.status in ("spent", "forfeited", "voided"):
+                conn.execute("UPDATE lots SET status = 'expired' WHERE id = ?", (lot_id,))
+            expired_again += amount
+        elif revoked_at is not None:
+            # A lot a moderator revoked as a whole stays revoked. (A revoke of an amount only
+            # took what was there then: credit of such a lot does come back.)
+            _entry_insert(conn, lot, "void", -amount, order_id, audit.actor_id, reason, key, now)
+            revoked_again += amount
+        else:
+            conn.execute(
+                "UPDATE lots SET remaining = remaining + ?, status = 'active' WHERE id = ?", (amount, lot_id)
+            )
+            _advance_reminder(conn, lot_id, leads, now)
+            returned += amount
+    conn.execute(
+        "UPDATE shop_items SET stock = stock + ? WHERE id = ? AND stock IS NOT NULL",
+        (order.quantity, order.item_id),
+    )
+    conn.execute(
+        "UPDATE orders SET status = 'refunded', refunded_at = ?, refund_reason = ? WHERE id = ?",
+        (now, reason, order_id),
+    )
+    _take_back_role(conn, order, now)
+    _audit(conn, guild_id, audit, now)
+    refunded = _order_by_id(conn, guild_id, order_id)
+    assert refunded is not None
+    return RefundResult(refunded, returned, expired_again, revoked_again)
+
+
+def _add_delivery(
+    conn: sqlite3.Connection, order: Order, action: str, now: int, reason: str | None = None
+) -> None:
+    """Record what `order` must still do in Discord, due now, in the caller's transaction."""
+    conn.execute(
+        "INSERT INTO deliveries (guild_id, user_id, order_id, action, role_id, due_at, reason, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (order.guild_id, order.user_id, order.id, action,
+         None if action == deliveries.DM_REFUND else order.role_id, now, reason, now),
+    )
+
+
+def _take_back_role(conn: sqlite3.Connection, order: Order, now: int) -> None:
+    """A refund takes the order's role back. A grant not sent yet is cancelled instead (there is
+    nothing to take back); a grant that was given, is being given or may have reached Discord (a
+    passing failure, an order from before deliveries were recorded) is followed by a removal,
+    which the worker carries out only after that grant has settled."""
+    if order.role_id is None:
+        return
+    row = conn.execute(
+        "SELECT id, status, attempts, claimed_by, reason FROM deliveries WHERE order_id = ? AND action = ?",
+        (order.id, deliveries.ADD_ROLE),
+    ).fetchone()
+    if row is not None:
+        delivery_id, status, attempts, claimed_by, reason = row
+        if status == "cancelled" or (status == "failed" and reason != deliveries.GAVE_UP):
+            return  # never given
+        if status == "pending" and claimed_by is None:
+            conn.execute(
+                "UPDATE deliveries SET status = 'cancelled', settled_at = ? WHERE id = ?", (now, delivery_id)
+            )
+            if attempts == 0:
+                return  # never sent to Discord
+    _add_delivery(conn, order, deliveries.REMOVE_ROLE, now)
+
+
+def _delivery_by_id(conn: sqlite3.Connection, delivery_id: int) -> Delivery | None:
+    row = conn.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    return None if row is None else _delivery(row)
+
+
+#: A delivery the worker may claim: pending, due, not claimed, and nothing earlier of its order still
+#: pending (a removal waits for the grant it takes back; a grant being sent is never overtaken).
+_CLAIMABLE = (
+    "d.status = 'pending' AND d.claimed_by IS NULL AND d.due_at <= ? AND NOT EXISTS ("
+    "SELECT 1 FROM deliveries p WHERE p.order_id = d.order_id AND p.id < d.id AND p.status = 'pending')"
+)
+
+
 def _plan_purchase(
     conn: sqlite3.Connection, guild_id: int, user_id: int, item_id: int, quantity: int, now: int
 ) -> tuple[CheckoutPreview, Allocation, Currency]:
@@ -1496,5 +1687,12 @@ def _verify(conn: sqlite3.Connection, now: int) -> list[str]:
         " WHERE e.guild_id <> l.guild_id OR e.user_id <> l.user_id",
         (),
         lambda r: f"entry {r[0]}: guild or member differs from its lot's",
+    )
+    check(
+        "SELECT d.id, d.order_id FROM deliveries d JOIN orders o ON o.id = d.order_id"
+        " WHERE d.guild_id <> o.guild_id OR d.user_id <> o.user_id"
+        " OR (d.action = 'add_role' AND d.status = 'pending' AND d.claimed_by IS NULL AND o.status = 'refunded')",
+        (),
+        lambda r: f"delivery {r[0]}: not that of its order #{r[1]} (another member, or the role of a refunded order)",
     )
     return problems

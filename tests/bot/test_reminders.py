@@ -590,7 +590,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     try:
         await w.fake.wait_until_ready()
         assert bot.jobs.scheduler.running
-        assert sorted(job.id for job in bot.jobs.scheduler.get_jobs()) == ["expire", "recurring", "remind"]
+        assert sorted(job.id for job in bot.jobs.scheduler.get_jobs()) == ["deliver", "expire", "recurring", "remind"]
         expiring = await bot.ledger.grant(
             w.guild.id, w.bob.id, 10, actor_id=w.mod.id, key=None, expires="2s"
         )
@@ -598,7 +598,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
         await bot.ledger.grant_many(
             w.guild.id, range(10_000, 10_200), 5, actor_id=w.mod.id, key=None, expires="30d"
         )
-        assert len(bot.jobs.scheduler.get_jobs()) == 3  # 203 lots later: still three jobs
+        assert len(bot.jobs.scheduler.get_jobs()) == 4  # 203 lots later: still four jobs
 
         await w.fake.wait_for(lambda: len(w.fake.dms(w.alice.id)) == 1, timeout=10, what="the catch-up reminder")
         catch_up = text_of(w.fake.dms(w.alice.id)[0])
@@ -619,7 +619,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
             w.settings.database_path, "SELECT user_id, original FROM lots WHERE source_ref = 'schedule:1'"
         )
         assert granted == [(w.alice.id, 25)]
-        assert len(bot.jobs.scheduler.get_jobs()) == 3
+        assert len(bot.jobs.scheduler.get_jobs()) == 4
     finally:
         await stop_bot(bot, task)
     assert not bot.jobs.scheduler.running

@@ -333,6 +333,17 @@ class FakeDiscord:
         self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild_id), "role": payloads.role(role)})
         return role
 
+    def delete_role(self, guild_id: int, role_id: int) -> None:
+        """Delete a role, as a server admin does in Server Settings: every member loses it, the
+        client gets GUILD_ROLE_DELETE (Discord sends no member updates for it), and role
+        requests for it answer 404 10011 "Unknown Role"."""
+        guild = self.guilds[guild_id]
+        del guild.roles[role_id]
+        for member in guild.members.values():
+            if role_id in member.roles:
+                member.roles = [r for r in member.roles if r != role_id]
+        self.gateway.dispatch("GUILD_ROLE_DELETE", {"guild_id": str(guild_id), "role_id": str(role_id)})
+
     def bot_role(self, guild_id: int) -> Role:
         """The managed role Discord gives the bot in ``guild_id``."""
         return next(r for r in self.guilds[guild_id].roles.values() if r.bot_id == self.bot_user_id)

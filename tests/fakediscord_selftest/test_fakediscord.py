@@ -416,6 +416,21 @@ async def test_role_grant_respects_hierarchy(env: Env) -> None:
     assert staff.id not in fake.member(guild.id, env.bob.id).roles
 
 
+async def test_a_deleted_role_leaves_its_members_and_is_unknown_to_role_requests(env: Env) -> None:
+    fake, guild = env.fake, env.guild
+    vip: Role = fake.add_role(guild.id, "VIP", position=1)
+    fake.set_member_roles(guild.id, env.bob.id, [vip.id])
+    bot_guild = env.bot.get_guild(guild.id)
+    assert bot_guild is not None
+    await fake.wait_for(lambda: bot_guild.get_role(vip.id) is not None, what="GUILD_ROLE_CREATE")
+    fake.delete_role(guild.id, vip.id)
+    await fake.wait_for(lambda: bot_guild.get_role(vip.id) is None, what="GUILD_ROLE_DELETE")
+    assert fake.member(guild.id, env.bob.id).roles == []
+    with pytest.raises(discord.NotFound) as refused:
+        await env.bot.http.add_role(guild.id, env.bob.id, vip.id)
+    assert refused.value.code == 10011
+
+
 async def test_modal_submit(env: Env) -> None:
     opened = await env.fake.invoke(env.guild.id, env.alice.id, "feedback")
     assert opened.response_type == 9 and opened.modal is not None

@@ -255,3 +255,59 @@ async def test_old_idempotency_keys_are_pruned_and_recent_ones_kept(tmp_path: Pa
         assert await ledger.verify() == []
     finally:
         await store.close()
+
+
+def _version_1_database_with_a_role_order(db: Path, migrations: Path) -> None:
+    """Version 1 gave roles in memory: its paid orders have no delivery rows."""
+    for path in migrations.iterdir():
+        if not path.name.startswith("0001_"):
+            path.unlink()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert migrate_mod.migrate(conn) == 1
+        conn.executescript(
+            f"""
+            BEGIN;
+            INSERT INTO accounts (guild_id, user_id, created_at) VALUES ({GUILD}, {ALICE}, 0);
+            INSERT INTO lots (id, guild_id, user_id, kind, original, remaining, starts_at, source, created_at)
+                VALUES (1, {GUILD}, {ALICE}, 'promo', 100, 40, 0, 'grant', 0);
+            INSERT INTO shop_items (id, guild_id, name, name_key, price, category, role_id, created_at)
+                VALUES (1, {GUILD}, 'VIP', 'vip', 60, 'perks', 777, 0);
+            INSERT INTO orders (id, guild_id, user_id, item_id, item_name, quantity, unit_price, total,
+                                promo_applied, gift_applied, role_id, created_at)
+                VALUES (1, {GUILD}, {ALICE}, 1, 'VIP', 1, 60, 60, 60, 0, 777, 0);
+            INSERT INTO entries (guild_id, user_id, lot_id, type, amount, created_at)
+                VALUES ({GUILD}, {ALICE}, 1, 'grant', 100, 0);
+            INSERT INTO entries (guild_id, user_id, lot_id, type, amount, order_id, created_at)
+                VALUES ({GUILD}, {ALICE}, 1, 'spend', -60, 1, 0);
+            COMMIT;
+            """
+        )
+    finally:
+        conn.close()
+
+
+async def test_a_database_from_before_deliveries_upgrades_and_its_orders_still_lose_their_role_on_refund(
+    tmp_path: Path, migrations_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """After the upgrade, a refund of an order from version 1 still takes its role back, now
+    through the delivery worker."""
+    db = tmp_path / "v1.sqlite3"
+    _version_1_database_with_a_role_order(db, migrations_dir)
+    monkeypatch.setattr(migrate_mod, "MIGRATIONS", SHIPPED)
+
+    store = await open_store(db)
+    try:
+        ledger = Ledger(store)
+        assert await ledger.verify() == []
+        assert await ledger.order_deliveries(GUILD, 1) == []  # nothing owed: it was delivered then
+        await ledger.refund(GUILD, 1, actor_id=MOD, key="refund")
+        [removal] = await ledger.order_deliveries(GUILD, 1)
+        assert (removal.action, removal.role_id, removal.user_id, removal.status) == (
+            "remove_role", 777, ALICE, "pending"
+        )
+        assert (await ledger.balance(GUILD, ALICE)).total == 100
+        assert await ledger.verify() == []
+    finally:
+        await store.close()
+    assert user_version(db) == len(SHIPPED_FILES)
