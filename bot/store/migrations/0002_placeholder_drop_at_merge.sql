@@ -1,3 +1,0 @@
--- PLACEHOLDER on branch i8-process only: migration 0002 belongs to another branch of issue 8.
--- It keeps the numbering free of gaps (bot/store/migrate.py refuses gaps) until the merge, where
--- this file is deleted in favour of that branch's 0002. It changes nothing.
