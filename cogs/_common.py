@@ -4,7 +4,7 @@ page buttons and the audit channel. Cogs stay thin: parse, call the ledger, rend
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -255,6 +255,20 @@ class Pager(discord.ui.View):
         from bot.client import report_error
 
         await report_error(interaction, error)
+
+
+def page_of_lines(
+    embed: discord.Embed, lines: Sequence[str], page: int, *, empty: str, per_page: int | None = None
+) -> tuple[int, int]:
+    """Fill ``embed``'s description with page ``page`` of ``lines``, whole lines packed to fit
+    (``empty`` when there are none); returns the page shown and the number of pages."""
+    pages = _fit.pack_pages(lines, _fit.DESCRIPTION, per_page=per_page)
+    if not pages:
+        embed.description = empty
+        return 1, 1
+    page = min(max(page, 1), len(pages))
+    embed.description = pages[page - 1]
+    return page, len(pages)
 
 
 async def send_paged(

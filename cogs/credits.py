@@ -30,6 +30,7 @@ from cogs._common import (
     moderator_commands,
     moderator_predicate,
     money,
+    page_of_lines,
     post_audit,
     send_paged,
     ts,
@@ -356,17 +357,14 @@ class Credits(ModeratorCog):
         async def render(page: int) -> tuple[discord.Embed, int]:
             settings = await ledger.settings(guild_id)
             schedules = await ledger.schedules(guild_id)
-            lines = [schedule_line(s, settings) for s in schedules]
-            pages = _fit.pack_pages(lines, _fit.DESCRIPTION, per_page=SCHEDULE_PAGE)
             embed = discord.Embed(title="Recurring grants", colour=GREEN)
-            if not pages:
-                embed.description = "None yet. Add one with `/credits schedule add`."
-                return embed, 1
-            page = min(max(page, 1), len(pages))
-            embed.description = pages[page - 1]
-            if len(pages) > 1:
-                embed.set_footer(text=f"Page {page} of {len(pages)} · {len(schedules)} recurring grants")
-            return embed, len(pages)
+            page, pages = page_of_lines(
+                embed, [schedule_line(s, settings) for s in schedules], page,
+                empty="None yet. Add one with `/credits schedule add`.", per_page=SCHEDULE_PAGE,
+            )
+            if pages > 1:
+                embed.set_footer(text=f"Page {page} of {pages} · {len(schedules)} recurring grants")
+            return embed, pages
 
         await send_paged(interaction, render, check=moderator_predicate)
 

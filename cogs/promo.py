@@ -20,6 +20,7 @@ from cogs._common import (
     moderator_commands,
     moderator_predicate,
     money,
+    page_of_lines,
     send_paged,
     ts,
 )
@@ -27,7 +28,6 @@ from cogs.shop import category_autocomplete
 
 #: Room for one /promo list page: its description. A code's line is at most about 800 characters (a
 #: 32-character code, 10 categories of 50), so every page holds at least four whole lines.
-LIST_PAGE_CHARS = _fit.DESCRIPTION
 
 
 def promo_line(promo: PromoCode, settings: GuildSettings) -> str:
@@ -113,16 +113,15 @@ class Promo(ModeratorCog):
         async def render(page: int) -> tuple[discord.Embed, int]:
             settings = await ledger.settings(guild_id)
             promos = await ledger.promos(guild_id)
-            pages = _fit.pack_pages([promo_line(p, settings) for p in promos], LIST_PAGE_CHARS)
             embed = discord.Embed(title="Promo codes", colour=BLUE)
-            if not pages:
-                embed.description = "No promo codes yet. Create one with `/promo create`."
-                return embed, 1
-            page = min(max(page, 1), len(pages))
-            embed.description = pages[page - 1]
-            active = sum(p.active for p in promos)
-            embed.set_footer(text=f"Page {page} of {len(pages)} · {len(promos)} codes, {active} active")
-            return embed, len(pages)
+            page, pages = page_of_lines(
+                embed, [promo_line(p, settings) for p in promos], page,
+                empty="No promo codes yet. Create one with `/promo create`.",
+            )
+            if promos:
+                active = sum(p.active for p in promos)
+                embed.set_footer(text=f"Page {page} of {pages} · {len(promos)} codes, {active} active")
+            return embed, pages
 
         await send_paged(interaction, render, check=moderator_predicate)
 
