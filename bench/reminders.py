@@ -61,7 +61,7 @@ from bot.ledger.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.reminders import DEFAULT_DMS_PER_SECOND  # noqa: E402
 from bot.scheduler import TICK_SECONDS  # noqa: E402
 from bot.store.sqlite import _configure, _due_reminders, _sweep_batch  # noqa: E402
-from tests.fakediscord import FakeDiscord  # noqa: E402
+from fakediscord import FakeDiscord  # noqa: E402
 
 BUILD_VERSION = 1
 META_KEY = "bench_reminders_meta"

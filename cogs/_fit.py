@@ -2,7 +2,7 @@
 that ends "… and N more", or a single text cut with a visible "…".
 
 The limits are Discord's documented ones (discord.com/developers/docs/resources/message#embed-
-object-embed-limits); tests/fakediscord refuses a message over any of them, as Discord does.
+object-embed-limits); fakediscord/ refuses a message over any of them, as Discord does.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import yarl
 
 from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
+from fakediscord import FakeDiscord, Guild, InteractionRecord, Member, Perm, Role
 from tests.conftest import Clock
-from tests.fakediscord import FakeDiscord, Guild, InteractionRecord, Member, Perm, Role
 
 
 @dataclass

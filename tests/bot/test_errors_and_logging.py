@@ -19,9 +19,9 @@ from bot.client import point_at
 from bot.config import Settings
 from bot.ledger.codes import gift_code_key
 from bot.logs import CHATTY_LOGGERS, OWN_LOGGERS, setup_logging
+from fakediscord import FakeDiscord, Perm
 from tests.bot.conftest import World, start_bot, stop_bot, text_of
 from tests.conftest import Clock
-from tests.fakediscord import FakeDiscord, Perm
 
 ERROR_ID = re.compile(r"Error id `([0-9a-f]{8})`")
 

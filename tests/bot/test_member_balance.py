@@ -9,8 +9,8 @@ import sqlite3
 import pytest
 
 from bot.ledger.timeparse import to_unix
+from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, button, text_of
-from tests.fakediscord import InvalidInvocation
 
 TABLES = ("lots", "entries", "orders", "idempotency", "audit_log")
 

@@ -20,9 +20,9 @@ import pytest
 
 from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
+from fakediscord import FakeDiscord, Guild, Member, Perm, Role
 from tests.bot.conftest import start_bot, stop_bot, text_of
 from tests.conftest import Clock
-from tests.fakediscord import FakeDiscord, Guild, Member, Perm, Role
 
 LOADING = "still loading"
 

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
+from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, text_of
-from tests.fakediscord import InvalidInvocation
 
 TABLES = ("lots", "entries", "orders")
 

@@ -10,8 +10,8 @@ import pytest
 
 from bot.ledger import limits
 from bot.ledger.timeparse import to_unix
+from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, text_of
-from tests.fakediscord import InvalidInvocation
 
 TABLES = ("lots", "entries", "promo_redemptions", "idempotency")
 

@@ -9,8 +9,8 @@ import sqlite3
 import pytest
 
 from bot.ledger.timeparse import to_unix
+from fakediscord import InvalidInvocation, Perm
 from tests.bot.conftest import World, button, db_dump, text_of
-from tests.fakediscord import InvalidInvocation, Perm
 
 TABLES = ("lots", "entries", "orders", "idempotency")
 ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+"

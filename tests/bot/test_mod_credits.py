@@ -12,8 +12,8 @@ import pytest
 
 from bot.ledger.models import AuditRecord
 from bot.ledger.timeparse import to_unix
+from fakediscord import Perm
 from tests.bot.conftest import World, button, db_dump, refused, text_of
-from tests.fakediscord import Perm
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPORT_HEADER = "entry_id,created_at,guild_id,user_id,lot_id,lot_kind,type,amount,order_id,actor_id,reason"

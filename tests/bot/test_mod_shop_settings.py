@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.ledger.timeparse import to_unix
+from fakediscord import Perm
 from tests.bot.conftest import World, button, db_dump, refused, text_of
-from tests.fakediscord import Perm
 
 NOT_A_MODERATOR = "This command is for moderators"
 

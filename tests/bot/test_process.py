@@ -25,8 +25,8 @@ from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
 from bot.ledger.service import Ledger
 from bot.store.sqlite import SqliteStore
+from fakediscord import FakeDiscord, Guild, Member, Perm, Role
 from tests.bot.conftest import text_of
-from tests.fakediscord import FakeDiscord, Guild, Member, Perm, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_SECONDS = 5  # "stops within a few seconds"

@@ -18,10 +18,10 @@ import pytest
 
 from bot.ledger.service import Ledger
 from bot.store.sqlite import SqliteStore
+from fakediscord import FakeDiscord, Role
 from tests.bot import test_process as process
 from tests.bot.conftest import button, text_of
 from tests.bot.test_process import Launch, Shop, assert_clean
-from tests.fakediscord import FakeDiscord, Role
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 fake = process.fake  # the fixtures of tests/bot/test_process.py: a fake Discord, `python -m bot` launcher

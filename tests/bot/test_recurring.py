@@ -16,9 +16,9 @@ import bot.store.sqlite as sqlite_store
 from bot.ledger.recurrence import next_run
 from bot.ledger.service import Ledger
 from bot.ledger.timeparse import to_unix
+from fakediscord import Member
 from tests.bot.conftest import Restart, World, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
-from tests.fakediscord import Member
 
 DAY = 86400
 VIP = 77

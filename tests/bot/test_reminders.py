@@ -35,9 +35,9 @@ from bot.reminders import (
     nonce_for,
 )
 from bot.store.sqlite import SqliteStore
+from fakediscord import Member
 from tests.bot.conftest import Restart, World, stop_bot, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
-from tests.fakediscord import Member
 
 REPO = Path(__file__).resolve().parents[2]
 MIN = 60

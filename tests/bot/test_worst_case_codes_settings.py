@@ -17,8 +17,8 @@ from bot.ledger.service import MAX_GIFT_CARDS
 from bot.ledger.timeparse import MAX_LEAD_TIMES
 from cogs import _fit
 from cogs.settings import zone_names
+from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, button, refused, text_of
-from tests.fakediscord import InvalidInvocation
 
 GIFT_CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b")
 CALLBACK = r"^/interactions/\d+/[^/]+/callback$"

@@ -25,8 +25,8 @@ from bot.ledger import limits, recurrence
 from bot.ledger.errors import InvalidInput
 from bot.ledger.money import MAX_AMOUNT, Currency, format_amount
 from cogs import _fit
+from fakediscord import InvalidInvocation, Member
 from tests.bot.conftest import World, button, db_dump, refused, text_of
-from tests.fakediscord import InvalidInvocation, Member
 
 CALLBACK = r"^/interactions/\d+/[^/]+/callback$"
 FOLLOWUP = r"^/webhooks/\d+/[^/]+$"

@@ -17,8 +17,8 @@ import pytest
 from bot.ledger import limits
 from bot.ledger.money import MAX_AMOUNT, Currency, format_amount
 from bot.ledger.timeparse import to_unix
+from fakediscord import InvalidInvocation, Member
 from tests.bot.conftest import World, button, text_of
-from tests.fakediscord import InvalidInvocation, Member
 
 CALLBACK = r"^/interactions/\d+/[^/]+/callback$"
 NAME = "Galactic gold crowns"  # the longest currency name: 20 characters

@@ -18,8 +18,8 @@ from bot.ledger import limits
 from bot.ledger.money import MAX_AMOUNT
 from cogs import _fit
 from cogs.shop import ITEM_SEPARATOR, ITEMS_PER_PAGE
+from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, button, text_of
-from tests.fakediscord import InvalidInvocation
 
 CURRENCY = "golden dragon scales"  # 20 characters: the longest currency name
 SYMBOL = "DRAGN"  # 5 characters: the longest symbol

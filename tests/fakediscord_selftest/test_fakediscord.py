@@ -19,7 +19,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import FakeDiscord, Guild, InvalidInvocation, Member, Perm, Role
+from fakediscord import FakeDiscord, Guild, InvalidInvocation, Member, Perm, Role
 
 ITEMS = ["sword", "swan", "shield"]
 

@@ -21,7 +21,8 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -29,7 +30,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_DIR = Path(__file__).with_name("discord_api_spec")
+#: Package data: found wherever the package is installed (a wheel, an editable install, a zip).
+SPEC_DIR: Traversable = files(__package__ or "fakediscord") / "discord_api_spec"
 SPEC_URI = "urn:discord-api-spec:openapi.json"
 
 # Documented limits (discord.com/developers/docs) that the schema does not carry.

@@ -87,7 +87,7 @@ class FakeDiscord:
         application_id: int | None = None,
         bot_user_id: int | None = None,
         bot_name: str = "Promo Balance",
-        token: str = "fake-bot-token",
+        token: str = "fake-bot-token",  # noqa: S107 - the fake's own token, not a secret
         owner_id: int | None = None,
         application_flags: int = DEFAULT_APPLICATION_FLAGS,
         interaction_timeout: float = 3.0,
