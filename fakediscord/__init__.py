@@ -7,18 +7,30 @@ Usage::
     discord.http.Route.BASE = fake.api_base
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
 
-See README.md in this folder. No pytest dependency: only aiohttp.
+See README.md in this folder. No pytest dependency: aiohttp (from discord.py) and jsonschema.
+Every record list and lookup table keeps the newest ``max_records`` entries (default 10,000).
 """
 
 from .commands import InvalidInvocation
 from .errors import DiscordError
 from .fake import FakeDiscord
 from .models import Channel, ChannelType, Guild, Member, Perm, Role, User, snowflake
-from .records import FileUpload, InteractionRecord, RequestRecord, SentMessage, SyncCall
+from .records import (
+    DEFAULT_MAX_RECORDS,
+    BoundedDict,
+    FileUpload,
+    InteractionRecord,
+    RecordLog,
+    RequestRecord,
+    SentMessage,
+    SyncCall,
+)
 from .server import FailureRule
 from .validation import Problem, Violation
 
 __all__ = [
+    "DEFAULT_MAX_RECORDS",
+    "BoundedDict",
     "Channel",
     "ChannelType",
     "DiscordError",
@@ -31,6 +43,7 @@ __all__ = [
     "Member",
     "Perm",
     "Problem",
+    "RecordLog",
     "RequestRecord",
     "Role",
     "SentMessage",

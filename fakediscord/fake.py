@@ -35,9 +35,12 @@ from .models import (
     snowflake,
 )
 from .records import (
+    DEFAULT_MAX_RECORDS,
     DEFAULT_TIMEOUT,
+    BoundedDict,
     FileUpload,
     InteractionRecord,
+    RecordLog,
     RequestRecord,
     SentMessage,
     SyncCall,
@@ -94,6 +97,7 @@ class FakeDiscord:
         heartbeat_interval: float = 41.25,
         privileged_members_intent: bool = True,
         strict: bool = True,
+        max_records: int | None = DEFAULT_MAX_RECORDS,
     ) -> None:
         self.application_id: int = application_id or snowflake()
         #: Modern bots share their application's id.
@@ -111,6 +115,11 @@ class FakeDiscord:
         #: Check every request body against Discord's OpenAPI description and documented limits,
         #: answering a violation with 400 50035 as Discord does (validation.py).
         self.strict = strict
+        #: How many entries each record list and lookup table keeps, oldest dropped first, so a
+        #: long-running fake (the playground) stays bounded; None keeps everything (a benchmark
+        #: counting all its requests). A message, file or interaction dropped from its table is
+        #: unknown from then on, as if Discord had deleted it.
+        self.max_records = max_records
 
         self.users: dict[int, User] = {}
         self.guilds: dict[int, Guild] = {}
@@ -118,30 +127,32 @@ class FakeDiscord:
         self.bot_user = self.add_user(self.bot_user_id, bot_name, bot=True)
         self.owner_user = self.add_user(owner_id, "app-owner")
 
+        # Every list below keeps the newest ``max_records`` entries (RecordLog: reads like a list).
         #: Every REST request, in order (``path`` relative to ``/api/v10``).
-        self.requests: list[RequestRecord] = []
+        self.requests: RecordLog[RequestRecord] = RecordLog(max_records)
         #: Requests no route answered (they got 404 code 0); tests should assert this is empty.
-        self.unhandled: list[RequestRecord] = []
+        self.unhandled: RecordLog[RequestRecord] = RecordLog(max_records)
         #: Requests refused with 400 50035 because Discord would refuse them (see validation.py).
-        self.violations: list[Violation] = []
+        self.violations: RecordLog[Violation] = RecordLog(max_records)
         #: Every interaction sent to the bot, in order.
-        self.interactions: list[InteractionRecord] = []
+        self.interactions: RecordLog[InteractionRecord] = RecordLog(max_records)
         #: Every application command bulk overwrite (``PUT``), in order.
-        self.sync_log: list[SyncCall] = []
+        self.sync_log: RecordLog[SyncCall] = RecordLog(max_records)
 
         self._global_commands: list[dict[str, Any]] = []
         self._guild_commands: dict[int, list[dict[str, Any]]] = {}
-        self._interactions_by_id: dict[int, InteractionRecord] = {}
-        self._interactions_by_token: dict[str, InteractionRecord] = {}
-        self._messages: dict[int, SentMessage] = {}
-        self._channel_log: dict[int, list[SentMessage]] = {}
-        self._files: dict[int, FileUpload] = {}
+        self._interactions_by_id: BoundedDict[int, InteractionRecord] = BoundedDict(max_records)
+        self._interactions_by_token: BoundedDict[str, InteractionRecord] = BoundedDict(max_records)
+        self._messages: BoundedDict[int, SentMessage] = BoundedDict(max_records)
+        self._channel_log: dict[int, RecordLog[SentMessage]] = {}  # one per channel: bounded by the world
+        self._files: BoundedDict[int, FileUpload] = BoundedDict(max_records)
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self._closed_dms: set[int] = set()
         #: Seconds in which a repeated ``nonce`` sent with ``enforce_nonce`` returns the first message
         #: instead of creating another (Discord: "in the past few minutes").
         self.nonce_window: float = 300.0
-        self._nonces: dict[tuple[int, str], tuple[SentMessage, float]] = {}  # (channel, nonce) -> first
+        # (channel, nonce) -> first
+        self._nonces: BoundedDict[tuple[int, str], tuple[SentMessage, float]] = BoundedDict(max_records)
         #: Seconds between two GUILD_MEMBERS_CHUNK events (Discord sends a big guild's members in
         #: batches of 1000 over a while); 0: all chunks of a request at once.
         self.member_chunk_delay: float = 0.0
@@ -461,7 +472,8 @@ class FakeDiscord:
         return [m for m in self._channel_log.get(channel_id, []) if not m.deleted]
 
     def message(self, message_id: int) -> SentMessage:
-        """Any message the bot created (ephemeral and deleted ones included)."""
+        """Any message the bot created (ephemeral and deleted ones included), among the newest
+        ``max_records``."""
         return self._messages[message_id]
 
     def synced_commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
@@ -471,8 +483,8 @@ class FakeDiscord:
 
     @property
     def sync_count(self) -> int:
-        """How many bulk command overwrites (global or guild) the bot made."""
-        return len(self.sync_log)
+        """How many bulk command overwrites (global or guild) the bot made (dropped records too)."""
+        return self.sync_log.total
 
     def requests_to(self, method: str, path_regex: str) -> list[RequestRecord]:
         pattern = re.compile(path_regex)
@@ -601,7 +613,9 @@ class FakeDiscord:
         if component.get("disabled") and not skip_client_checks:
             raise InvalidInvocation(f"component {custom_id!r} is disabled")
         if message.ephemeral and message.interaction_id is not None and not skip_client_checks:
-            owner = self._interactions_by_id[message.interaction_id].user_id
+            opened_by = self._interactions_by_id.get(message.interaction_id)
+            # An interaction dropped from the records (max_records) still names its user on the message.
+            owner = opened_by.user_id if opened_by else int(message.payload["interaction_metadata"]["user"]["id"])
             if owner != user_id:
                 raise InvalidInvocation(f"only user {owner} can see ephemeral message {message.id}")
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
@@ -670,6 +684,13 @@ class FakeDiscord:
             self._dm_channels[user_id] = channel.id
             return channel
         return self.channels[channel_id]
+
+    def _record_message(self, channel_id: int, message: SentMessage) -> None:
+        """Keep a non-ephemeral message in its channel's log (bounded by ``max_records``)."""
+        log = self._channel_log.get(channel_id)
+        if log is None:
+            log = self._channel_log[channel_id] = RecordLog(self.max_records)
+        log.append(message)
 
     def _file_url(self, upload: FileUpload) -> str:
         return f"{self.base_url}/attachments/{upload.id}/{upload.filename}"
@@ -850,7 +871,9 @@ class FakeDiscord:
             )
         if message is not None:
             payload["message"] = copy.deepcopy(message.payload)
-        record = InteractionRecord(payload, asyncio.get_running_loop().time(), self.wait_for)
+        record = InteractionRecord(
+            payload, asyncio.get_running_loop().time(), self.wait_for, max_records=self.max_records
+        )
         self.interactions.append(record)
         self._interactions_by_id[record.id] = record
         self._interactions_by_token[record.token] = record

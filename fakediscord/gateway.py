@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from . import payloads
 from .models import Intent
+from .records import RecordLog
 
 if TYPE_CHECKING:
     from .fake import FakeDiscord
@@ -107,13 +108,14 @@ class Gateway:
         self.heartbeat_interval = heartbeat_interval
         self.sessions: dict[str, Session] = {}
         self.connections: set[_Connection] = set()
-        self.received: list[dict[str, Any]] = []  # every op the client sent but heartbeats
+        #: Every op the client sent but heartbeats (the newest ``fake.max_records``).
+        self.received: RecordLog[dict[str, Any]] = RecordLog(fake.max_records)
         self.identify_count = 0
         self.resume_count = 0
         self.ready = asyncio.Event()
         #: Every GUILD_MEMBERS_CHUNK sent, in order: guild_id, chunk_index, chunk_count, members
         #: (how many), nonce.
-        self.chunks_sent: list[dict[str, Any]] = []
+        self.chunks_sent: RecordLog[dict[str, Any]] = RecordLog(fake.max_records)
         # Chunks waiting to go out, oldest first; None: they flow, a number: how many more may go.
         self._pending_chunks: deque[tuple[Session, dict[str, Any]]] = deque()
         self._chunk_allowance: int | None = None

@@ -10,9 +10,10 @@ and adds small read-only helpers on top.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypeVar, overload
 
 #: ``await waiter(predicate, timeout, what)`` - resolves once ``predicate()`` is true.
 Waiter = Callable[[Callable[[], bool], float, str], Awaitable[None]]
@@ -21,6 +22,99 @@ EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 
 DEFAULT_TIMEOUT = 5.0
+
+#: How many records each list (and each lookup table) keeps by default, newest kept.
+DEFAULT_MAX_RECORDS = 10_000
+
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class RecordLog(Sequence[T]):
+    """A list that keeps only the newest ``maxlen`` items (``None``: every item), oldest dropped.
+
+    It reads like a list: ``len``, iteration, ``log[-1]``, ``log[a:b]`` (a list), and ``==`` with
+    a list or another log. Only :meth:`append` and :meth:`clear` change it. ``dropped`` counts the
+    items it let go, so a reader can tell a short log from a trimmed one.
+    """
+
+    __slots__ = ("_items", "dropped")
+
+    def __init__(self, maxlen: int | None = DEFAULT_MAX_RECORDS, items: Iterable[T] = ()) -> None:
+        if maxlen is not None and maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1 or None, not {maxlen}")
+        self._items: deque[T] = deque(maxlen=maxlen)
+        self.dropped = 0
+        for item in items:
+            self.append(item)
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._items.maxlen
+
+    def append(self, item: T) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(item)
+
+    def clear(self) -> None:
+        self.dropped += len(self._items)
+        self._items.clear()
+
+    @property
+    def total(self) -> int:
+        """How many items were ever appended (kept and dropped)."""
+        return len(self._items) + self.dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items)
+
+    def __reversed__(self) -> Iterator[T]:
+        return reversed(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return list(self._items)[index]
+        return self._items[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordLog | list | tuple):
+            return list(self._items) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"RecordLog({list(self._items)!r}, maxlen={self.maxlen})"
+
+
+class BoundedDict(dict[K, V]):
+    """A lookup table that forgets its oldest entries (by last write) beyond ``maxlen`` (``None``:
+    never). Only item assignment adds entries; the fake uses nothing else to fill one."""
+
+    def __init__(self, maxlen: int | None = DEFAULT_MAX_RECORDS) -> None:
+        super().__init__()
+        if maxlen is not None and maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1 or None, not {maxlen}")
+        self.maxlen = maxlen
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if key in self:
+            super().__delitem__(key)  # a rewrite makes the entry the newest
+        super().__setitem__(key, value)
+        if self.maxlen is not None:
+            while len(self) > self.maxlen:
+                super().__delitem__(next(iter(self)))
 
 
 @dataclass
@@ -54,8 +148,8 @@ class SentMessage:
 
     payload: dict[str, Any]
     files: list[FileUpload] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)  # earlier payloads, oldest first
-    edits: list[dict[str, Any]] = field(default_factory=list)  # raw PATCH bodies, in order
+    history: RecordLog[dict[str, Any]] = field(default_factory=RecordLog)  # earlier payloads, oldest first
+    edits: RecordLog[dict[str, Any]] = field(default_factory=RecordLog)  # raw PATCH bodies, in order
     deleted: bool = False
     interaction_id: int | None = None
 
@@ -153,14 +247,21 @@ class InteractionRecord:
     ``rejections`` are Discord errors the fake returned for this interaction (10062, 40060 ...).
     """
 
-    def __init__(self, payload: dict[str, Any], created_at: float, waiter: Waiter) -> None:
+    def __init__(
+        self,
+        payload: dict[str, Any],
+        created_at: float,
+        waiter: Waiter,
+        *,
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+    ) -> None:
         self.payload = payload
         self.created_at = created_at
         self._waiter = waiter
         self.callback: dict[str, Any] | None = None
-        self.rejections: list[dict[str, Any]] = []
+        self.rejections: RecordLog[dict[str, Any]] = RecordLog(max_records)
         self.original: SentMessage | None = None
-        self.followups: list[SentMessage] = []
+        self.followups: RecordLog[SentMessage] = RecordLog(max_records)
         self.source_message: SentMessage | None = None  # the message a component sits on
         self.attempts = 0  # initial-callback attempts, accepted or not
 
@@ -297,14 +398,17 @@ class InteractionRecord:
 
     async def wait_for_followup(self, n: int = 1, timeout: float = DEFAULT_TIMEOUT) -> SentMessage:
         """Wait until the bot has sent ``n`` followups; return the ``n``-th (1-based)."""
-        await self._wait(lambda: len(self.followups) >= n, timeout, f"followup #{n} of {self!r}")
-        return self.followups[n - 1]
+        await self._wait(lambda: self.followups.total >= n, timeout, f"followup #{n} of {self!r}")
+        index = n - 1 - self.followups.dropped
+        if index < 0:
+            raise LookupError(f"followup #{n} of {self!r} was dropped from the records (max_records)")
+        return self.followups[index]
 
     async def wait_for_edit(self, n: int = 1, timeout: float = DEFAULT_TIMEOUT) -> SentMessage:
         """Wait until the response message (see :attr:`message`) was edited ``n`` times."""
 
         def edited() -> bool:
-            return self.message is not None and len(self.message.edits) >= n
+            return self.message is not None and self.message.edits.total >= n
 
         await self._wait(edited, timeout, f"edit #{n} of {self!r}")
         assert self.message is not None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors, payloads
 from .errors import DiscordError
 from .models import Channel, ChannelType, Guild, Member, Perm, Role, iso, snowflake
-from .records import EPHEMERAL, LOADING, FileUpload, InteractionRecord, SentMessage, SyncCall
+from .records import EPHEMERAL, LOADING, FileUpload, InteractionRecord, RecordLog, SentMessage, SyncCall
 from .server import ApiRequest, Server, Upload
 
 if TYPE_CHECKING:
@@ -420,11 +420,13 @@ class RestApi:
         message = SentMessage(
             payload=payload,
             files=files,
+            history=RecordLog(fake.max_records),
+            edits=RecordLog(fake.max_records),
             interaction_id=None if interaction is None else interaction.id,
         )
         fake._messages[message_id] = message
         if not message.ephemeral:
-            fake._channel_log.setdefault(channel.id, []).append(message)
+            fake._record_message(channel.id, message)
         return message
 
     def _edit_message(self, message: SentMessage, body: dict[str, Any], uploads: list[Upload]) -> None:

@@ -19,7 +19,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from fakediscord import FakeDiscord, Guild, InvalidInvocation, Member, Perm, Role
+from fakediscord import DEFAULT_MAX_RECORDS, FakeDiscord, Guild, InvalidInvocation, Member, Perm, Role
 
 ITEMS = ["sword", "swan", "shield"]
 
@@ -174,8 +174,8 @@ class Env:
 
 
 @contextlib.asynccontextmanager
-async def running(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    fake = FakeDiscord()
+async def running(monkeypatch: pytest.MonkeyPatch, max_records: int | None = DEFAULT_MAX_RECORDS) -> AsyncIterator[Env]:
+    fake = FakeDiscord(max_records=max_records)
     await fake.start()
     guild = fake.add_guild(name="Shop")
     alice = fake.add_member(guild.id, name="alice")
@@ -581,3 +581,40 @@ async def test_graceful_shutdown_leaves_nothing_open(
     problems = [str(w.message) for w in caught if "nclosed" in str(w.message)]
     problems += [r.getMessage() for r in caplog.records if "nclosed" in r.getMessage()]
     assert problems == []
+
+
+async def test_records_stay_bounded_in_a_long_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``max_records``, every record list and lookup table keeps only its newest entries, so a
+    long-running fake (the playground) does not grow; what is kept still reads like a list."""
+    async with running(monkeypatch, max_records=5) as env:
+        fake = env.fake
+        asked = await fake.invoke(env.guild.id, env.alice.id, "ask")  # ephemeral, with buttons
+        bought = [await fake.invoke(env.guild.id, env.alice.id, "buy", {"item": f"item{n}"}) for n in range(8)]
+        channel = bought[0].channel_id
+
+        assert len(fake.interactions) == 5 and fake.interactions.dropped == 4
+        assert fake.interactions == bought[-5:] and fake.interactions[-1] is bought[-1]
+        assert len(fake.requests) == 5 and fake.requests.total > 5
+        assert fake.channel_messages(channel) == [rec.message for rec in bought[-5:]]
+        assert len(fake._messages) == len(fake._interactions_by_id) == len(fake._interactions_by_token) == 5
+        with pytest.raises(KeyError):
+            fake.message(bought[0].message.id)  # dropped, as if Discord had forgotten it
+        assert len(fake.gateway.received) <= 5
+        assert fake.sync_count == 1  # counts dropped records too
+
+        # The ephemeral message of a dropped interaction still knows whose it is.
+        with pytest.raises(InvalidInvocation, match="only user"):
+            await fake.click(asked, "confirm", env.bob.id)
+        clicked = await fake.click(asked, "confirm", env.alice.id)
+        assert clicked.content == "Confirmed"
+        assert (await clicked.wait_for_followup()).content == "thanks"
+
+
+async def test_records_are_bounded_by_default() -> None:
+    fake = FakeDiscord()
+    logs = [fake.requests, fake.unhandled, fake.violations, fake.interactions, fake.sync_log, fake.gateway.received]
+    assert {log.maxlen for log in logs} == {DEFAULT_MAX_RECORDS}
+    assert {table.maxlen for table in (fake._messages, fake._files, fake._nonces, fake._interactions_by_id)} == {
+        DEFAULT_MAX_RECORDS
+    }
+    assert FakeDiscord(max_records=None).requests.maxlen is None  # None: keep everything (benchmarks)
