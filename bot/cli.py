@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--guild", type=int, required=True, metavar="ID", help="the server (guild) id")
     export.add_argument("--out", type=Path, metavar="FILE", help="the CSV file to write (default: stdout)")
     db = sub.add_parser("db", help="the database's schema: `db status`, `db upgrade`")
-    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("status", help="the database's schema version, the code's, and the pending migrations")
     db_sub.add_parser("upgrade", help="back the database up beside itself, then apply the pending migrations")
     invite = sub.add_parser("invite", help="print the link that adds the bot to a server")

@@ -198,14 +198,16 @@ class SqliteStore(Store):
             uri = self.path.resolve().as_uri() + "?mode=rw"
             self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         try:
+            # The version first: a database newer than the code is refused before anything
+            # (not even the switch to WAL) is written to it.
+            self.schema_version = await self._run(schema_version)
+            if self.schema_version > code_version():
+                raise SchemaTooNew(self.schema_version, code_version())
             if self.migrate:
                 await self._run(_configure)
                 await self._migrate()
             else:
                 await self._run(_configure_reading)
-                self.schema_version = await self._run(schema_version)
-                if self.schema_version > code_version():
-                    raise SchemaTooNew(self.schema_version, code_version())
         except BaseException:
             await self.close()  # aiosqlite's thread is not a daemon: a leaked one blocks exit
             raise
