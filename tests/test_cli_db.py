@@ -8,6 +8,7 @@ applied), a newer one (user_version above the code's), a current one, and none a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import sqlite3
@@ -109,7 +110,7 @@ def test_upgrade_backs_the_old_database_up_beside_it_then_migrates_it(db, capsys
     assert bot("verify") == 0
     # The backup is the database as it was: version 1, its data, a sound SQLite file.
     assert user_version(copy) == 1
-    with sqlite3.connect(copy) as conn:
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT SUM(amount) FROM entries").fetchone() == (100,)
         assert "deliveries" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
@@ -173,7 +174,7 @@ def test_backup_copies_an_old_database_as_it_is(db, tmp_path, capsys):
     assert file_state(db) == before
     assert siblings(db) == set()
     assert user_version(copy) == 1
-    with sqlite3.connect(copy) as conn:
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
         assert conn.execute("SELECT SUM(amount) FROM entries").fetchone() == (100,)
 
 

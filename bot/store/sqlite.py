@@ -204,8 +204,9 @@ class SqliteStore(Store):
             if self.schema_version > code_version():
                 raise SchemaTooNew(self.schema_version, code_version())
             if self.migrate:
+                backup = await self._backup_before_upgrade()
                 await self._run(_configure)
-                await self._migrate()
+                await self._migrate(backup)
             else:
                 await self._run(_configure_reading)
         except BaseException:
@@ -217,17 +218,20 @@ class SqliteStore(Store):
             self._reader.execute("PRAGMA query_only = ON")
             self._reader.execute("PRAGMA busy_timeout = 50")
 
-    async def _migrate(self) -> None:
-        """Apply the pending migrations, after a backup of a database that has data to lose."""
-        before = await self._run(schema_version)
-        target = code_version()
-        if before > target:
-            raise SchemaTooNew(before, target)
-        backup: Path | None = None
-        if 0 < before < target and str(self.path) != ":memory:":
-            backup = backup_path(self.path, target)
-            await self.backup(backup)
-            log.info("database %s is at schema version %d: backed up to %s before upgrading", self.path, before, backup)
+    async def _backup_before_upgrade(self) -> Path | None:
+        """A copy of the file as it is (journal mode included) when migrations are pending for a
+        database that has data to lose; None for a new database or one that is up to date."""
+        before, target = self.schema_version, code_version()
+        if not 0 < before < target or str(self.path) == ":memory:":
+            return None
+        backup = backup_path(self.path, target)
+        await self.backup(backup)
+        log.info("database %s is at schema version %d: backed up to %s before upgrading", self.path, before, backup)
+        return backup
+
+    async def _migrate(self, backup: Path | None) -> None:
+        """Apply the pending migrations (another process may have applied them meanwhile)."""
+        before = self.schema_version
         self.schema_version = await self._run(migrate)
         if self.schema_version != before:
             applied = tuple(pending(before))

@@ -18,8 +18,8 @@ GUILD = 1001
 ALICE = 11
 
 
-def old_database(db: Path, version: int = 1) -> Path:
-    """Apply migrations 1..`version` only, as that release did, and write a member's grant."""
+def old_database(db: Path, version: int = 1, guild_id: int = GUILD, user_id: int = ALICE) -> Path:
+    """Apply migrations 1..`version` only, as that release did, and write a member's grant of 100."""
     db.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         for _, path in migrate_mod.migrations()[:version]:
@@ -31,11 +31,11 @@ def old_database(db: Path, version: int = 1) -> Path:
             conn.executescript(
                 f"""
                 BEGIN;
-                INSERT INTO accounts (guild_id, user_id, created_at) VALUES ({GUILD}, {ALICE}, 0);
+                INSERT INTO accounts (guild_id, user_id, created_at) VALUES ({guild_id}, {user_id}, 0);
                 INSERT INTO lots (id, guild_id, user_id, kind, original, remaining, starts_at, source, created_at)
-                    VALUES (1, {GUILD}, {ALICE}, 'promo', 100, 100, 0, 'grant', 0);
+                    VALUES (1, {guild_id}, {user_id}, 'promo', 100, 100, 0, 'grant', 0);
                 INSERT INTO entries (guild_id, user_id, lot_id, type, amount, created_at)
-                    VALUES ({GUILD}, {ALICE}, 1, 'grant', 100, 0);
+                    VALUES ({guild_id}, {user_id}, 1, 'grant', 100, 0);
                 COMMIT;
                 """
             )
