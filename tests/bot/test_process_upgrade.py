@@ -65,6 +65,7 @@ async def test_an_old_database_is_backed_up_then_upgraded_at_start_and_the_log_s
 
     again = await launch(fake)  # nothing pending: no second backup
     await again.wait_for_log("command tree unchanged", fake, seconds=20)
+    await fake.wait_for(lambda: fake.gateway.identify_count == 2, timeout=10, what="the second IDENTIFY")
     assert await again.stop(signal.SIGTERM) == 0
     assert_clean(again)
     assert "upgraded from" not in again.log and "backed up to" not in again.log
