@@ -1,8 +1,13 @@
-"""`python -m bot [run | verify | backup PATH | export --guild ID [--out FILE] | invite]`.
+"""`python -m bot [run | verify | backup PATH | export --guild ID [--out FILE] | db status | db upgrade | invite]`.
 
-Only `run` needs a Discord token; the other commands work on the database alone. Only `run` takes
-the database's lock (bot/store/lock.py): one bot process per database, and the other commands
-work beside it.
+Only `run` needs a Discord token; the other commands work on the database alone. `run` takes the
+database's lock (bot/store/lock.py): one bot process per database; `db upgrade` takes it too, so
+it never changes the schema under a running bot. The other commands work beside the bot.
+
+Only `run` (at its start) and `db upgrade` migrate the schema, each after an online backup.
+`backup`, `verify`, `export` and `db status` open the database without migrating it: they refuse
+one newer than the code; `backup` and `db status` take an older one as it is, `verify` and
+`export` need the current schema and say to run `db upgrade` first.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from bot.config import ConfigError, Settings
 from bot.ledger.service import Ledger
 from bot.store.lock import DatabaseInUse, DatabaseLock
+from bot.store.migrate import SchemaTooNew, code_version, pending
 from bot.store.sqlite import SqliteStore
 
 EXIT_OK = 0
@@ -35,7 +41,7 @@ Promo Balance needs a Discord bot token to connect, and none is set.
   3. Run `python -m bot` again.
 
 The README explains inviting the bot and the other settings.
-Commands that need no token: python -m bot verify | backup PATH | export --guild ID
+Commands that need no token: python -m bot verify | backup PATH | export --guild ID | db status | db upgrade
 """
 
 
@@ -49,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a server's ledger as CSV")
     export.add_argument("--guild", type=int, required=True, metavar="ID", help="the server (guild) id")
     export.add_argument("--out", type=Path, metavar="FILE", help="the CSV file to write (default: stdout)")
+    db = sub.add_parser("db", help="the database's schema: `db status`, `db upgrade`")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("status", help="the database's schema version, the code's, and the pending migrations")
+    db_sub.add_parser("upgrade", help="back the database up beside itself, then apply the pending migrations")
     invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument("--app-id", type=int, metavar="ID", help="the application id (default: read from the token)")
     return parser
@@ -69,27 +79,102 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No database at {settings.database_path} (set DATABASE_PATH, or run the bot once).", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "verify":
-        return with_ledger(settings, verify)
+        return with_ledger(settings, verify, needs_current=True)
     if args.command == "backup":
         if args.path.exists():
             print(f"{args.path} already exists; choose a new file name.", file=sys.stderr)
             return EXIT_USAGE
         return with_ledger(settings, lambda ledger: backup(ledger, args.path))
     if args.command == "export":
-        return with_ledger(settings, lambda ledger: export(ledger, args.guild, args.out))
+        return with_ledger(settings, lambda ledger: export(ledger, args.guild, args.out), needs_current=True)
+    if args.command == "db" and args.db_command == "status":
+        return with_ledger(settings, db_status)
+    if args.command == "db" and args.db_command == "upgrade":
+        return db_upgrade(settings)
     return EXIT_USAGE
 
 
-def with_ledger(settings: Settings, action: Callable[[Ledger], Awaitable[int]]) -> int:
+def with_ledger(
+    settings: Settings, action: Callable[[Ledger], Awaitable[int]], *, needs_current: bool = False
+) -> int:
+    """Run `action` on the database opened without migrating it (SqliteStore(migrate=False)).
+
+    A database newer than the code is refused; an older one is given to `action` as it is, unless
+    the action `needs_current` schema (it reads tables or columns a later migration adds)."""
+
     async def go() -> int:
-        store = SqliteStore(settings.database_path)
-        await store.open()
+        store = SqliteStore(settings.database_path, migrate=False)
         try:
+            await store.open()
+        except SchemaTooNew as exc:
+            print(f"Refused: {exc}.", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            if needs_current and store.schema_version < code_version():
+                print(
+                    f"This database is at schema version {store.schema_version}, the code expects "
+                    f"{code_version()}: run `python -m bot db upgrade` first (it backs the database up, "
+                    "then migrates it).",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
             return await action(Ledger(store))
         finally:
             await store.close()
 
     return asyncio.run(go())
+
+
+async def db_status(ledger: Ledger) -> int:
+    """Exit 0 whether or not migrations are pending (the bot applies them at its start)."""
+    assert isinstance(ledger.store, SqliteStore)
+    version, code = ledger.store.schema_version, code_version()
+    print(f"Database: {ledger.store.path}")
+    print(f"Schema version: {version} (this code: {code})")
+    waiting = pending(version)
+    if not waiting:
+        print("Up to date: no pending migrations.")
+        return EXIT_OK
+    print(f"Pending migrations ({len(waiting)}): {', '.join(waiting)}")
+    print("Apply them with `python -m bot db upgrade` (it backs the database up first), or start the bot.")
+    return EXIT_OK
+
+
+def db_upgrade(settings: Settings) -> int:
+    """Back up, then migrate, holding the database's lock: never under a running bot."""
+    lock = DatabaseLock(settings.database_path)
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        print(f"{exc}\nStop the bot before `python -m bot db upgrade` (or just restart it: it upgrades "
+              "the database at its start, after a backup).", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def go() -> int:
+        store = SqliteStore(settings.database_path, migrate=True)
+        try:
+            await store.open()
+        except SchemaTooNew as exc:
+            print(f"Refused: {exc}.", file=sys.stderr)
+            return EXIT_USAGE
+        finally:
+            await store.close()
+        upgrade = store.upgrade
+        if upgrade is None:
+            print(f"Up to date: {settings.database_path} is at schema version {store.schema_version}; nothing to do.")
+            return EXIT_OK
+        if upgrade.backup is not None:
+            print(f"Backed up to {upgrade.backup} (schema version {upgrade.from_version}).")
+        print(
+            f"Upgraded {settings.database_path} from schema version {upgrade.from_version} to "
+            f"{upgrade.to_version}: applied {', '.join(upgrade.applied)}."
+        )
+        return EXIT_OK
+
+    try:
+        return asyncio.run(go())
+    finally:
+        lock.release()
 
 
 async def verify(ledger: Ledger) -> int:
@@ -104,10 +189,13 @@ async def verify(ledger: Ledger) -> int:
 
 
 async def backup(ledger: Ledger, path: Path) -> int:
+    """A copy of the database as it is, older schema included (the copy is not migrated either)."""
     assert isinstance(ledger.store, SqliteStore)
     path.parent.mkdir(parents=True, exist_ok=True)
     await ledger.store.backup(path)
-    print(f"Backed up to {path}.")
+    version = ledger.store.schema_version
+    older = f"; the code expects {code_version()}" if version < code_version() else ""
+    print(f"Backed up to {path} (schema version {version}{older}).")
     return EXIT_OK
 
 

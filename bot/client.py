@@ -25,6 +25,7 @@ from bot.ledger.service import Ledger, utc_now
 from bot.notify import DiscordDeliverySender, DiscordReminderSender
 from bot.reminders import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
 from bot.scheduler import TICK_SECONDS, Jobs
+from bot.store.migrate import SchemaTooNew
 from bot.store.sqlite import SqliteStore
 from cogs import _fit
 from cogs._common import COMMITTED
@@ -101,6 +102,7 @@ class PromoBalanceBot(commands.Bot):
 
     # lifecycle ---------------------------------------------------------------------------------
     async def setup_hook(self) -> None:
+        # Applies pending migrations, after a backup beside the database; the store logs both.
         await self.store.open()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -287,6 +289,9 @@ async def run(settings: Settings) -> int:
             return 0
         except discord.LoginFailure:
             log.error("Discord refused the token: reset it in the developer portal and update DISCORD_TOKEN.")
+            return 2
+        except SchemaTooNew as exc:
+            log.error("Not starting: %s.", exc)
             return 2
         except discord.PrivilegedIntentsRequired:
             if not members_intent:

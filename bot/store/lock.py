@@ -2,8 +2,9 @@
 
 The operating system releases the lock when its holder exits in any way (SIGKILL and a crash
 included), so a dead bot never blocks its restart and no stale pid has to be guessed at. The file
-says which process holds the lock (pid and host) for the message a second process shows. Only
-`python -m bot` takes it: `verify`, `backup` and `export` work beside the running bot.
+says which process holds the lock (pid and host) for the message a second process shows.
+`python -m bot` takes it, and `python -m bot db upgrade` (never a migration under a running bot):
+`verify`, `backup`, `export` and `db status` work beside the running bot.
 
 The file is never deleted: removing it while another process opens it would let two processes
 each lock a file of their own.

@@ -57,7 +57,7 @@ from bot.ledger.money import Currency, format_amount
 from bot.ledger.recurrence import next_run
 from bot.ledger.timeparse import discord_timestamp, from_unix
 from bot.store.base import Applied, Store
-from bot.store.migrate import migrate
+from bot.store.migrate import SchemaTooNew, Upgrade, backup_path, code_version, migrate, pending, schema_version
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -167,28 +167,80 @@ class _AfterCommit:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path) -> None:
+    """The ledger on one SQLite file, opened in one of two modes.
+
+    `migrate=True` (the bot, `python -m bot db upgrade`, tests): a new file is created with every
+    migration; an existing one at an older schema version is first copied beside itself
+    (`migrate.backup_path`, SQLite online backup), then migrated; `upgrade` says what was done.
+    `migrate=False` (`backup`, `verify`, `export`, `db status`): the file must exist and is only
+    read (`PRAGMA query_only`, its journal mode untouched), at whatever version it is;
+    `schema_version` says which, and the caller decides whether it can work on it. Both modes
+    refuse a database newer than the code (`SchemaTooNew`).
+    """
+
+    def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
         self.path = Path(path)
+        self.migrate = migrate
+        self.schema_version = 0
+        self.upgrade: Upgrade | None = None
         self._db: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # short reads, on the event loop's thread
         self._last_sweep_recorded = 0
 
     # lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
-        if str(self.path) != ":memory:":
+        memory = str(self.path) == ":memory:"
+        if self.migrate and not memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        if self.migrate or memory:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        else:  # mode=rw: a missing file is an error, not a new empty database
+            uri = self.path.resolve().as_uri() + "?mode=rw"
+            self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         try:
-            await self._run(_configure)
-            version = await self._run(migrate)
+            # The version first: a database newer than the code is refused before anything
+            # (not even the switch to WAL) is written to it.
+            self.schema_version = await self._run(schema_version)
+            if self.schema_version > code_version():
+                raise SchemaTooNew(self.schema_version, code_version())
+            if self.migrate:
+                backup = await self._backup_before_upgrade()
+                await self._run(_configure)
+                await self._migrate(backup)
+            else:
+                await self._run(_configure_reading)
         except BaseException:
             await self.close()  # aiosqlite's thread is not a daemon: a leaked one blocks exit
             raise
-        log.info("database %s ready (schema version %d)", self.path, version)
-        if str(self.path) != ":memory:":
+        log.info("database %s ready (schema version %d)", self.path, self.schema_version)
+        if self.migrate and not memory:
             self._reader = sqlite3.connect(self.path, isolation_level=None)
             self._reader.execute("PRAGMA query_only = ON")
             self._reader.execute("PRAGMA busy_timeout = 50")
+
+    async def _backup_before_upgrade(self) -> Path | None:
+        """A copy of the file as it is (journal mode included) when migrations are pending for a
+        database that has data to lose; None for a new database or one that is up to date."""
+        before, target = self.schema_version, code_version()
+        if not 0 < before < target or str(self.path) == ":memory:":
+            return None
+        backup = backup_path(self.path, target)
+        await self.backup(backup)
+        log.info("database %s is at schema version %d: backed up to %s before upgrading", self.path, before, backup)
+        return backup
+
+    async def _migrate(self, backup: Path | None) -> None:
+        """Apply the pending migrations (another process may have applied them meanwhile)."""
+        before = self.schema_version
+        self.schema_version = await self._run(migrate)
+        if self.schema_version != before:
+            applied = tuple(pending(before))
+            self.upgrade = Upgrade(before, self.schema_version, applied, backup)
+            log.info(
+                "database %s upgraded from schema version %d to %d (%s); %s", self.path, before,
+                self.schema_version, ", ".join(applied),
+                f"the database as it was is in {backup}" if backup else "a new database, nothing to back up",
+            )
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -1129,6 +1181,12 @@ def _configure(conn: sqlite3.Connection) -> None:
     # FULL: a committed purchase survives a power cut (WAL fsyncs at every commit).
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _configure_reading(conn: sqlite3.Connection) -> None:
+    """For a connection that only reads: no journal-mode switch (that would write the header)."""
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA query_only = ON")
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:

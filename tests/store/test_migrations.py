@@ -311,3 +311,60 @@ async def test_a_database_from_before_deliveries_upgrades_and_its_orders_still_l
     finally:
         await store.close()
     assert user_version(db) == len(SHIPPED_FILES)
+
+
+async def test_opened_without_migrating_an_old_database_stays_as_it_is(tmp_path: Path):
+    """SqliteStore(migrate=False), as `backup`, `verify`, `export` and `db status` open it."""
+    from tests.store.versions import file_state, old_database, siblings
+
+    db = old_database(tmp_path / "old.sqlite3")
+    before = file_state(db)
+    store = SqliteStore(db, migrate=False)
+    await store.open()
+    try:
+        assert store.schema_version == 1 and store.upgrade is None
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store.set_state("k", "v")
+    finally:
+        await store.close()
+    assert file_state(db) == before
+    assert siblings(db) == set()
+
+
+async def test_opened_without_migrating_a_missing_database_is_an_error_and_creates_nothing(tmp_path: Path):
+    db = tmp_path / "none" / "missing.sqlite3"
+    store = SqliteStore(db, migrate=False)
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        await store.open()
+    await store.close()
+    assert not db.parent.exists()
+
+
+async def test_opened_for_writing_an_old_database_is_backed_up_first_and_says_what_it_did(tmp_path: Path):
+    from tests.store.versions import old_database, siblings
+
+    db = old_database(tmp_path / "old.sqlite3")
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        upgrade = store.upgrade
+        assert upgrade is not None
+        assert (upgrade.from_version, upgrade.to_version) == (1, len(SHIPPED_FILES))
+        assert upgrade.applied == tuple(name.removesuffix(".sql") for name in SHIPPED_FILES[1:])
+        assert upgrade.backup is not None and upgrade.backup.parent == tmp_path
+        assert re.fullmatch(rf"old\.before-v{len(SHIPPED_FILES)}-\d{{8}}T\d{{6}}Z\.sqlite3", upgrade.backup.name)
+        assert user_version(upgrade.backup) == 1
+    finally:
+        await store.close()
+    assert siblings(db) == {upgrade.backup.name}
+
+
+def test_backup_names_never_reuse_a_file(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    db = tmp_path / "pb.sqlite3"
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = migrate_mod.backup_path(db, 3, now)
+    assert first.name == "pb.before-v3-20260102T030405Z.sqlite3"
+    first.write_bytes(b"")
+    assert migrate_mod.backup_path(db, 3, now).name == "pb.before-v3-20260102T030405Z-2.sqlite3"
