@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from bot.store.migrate import code_version, migrations
+from fakediscord import FakeDiscord
 from tests.bot import test_process as process
 from tests.bot.conftest import text_of
 from tests.bot.test_process import Launch, Shop, assert_clean
-from tests.fakediscord import FakeDiscord
 from tests.store.versions import file_state, newer_database, old_database, siblings, user_version
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
