@@ -195,6 +195,10 @@ class SqliteStore(Store):
         if self.migrate or memory:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
         else:  # mode=rw: a missing file is an error, not a new empty database
+            if not self.path.is_file():
+                # Refused before aiosqlite starts its worker thread: a connect that fails in that
+                # thread leaves it behind, to report to a closed event loop later.
+                raise sqlite3.OperationalError(f"unable to open database file {self.path}")
             uri = self.path.resolve().as_uri() + "?mode=rw"
             self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         try:
