@@ -94,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+async def open_store(settings: Settings, *, migrate: bool) -> SqliteStore | None:
+    """The store, opened; None (after saying why) for a database newer than the code."""
+    store = SqliteStore(settings.database_path, migrate=migrate)
+    try:
+        await store.open()
+    except SchemaTooNew as exc:
+        print(f"Refused: {exc}.", file=sys.stderr)
+        return None
+    return store
+
+
 def with_ledger(
     settings: Settings, action: Callable[[Ledger], Awaitable[int]], *, needs_current: bool = False
 ) -> int:
@@ -103,11 +114,8 @@ def with_ledger(
     the action `needs_current` schema (it reads tables or columns a later migration adds)."""
 
     async def go() -> int:
-        store = SqliteStore(settings.database_path, migrate=False)
-        try:
-            await store.open()
-        except SchemaTooNew as exc:
-            print(f"Refused: {exc}.", file=sys.stderr)
+        store = await open_store(settings, migrate=False)
+        if store is None:
             return EXIT_USAGE
         try:
             if needs_current and store.schema_version < code_version():
@@ -151,14 +159,10 @@ def db_upgrade(settings: Settings) -> int:
         return EXIT_USAGE
 
     async def go() -> int:
-        store = SqliteStore(settings.database_path, migrate=True)
-        try:
-            await store.open()
-        except SchemaTooNew as exc:
-            print(f"Refused: {exc}.", file=sys.stderr)
+        store = await open_store(settings, migrate=True)
+        if store is None:
             return EXIT_USAGE
-        finally:
-            await store.close()
+        await store.close()
         upgrade = store.upgrade
         if upgrade is None:
             print(f"Up to date: {settings.database_path} is at schema version {store.schema_version}; nothing to do.")
