@@ -50,9 +50,9 @@ from bench._common import (  # noqa: E402
     schema_hash,
     summary,
 )
-from bot.ledger import rules  # noqa: E402
-from bot.ledger.models import DEFAULT_REMINDER_LEADS  # noqa: E402
-from bot.ledger.service import Ledger  # noqa: E402
+from bot.app.ledger import Ledger  # noqa: E402
+from bot.domain.models import DEFAULT_REMINDER_LEADS  # noqa: E402
+from bot.domain.reminders import next_reminder_at, reminder_lead_due  # noqa: E402
 from bot.store.sqlite import (  # noqa: E402
     ENTRY_SELECT,
     ITEM_COLUMNS,
@@ -176,16 +176,16 @@ def fsync(path: Path) -> None:
 
 def reminder_state(expires_at: int, created_at: int, last_run: int) -> tuple[int | None, list[tuple[int, int]]]:
     """Replay the reminder job up to `last_run`: the lot's next_reminder_at and the leads sent."""
-    nra = rules.next_reminder_at(expires_at, LEADS, created_at)
+    nra = next_reminder_at(expires_at, LEADS, created_at)
     sent: list[tuple[int, int]] = []
     after: int | None = None
     while nra is not None and nra <= last_run:
-        lead = rules.reminder_lead_due(expires_at, LEADS, nra)
+        lead = reminder_lead_due(expires_at, LEADS, nra)
         if lead is None:
             return None, sent
         sent.append((lead, nra))
         after = lead if after is None else min(after, lead)
-        nra = rules.next_reminder_at(expires_at, LEADS, nra, after)
+        nra = next_reminder_at(expires_at, LEADS, nra, after)
     return nra, sent
 
 
@@ -576,7 +576,7 @@ class Floor:
         try:
             c.execute(IDEMPOTENCY_SELECT, (key,)).fetchone()
             leads = tuple(int(s) for s in c.execute(SETTINGS_SQL, (g,)).fetchone()[4].split(","))
-            nra = rules.next_reminder_at(expires_at, leads, now)
+            nra = next_reminder_at(expires_at, leads, now)
             (first,) = c.execute(NEXT_LOT_ID).fetchone()
             c.executemany(ACCOUNT_INSERT, ((g, u, now) for u in user_ids))
             c.executemany(LOT_INSERT, (

@@ -55,10 +55,10 @@ import aiosqlite  # noqa: E402
 import discord  # noqa: E402
 
 from bench._common import FixedClock, cached_build, log, migrate, peak_rss_mb, schema_hash, summary  # noqa: E402
-from bot.client import PromoBalanceBot, point_at  # noqa: E402
+from bot.app.reminder_dispatch import DEFAULT_DMS_PER_SECOND  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.ledger.models import DEFAULT_REMINDER_LEADS  # noqa: E402
-from bot.reminders import DEFAULT_DMS_PER_SECOND  # noqa: E402
+from bot.discordbot.client import PromoBalanceBot, point_at  # noqa: E402
+from bot.domain.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.scheduler import TICK_SECONDS  # noqa: E402
 from bot.store.sqlite import _configure, _due_reminders, _sweep_batch  # noqa: E402
 from fakediscord import FakeDiscord  # noqa: E402

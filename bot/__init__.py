@@ -1,7 +1,7 @@
 """Promo Balance: store credit for Discord servers.
 
-`bot.ledger` holds the rules (no Discord import), `bot.store` the persistence,
-`bot.cli` the command line; the Discord layer lives in `bot.client` and `cogs/`.
+`bot.domain` holds the rules (no Discord import), `bot.store` the persistence,
+`bot.cli` the command line; the Discord layer lives in `bot.discordbot.client` and `cogs/`.
 """
 
 __version__ = "0.1.0"

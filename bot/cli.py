@@ -20,8 +20,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bot.app.ledger import Ledger
 from bot.config import ConfigError, Settings
-from bot.ledger.service import Ledger
 from bot.store.lock import DatabaseInUse, DatabaseLock
 from bot.store.migrate import SchemaTooNew, code_version, pending
 from bot.store.sqlite import SqliteStore
@@ -224,7 +224,7 @@ def application_id_from_token(token: str) -> int | None:
 
 
 def invite(settings: Settings, app_id: int | None) -> int:
-    from bot.client import invite_url
+    from bot.discordbot.client import invite_url
 
     app_id = app_id or application_id_from_token(settings.discord_token)
     if app_id is None:
@@ -245,7 +245,7 @@ def run_bot(settings: Settings) -> int:
     except DatabaseInUse as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    from bot.client import run  # discord.py loads only when the bot really runs
+    from bot.discordbot.client import run  # discord.py loads only when the bot really runs
     from bot.logs import setup_logging
 
     setup_logging(settings.log_level, secrets=(settings.discord_token,))

@@ -14,7 +14,7 @@ import logging
 import re
 from typing import TextIO
 
-from bot.ledger.codes import mask_code
+from bot.domain.codes import mask_code
 
 #: Loggers LOG_LEVEL applies to; every other logger is held at INFO or above.
 OWN_LOGGERS = ("bot", "cogs", "__main__")

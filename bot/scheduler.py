@@ -18,9 +18,9 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.deliveries import DeliveryWorker
-from bot.ledger.service import Ledger
-from bot.reminders import ReminderDispatcher
+from bot.app.delivery_worker import DeliveryWorker
+from bot.app.ledger import Ledger
+from bot.app.reminder_dispatch import ReminderDispatcher
 
 log = logging.getLogger(__name__)
 

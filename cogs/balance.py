@@ -9,10 +9,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import limits
-from bot.ledger.models import Entry, GuildSettings, Lot
-from cogs import _fit
-from cogs._common import BLUE, guild_id_of, ledger_of, lot_line, money, send_paged, ts
+from bot.discordbot import fit
+from bot.discordbot.ui import BLUE, guild_id_of, ledger_of, lot_line, money, send_paged, ts
+from bot.domain import limits
+from bot.domain.models import Entry, GuildSettings, Lot
 
 ENTRY_LABELS = {
     "grant": "Credit added",
@@ -36,10 +36,10 @@ def lots_text(lots: Sequence[Lot], settings: GuildSettings, now: int) -> str:
 
     def more(count: int) -> str:
         left = count + hidden
-        return f"{_fit.and_more(left)}, {money(settings, held[len(lots) - left])} in all"
+        return f"{fit.and_more(left)}, {money(settings, held[len(lots) - left])} in all"
 
-    room = _fit.FIELD_VALUE - (len(more(0)) + 1 if hidden else 0)
-    text = _fit.fit_lines(lines, room, more=more)
+    room = fit.FIELD_VALUE - (len(more(0)) + 1 if hidden else 0)
+    text = fit.fit_lines(lines, room, more=more)
     if hidden and text == "\n".join(lines):  # every shown line fitted: the rest still needs its line
         text += "\n" + more(0)
     return text
@@ -52,7 +52,7 @@ def entry_line(entry: Entry, settings: GuildSettings) -> str:
     order = f" · order `#{entry.order_id}`" if entry.order_id else ""
     # The ledger refuses reasons over limits.REASON characters; the clip keeps a line bounded
     # whatever a row holds, so a page of ten lines always fits in one description (4,096).
-    reason = f" · {_fit.clip(entry.reason, limits.REASON)}" if entry.reason else ""
+    reason = f" · {fit.clip(entry.reason, limits.REASON)}" if entry.reason else ""
     return f"{ts(entry.created_at)} {label}{amount} ({kind}, lot `#{entry.lot_id}`){order}{reason}"
 
 
@@ -103,7 +103,7 @@ class Balance(commands.Cog):
             result = await ledger.history(guild_id, user_id, number)
             embed = discord.Embed(title="Your credit history", colour=BLUE)
             lines = [entry_line(e, settings) for e in result.items]
-            embed.description = _fit.fit_lines(lines, _fit.DESCRIPTION) or "Nothing here yet."
+            embed.description = fit.fit_lines(lines, fit.DESCRIPTION) or "Nothing here yet."
             embed.set_footer(text=f"Page {result.page} of {result.pages} · {result.total} entries")
             return embed, result.pages
 

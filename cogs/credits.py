@@ -12,12 +12,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import limits
-from bot.ledger.errors import Conflict, InvalidInput, NotFound
-from bot.ledger.models import GuildSettings, Lot, Schedule
-from bot.ledger.timeparse import from_unix
-from cogs import _fit
-from cogs._common import (
+from bot.discordbot import fit
+from bot.discordbot.charts import weekly_chart_png
+from bot.discordbot.ui import (
     BLUE,
     GREEN,
     ModeratorCog,
@@ -35,8 +32,11 @@ from cogs._common import (
     send_paged,
     ts,
 )
+from bot.domain import limits
+from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.domain.models import GuildSettings, Lot, Schedule
+from bot.domain.timeparse import from_unix
 from cogs.balance import entry_line
-from cogs.charts import weekly_chart_png
 from cogs.shop import category_autocomplete
 
 Kind = Literal["promo", "gift"]
@@ -76,17 +76,17 @@ async def lot_autocomplete(interaction: discord.Interaction, current: str) -> li
         if typed and typed not in str(lot.id):
             continue
         if lot.is_usable_at(now) or lot.is_upcoming_at(now):
-            choices.append(app_commands.Choice(name=_fit.clip(label, _fit.CHOICE_NAME), value=lot.id))
-            if len(choices) == _fit.CHOICES:
+            choices.append(app_commands.Choice(name=fit.clip(label, fit.CHOICE_NAME), value=lot.id))
+            if len(choices) == fit.CHOICES:
                 break
     return choices
 
 
-def lots_field(lots: Sequence[Lot], settings: GuildSettings, now: int, limit: int = _fit.FIELD_VALUE) -> str:
+def lots_field(lots: Sequence[Lot], settings: GuildSettings, now: int, limit: int = fit.FIELD_VALUE) -> str:
     """As many lot lines as fit in an embed field, then how many more there are."""
     if not lots:
         return "No active lots."
-    return _fit.fit_lines([lot_line(lot, settings, now) for lot in lots], limit)
+    return fit.fit_lines([lot_line(lot, settings, now) for lot in lots], limit)
 
 
 def schedule_line(schedule: Schedule, settings: GuildSettings) -> str:
@@ -135,7 +135,7 @@ class Credits(ModeratorCog):
         line = lot_line(lot, settings, ledger.now()) if lot else ""
         text = f"Granted {money(settings, result.amount)} of {kind} credit to {member.mention}.\n{line}"
         await answer_committed(
-            interaction, _fit.clip(text, _fit.CONTENT), audit="Credit granted", audit_fields={"Reason": reason or "—"}
+            interaction, fit.clip(text, fit.CONTENT), audit="Credit granted", audit_fields={"Reason": reason or "—"}
         )
 
     @credits.command(name="grant-role", description="Give every member of a role credit, all at once.")
@@ -212,7 +212,7 @@ class Credits(ModeratorCog):
             lot_id=lot, amount=amount,
         )
         settings = await ledger.settings(guild_id)
-        lots = _fit.fit_lines(
+        lots = fit.fit_lines(
             [f"`#{lot_id}`" for lot_id in dict.fromkeys(c.lot_id for c in result.changes)], REVOKED_LOTS_SHOWN,
             separator=", ",
         )
@@ -258,7 +258,7 @@ class Credits(ModeratorCog):
             now = ledger.now()
             balance = await ledger.balance(guild_id, member.id)
             history = await ledger.history(guild_id, member.id, page, INSPECT_PAGE)
-            embed = discord.Embed(title=_fit.clip(f"Credit of {member.display_name}", _fit.TITLE), colour=BLUE)
+            embed = discord.Embed(title=fit.clip(f"Credit of {member.display_name}", fit.TITLE), colour=BLUE)
             embed.add_field(name="Gift", value=money(settings, balance.gift))
             embed.add_field(name="Promotional", value=money(settings, balance.promo))
             embed.add_field(name="Upcoming", value=money(settings, balance.upcoming))
@@ -266,11 +266,11 @@ class Credits(ModeratorCog):
             # A page of the ledger is ten whole entries, in as many fields as their reasons need; the
             # lots get what that leaves of a message's 6,000 characters (never more than a field).
             ledger_name = f"Ledger (page {history.page} of {history.pages})"
-            entries = _fit.pack_pages([entry_line(e, settings) for e in history.items], _fit.FIELD_VALUE)
+            entries = fit.pack_pages([entry_line(e, settings) for e in history.items], fit.FIELD_VALUE)
             entries = entries or ["No entries."]
             names = [ledger_name] + [BLANK] * (len(entries) - 1)
-            room = _fit.EMBEDS_TOTAL - len(embed) - len("Active lots") - sum(map(len, names + entries))
-            lots = lots_field(balance.lots, settings, now, min(_fit.FIELD_VALUE, room))
+            room = fit.EMBEDS_TOTAL - len(embed) - len("Active lots") - sum(map(len, names + entries))
+            lots = lots_field(balance.lots, settings, now, min(fit.FIELD_VALUE, room))
             embed.add_field(name="Active lots", value=lots, inline=False)
             for name, value in zip(names, entries, strict=True):
                 embed.add_field(name=name, value=value, inline=False)
@@ -314,8 +314,8 @@ class Credits(ModeratorCog):
         embed.add_field(name="Last 4 weeks", value=weekly or "—", inline=False)
         codes = [f"`{code}`: {count}" for code, count in report.redemptions_per_code]
         if len(codes) > REPORT_CODES:  # the most redeemed first; the rest are in /promo list
-            codes[REPORT_CODES:] = [f"{_fit.and_more(len(codes) - REPORT_CODES)}: see /promo list"]
-        codes_text = _fit.clip("\n".join(codes), _fit.FIELD_VALUE) or "No promo codes yet."
+            codes[REPORT_CODES:] = [f"{fit.and_more(len(codes) - REPORT_CODES)}: see /promo list"]
+        codes_text = fit.clip("\n".join(codes), fit.FIELD_VALUE) or "No promo codes yet."
         embed.add_field(name="Redemptions per promo code", value=codes_text, inline=False)
         png = await asyncio.to_thread(weekly_chart_png, report.weeks, settings.currency_name)
         embed.set_image(url="attachment://report.png")
@@ -347,7 +347,7 @@ class Credits(ModeratorCog):
         )
         settings = await ledger.settings(guild_id)
         text = "Recurring grant created: " + schedule_line(schedule, settings)
-        await answer_committed(interaction, _fit.clip(text, _fit.CONTENT), audit="Recurring grant created")
+        await answer_committed(interaction, fit.clip(text, fit.CONTENT), audit="Recurring grant created")
 
     @schedule.command(name="list", description="This server's recurring grants.")
     async def schedule_list(self, interaction: discord.Interaction) -> None:

@@ -9,13 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import csvsafe, limits
-from bot.ledger.models import GiftCard, GuildSettings
-from bot.ledger.rules import clamp_page, page_count
-from bot.ledger.service import MAX_GIFT_CARDS
-from bot.ledger.timeparse import from_unix
-from cogs import _fit
-from cogs._common import (
+from bot.app.ledger import MAX_GIFT_CARDS
+from bot.discordbot import fit
+from bot.discordbot.ui import (
     BLUE,
     ModeratorCog,
     answer_committed,
@@ -30,6 +26,10 @@ from cogs._common import (
     send_paged,
     ts,
 )
+from bot.domain import csvsafe, limits
+from bot.domain.models import GiftCard, GuildSettings
+from bot.domain.paging import clamp_page, page_count
+from bot.domain.timeparse import from_unix
 
 INLINE_CODES = 5
 #: Last 4s listed in the audit post of an issue; the rest are counted ("… and 480 more").
@@ -72,7 +72,7 @@ class GiftCards(ModeratorCog):
         tails = [f"…{tail}" for tail in cards.last4s]
         last4 = ", ".join(tails[:AUDIT_LAST4S])
         if len(tails) > AUDIT_LAST4S:
-            last4 += ", " + _fit.and_more(len(tails) - AUDIT_LAST4S)
+            last4 += ", " + fit.and_more(len(tails) - AUDIT_LAST4S)
         message: dict[str, Any] = {}
         if not cards.codes:  # the same interaction again: its codes were shown the first time
             content = f"{summary} These were issued already and their codes were shown once; see `/giftcard list`."
@@ -98,7 +98,7 @@ class GiftCards(ModeratorCog):
                 writer.writerows((code, value, claim_iso) for code in cards.codes)
                 content = f"{summary}{claim} The codes are in the file: it is shown only this once."
                 message["file"] = discord.File(io.BytesIO(out.getvalue().encode()), filename="gift-cards.csv")
-        record_committed(interaction, _fit.clip(failed, _fit.CONTENT))
+        record_committed(interaction, fit.clip(failed, fit.CONTENT))
         try:
             await interaction.response.send_message(content, ephemeral=True, **message)
         finally:
@@ -116,7 +116,7 @@ class GiftCards(ModeratorCog):
             page = clamp_page(page, len(cards), LIST_PAGE)
             shown = cards[(page - 1) * LIST_PAGE : page * LIST_PAGE]
             lines = [card_line(card, settings) for card in shown]
-            description = _fit.fit_lines(lines, _fit.DESCRIPTION) or "None issued yet."
+            description = fit.fit_lines(lines, fit.DESCRIPTION) or "None issued yet."
             embed = discord.Embed(title="Gift cards", colour=BLUE, description=description)
             if cards:
                 unredeemed = sum(card.status == "unredeemed" for card in cards)

@@ -6,8 +6,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import _fit
-from cogs._common import BLUE, answer_committed, guild_id_of, ledger_of
+from bot.discordbot import fit
+from bot.discordbot.ui import BLUE, answer_committed, guild_id_of, ledger_of
 
 UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 
@@ -72,7 +72,7 @@ class Member(commands.Cog):
         # At most limits.EXCLUDED_CATEGORIES names and a 20-character currency: about 2,500
         # characters at the most; the clip keeps the promise whatever the settings hold.
         embed = discord.Embed(
-            title="Credit terms", description=_fit.clip("\n\n".join(lines), _fit.DESCRIPTION), colour=BLUE
+            title="Credit terms", description=fit.clip("\n\n".join(lines), fit.DESCRIPTION), colour=BLUE
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

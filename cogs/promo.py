@@ -6,11 +6,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import codes, limits
-from bot.ledger.codes import normalise_code
-from bot.ledger.models import GuildSettings, PromoCode
-from cogs import _fit
-from cogs._common import (
+from bot.discordbot import fit
+from bot.discordbot.ui import (
     BLUE,
     ModeratorCog,
     answer_committed,
@@ -24,6 +21,9 @@ from cogs._common import (
     send_paged,
     ts,
 )
+from bot.domain import codes, limits
+from bot.domain.codes import normalise_code
+from bot.domain.models import GuildSettings, PromoCode
 from cogs.shop import category_autocomplete
 
 #: Room for one /promo list page: its description. A code's line is at most about 800 characters (a
@@ -102,7 +102,7 @@ class Promo(ModeratorCog):
             min_member_days=min_member_days,
         )
         settings = await ledger.settings(guild_id)
-        text = _fit.clip("Promo code created: " + promo_line(promo, settings), _fit.CONTENT)
+        text = fit.clip("Promo code created: " + promo_line(promo, settings), fit.CONTENT)
         await answer_committed(interaction, text, audit="Promo code created")
 
     @promo.command(name="list", description="This server's promo codes and their use.")

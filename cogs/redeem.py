@@ -6,9 +6,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import limits
-from cogs import _fit
-from cogs._common import GREEN, guild_id_of, key_of, ledger_of, member_facts, money, record_committed, ts
+from bot.discordbot import fit
+from bot.discordbot.ui import GREEN, guild_id_of, key_of, ledger_of, member_facts, money, record_committed, ts
+from bot.domain import limits
 
 
 class Redeem(commands.Cog):
@@ -38,7 +38,7 @@ class Redeem(commands.Cog):
             embed.add_field(name="Expires", value=f"{ts(lot.expires_at)} ({ts(lot.expires_at, 'f')})")
         if lot.categories:
             # At most limits.CATEGORIES_PER_LIST names of limits.CATEGORY characters: this fits already.
-            embed.add_field(name="Usable on", value=_fit.fit_lines(lot.categories, _fit.FIELD_VALUE, separator=", "))
+            embed.add_field(name="Usable on", value=fit.fit_lines(lot.categories, fit.FIELD_VALUE, separator=", "))
         if lot.one_time:
             embed.add_field(name="One-time", value="Whatever one purchase leaves of it is forfeited.")
         embed.add_field(name="Your balance", value=money(settings, balance.total), inline=False)

@@ -11,13 +11,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import limits
-from bot.ledger.errors import InvalidInput
-from bot.ledger.models import GuildSettings
-from bot.ledger.money import MAX_NAME_LENGTH, MAX_SYMBOL_LENGTH
-from bot.ledger.timeparse import MAX_LEAD_TIMES, format_lead_times
-from cogs import _fit
-from cogs._common import (
+from bot.discordbot import fit
+from bot.discordbot.ui import (
     BLUE,
     ModeratorCog,
     answer_committed,
@@ -26,6 +21,11 @@ from cogs._common import (
     ledger_of,
     moderator_commands,
 )
+from bot.domain import limits
+from bot.domain.errors import InvalidInput
+from bot.domain.models import GuildSettings
+from bot.domain.money import MAX_NAME_LENGTH, MAX_SYMBOL_LENGTH
+from bot.domain.timeparse import MAX_LEAD_TIMES, format_lead_times
 from cogs.shop import category_autocomplete
 
 
@@ -43,7 +43,7 @@ def field_chunks(items: list[str], limit: int, separator: str = ", ") -> list[st
     """``items`` joined by ``separator`` into as few texts of at most ``limit`` characters as they
     fit, each item whole: for a list shown in full over several embed fields."""
     chunks: list[str] = []
-    for item in (_fit.clip(item, limit) for item in items):
+    for item in (fit.clip(item, limit) for item in items):
         if chunks and len(chunks[-1]) + len(separator) + len(item) <= limit:
             chunks[-1] += separator + item
         else:
@@ -63,7 +63,7 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     )
     # Up to limits.EXCLUDED_CATEGORIES (25) names of 50 characters: 1,348 characters, more than one
     # field holds, so the list goes on in a second field rather than being cut.
-    excluded = field_chunks([f"`{c}`" for c in settings.promo_excluded_categories], _fit.FIELD_VALUE) or ["none"]
+    excluded = field_chunks([f"`{c}`" for c in settings.promo_excluded_categories], fit.FIELD_VALUE) or ["none"]
     for number, chunk in enumerate(excluded):
         name = "Promo credit excluded on" + (" (continued)" if number else "")
         embed.add_field(name=name, value=chunk, inline=False)
@@ -75,7 +75,7 @@ class Settings(ModeratorCog):
 
     async def _changed(self, interaction: discord.Interaction, what: str, settings: GuildSettings) -> None:
         await answer_committed(
-            interaction, _fit.clip(what, _fit.CONTENT), audit="Settings changed", embed=settings_embed(settings)
+            interaction, fit.clip(what, fit.CONTENT), audit="Settings changed", embed=settings_embed(settings)
         )
 
     @settings.command(name="currency", description="Name, symbol and decimals of this server's credit.")

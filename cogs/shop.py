@@ -11,13 +11,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import delivery as deliveries
-from bot.ledger import limits
-from bot.ledger.errors import Conflict, NotFound, PlanChanged, UserError
-from bot.ledger.models import CheckoutPreview, GuildSettings, Order, ShopItem
-from bot.ledger.rules import MAX_QUANTITY
-from cogs import _fit
-from cogs._common import (
+from bot.discordbot import fit
+from bot.discordbot.render import error_text
+from bot.discordbot.ui import (
     BLUE,
     GREEN,
     ORANGE,
@@ -30,6 +26,11 @@ from cogs._common import (
     send_paged,
     ts,
 )
+from bot.domain import delivery as deliveries
+from bot.domain import limits
+from bot.domain.errors import Conflict, NotFound, PlanChanged, UserError
+from bot.domain.models import CheckoutPreview, GuildSettings, Order, ShopItem
+from bot.domain.orders import MAX_QUANTITY
 
 log = logging.getLogger(__name__)
 PREVIEW_SECONDS = 120
@@ -51,7 +52,7 @@ async def resolve_item(interaction: discord.Interaction, value: str, include_ina
         if item.name.casefold() == text.casefold():
             return item
     raise NotFound(
-        f"The shop has no item called `{_fit.clip(text, limits.ITEM_NAME)}`. Pick one from the list as you type."
+        f"The shop has no item called `{fit.clip(text, limits.ITEM_NAME)}`. Pick one from the list as you type."
     )
 
 
@@ -60,10 +61,10 @@ def choice_label(name: str, price: str, category: str, sold_out: bool) -> str:
     always show; a long name and category are cut with "…", the name keeping the larger share."""
     price_part = f" — {price}"
     sold = " · sold out" if sold_out else ""
-    room = _fit.CHOICE_NAME - len(price_part) - len(sold) - len(" ()")  # for the name and the category
+    room = fit.CHOICE_NAME - len(price_part) - len(sold) - len(" ()")  # for the name and the category
     category_room = max(room - len(name), min(len(category), room // 3))
     name_room = room - min(len(category), category_room)
-    return f"{_fit.clip(name, name_room)}{price_part} ({_fit.clip(category, category_room)}){sold}"
+    return f"{fit.clip(name, name_room)}{price_part} ({fit.clip(category, category_room)}){sold}"
 
 
 async def item_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -76,7 +77,7 @@ async def item_autocomplete(interaction: discord.Interaction, current: str) -> l
         if needle and needle not in item.name.casefold() and needle not in item.category.casefold():
             continue
         label = choice_label(item.name, money(settings, item.price), item.category, item.stock == 0)
-        choices.append(app_commands.Choice(name=_fit.clip(label, _fit.CHOICE_NAME), value=str(item.id)))
+        choices.append(app_commands.Choice(name=fit.clip(label, fit.CHOICE_NAME), value=str(item.id)))
         if len(choices) == 25:
             break
     return choices
@@ -87,10 +88,10 @@ async def category_autocomplete(interaction: discord.Interaction, current: str) 
     categories = await ledger_of(interaction).categories(guild_id_of(interaction))
     return [
         # Categories are at most limits.CATEGORY (50) characters, well inside a choice's 100.
-        app_commands.Choice(name=_fit.clip(c, _fit.CHOICE_NAME), value=_fit.clip(c, _fit.CHOICE_VALUE))
+        app_commands.Choice(name=fit.clip(c, fit.CHOICE_NAME), value=fit.clip(c, fit.CHOICE_VALUE))
         for c in categories
         if needle in c.casefold()
-    ][: _fit.CHOICES]
+    ][: fit.CHOICES]
 
 
 def promo_note(item: ShopItem, settings: GuildSettings) -> str:
@@ -111,7 +112,7 @@ def item_line(item: ShopItem, settings: GuildSettings) -> str:
 
 def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: int) -> discord.Embed:
     item = preview.item
-    embed = discord.Embed(title=_fit.clip(f"Buy {preview.quantity} × {item.name}?", _fit.TITLE), colour=ORANGE)
+    embed = discord.Embed(title=fit.clip(f"Buy {preview.quantity} × {item.name}?", fit.TITLE), colour=ORANGE)
     embed.add_field(name="Price", value=money(settings, preview.total))
     embed.add_field(name="Promotional credit applied", value=money(settings, preview.promo_applied))
     embed.add_field(name="Gift balance applied", value=money(settings, preview.gift_applied))
@@ -132,14 +133,14 @@ def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: 
 def receipt_embed(order: Order, settings: GuildSettings, note: str = "") -> discord.Embed:
     refunded = order.status == "refunded"
     title = f"Order #{order.id}{' (refunded)' if refunded else ''}: {order.quantity} × {order.item_name}"
-    embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=ORANGE if refunded else GREEN)
+    embed = discord.Embed(title=fit.clip(title, fit.TITLE), colour=ORANGE if refunded else GREEN)
     embed.add_field(name="Paid", value=money(settings, order.total))
     embed.add_field(name="Promotional credit", value=money(settings, order.promo_applied))
     embed.add_field(name="Gift balance", value=money(settings, order.gift_applied))
     if order.forfeited:
         embed.add_field(name="Forfeited", value=money(settings, order.forfeited))
     if note:
-        embed.description = _fit.clip(note, _fit.DESCRIPTION)
+        embed.description = fit.clip(note, fit.DESCRIPTION)
     return embed
 
 
@@ -147,12 +148,12 @@ def purchase_summary(order: Order, settings: GuildSettings) -> str:
     """What a committed purchase did, in words fit for a followup or a DM (SPEC §7)."""
     bought = f"{order.quantity} × {order.item_name}"
     if order.status == "refunded":
-        return _fit.clip(
+        return fit.clip(
             f"Order #{order.id} ({bought}) was paid and then refunded automatically: "
-            f"{money(settings, order.total)} is back in your balance. See /orders.", _fit.CONTENT,
+            f"{money(settings, order.total)} is back in your balance. See /orders.", fit.CONTENT,
         )
-    return _fit.clip(
-        f"You bought {bought} for {money(settings, order.total)} (order #{order.id}). See /orders.", _fit.CONTENT
+    return fit.clip(
+        f"You bought {bought} for {money(settings, order.total)} (order #{order.id}). See /orders.", fit.CONTENT
     )
 
 
@@ -233,12 +234,14 @@ class ConfirmPurchase(discord.ui.View):
             lapses_at = ledger.now() + PREVIEW_SECONDS
             self._successor = ConfirmPurchase(self.origin, exc.preview, lapses_at, self.revision + 1)
             return {
-                "content": _fit.clip(f"Nothing was charged. {exc} Check the new preview below.", _fit.CONTENT),
+                "content": fit.clip(
+                    f"Nothing was charged. {error_text(exc)} Check the new preview below.", fit.CONTENT
+                ),
                 "embed": preview_embed(exc.preview, settings, lapses_at),
                 "view": self._successor,
             }
         except UserError as exc:
-            return {"content": _fit.clip(f"Nothing was charged. {exc}", _fit.CONTENT), "embed": None}
+            return {"content": fit.clip(f"Nothing was charged. {error_text(exc)}", fit.CONTENT), "embed": None}
         # Paid: from here on, an answer that fails must say so, not "nothing was changed" (SPEC §7).
         self._committed = purchase_summary(order, settings)
         record_committed(interaction, self._committed)
@@ -298,7 +301,7 @@ class ConfirmPurchase(discord.ui.View):
             await self.origin.edit_original_response(content=self.LAPSED, embed=None, view=None)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
-        from bot.client import report_error
+        from bot.discordbot.client import report_error
 
         await report_error(interaction, error)
 
@@ -321,14 +324,14 @@ class Shop(commands.Cog):
         # Up to ITEMS_PER_PAGE items a page, fewer when their texts would pass one description
         # (500-character descriptions fit about five); every item whole, on some page.
         lines = [item_line(item, settings) for item in items]
-        pages = _fit.pack_pages(lines, _fit.DESCRIPTION, separator=ITEM_SEPARATOR, per_page=ITEMS_PER_PAGE) or [""]
-        shown_category = _fit.clip(category, limits.CATEGORY) if category else ""
+        pages = fit.pack_pages(lines, fit.DESCRIPTION, separator=ITEM_SEPARATOR, per_page=ITEMS_PER_PAGE) or [""]
+        shown_category = fit.clip(category, limits.CATEGORY) if category else ""
 
         async def render(page: int) -> tuple[discord.Embed, int]:
             page = min(max(page, 1), len(pages))
             shown = pages[page - 1]
             title = "Shop" + (f": {shown_category}" if category else "")
-            embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=BLUE)
+            embed = discord.Embed(title=fit.clip(title, fit.TITLE), colour=BLUE)
             if shown:
                 embed.description = shown
             elif category:
@@ -386,7 +389,7 @@ class Shop(commands.Cog):
                     f"{money(settings, order.total)}{status}"
                 )
             # Ten lines of at most ~200 characters: this fits; fit_lines keeps it so by construction.
-            embed.description = _fit.fit_lines(lines, _fit.DESCRIPTION) or "No orders yet. Browse `/shop`."
+            embed.description = fit.fit_lines(lines, fit.DESCRIPTION) or "No orders yet. Browse `/shop`."
             embed.set_footer(text=f"Page {result.page} of {result.pages}")
             return embed, result.pages
 

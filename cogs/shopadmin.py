@@ -8,11 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger import delivery as deliveries
-from bot.ledger import limits
-from bot.ledger.errors import InvalidInput
-from cogs import _fit
-from cogs._common import (
+from bot.discordbot import fit
+from bot.discordbot.ui import (
     ModeratorCog,
     answer_committed,
     bot_of,
@@ -24,6 +21,9 @@ from cogs._common import (
     money,
     record_committed,
 )
+from bot.domain import delivery as deliveries
+from bot.domain import limits
+from bot.domain.errors import InvalidInput
 from cogs.shop import category_autocomplete, item_line, resolve_item
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,13 @@ async def any_item_autocomplete(interaction: discord.Interaction, current: str) 
         app_commands.Choice(name=removed_label(item.name, item.active), value=str(item.id))
         for item in items
         if needle in item.name.casefold()
-    ][: _fit.CHOICES]
+    ][: fit.CHOICES]
 
 
 def removed_label(name: str, active: bool) -> str:
     """The item's name in a choice's 100 characters, still saying "(removed)" when cut."""
     suffix = "" if active else REMOVED
-    return _fit.clip(name, _fit.CHOICE_NAME - len(suffix)) + suffix
+    return fit.clip(name, fit.CHOICE_NAME - len(suffix)) + suffix
 
 
 def assignable(role: discord.Role | None) -> int | None:
@@ -99,7 +99,7 @@ class ShopAdmin(ModeratorCog):
             role_id=assignable(role), limit=limit, description=description,
         )
         settings = await ledger.settings(guild_id)
-        text = _fit.clip("Added to the shop: " + item_line(item, settings), _fit.CONTENT)
+        text = fit.clip("Added to the shop: " + item_line(item, settings), fit.CONTENT)
         await answer_committed(interaction, text, audit="Shop item added")
 
     @shopadmin.command(name="edit", description="Change an item; only the options you give change.")
@@ -141,7 +141,7 @@ class ShopAdmin(ModeratorCog):
         )
         settings = await ledger.settings(guild_id)
         hidden = "" if updated.active else " (not in the shop)"
-        text = _fit.clip("Updated: " + item_line(updated, settings), _fit.CONTENT - len(hidden)) + hidden
+        text = fit.clip("Updated: " + item_line(updated, settings), fit.CONTENT - len(hidden)) + hidden
         await answer_committed(interaction, text, audit="Shop item edited")
 
     @shopadmin.command(name="remove", description="Take an item out of the shop (past orders keep it).")
@@ -191,7 +191,7 @@ class ShopAdmin(ModeratorCog):
         if refunded.role_id is not None:
             text += await role_taken_back(interaction, refunded.guild_id, refunded.id, refunded.role_id)
         await answer_committed(
-            interaction, _fit.clip(text, _fit.CONTENT), audit="Order refunded", audit_fields={"Reason": reason or "—"}
+            interaction, fit.clip(text, fit.CONTENT), audit="Order refunded", audit_fields={"Reason": reason or "—"}
         )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
 from bot.store.base import Store
 from bot.store.sqlite import SqliteStore
 

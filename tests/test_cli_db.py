@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot import cli
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
 from bot.store.lock import DatabaseLock
 from bot.store.migrate import code_version, migrations
 from bot.store.sqlite import SqliteStore

@@ -46,7 +46,7 @@ def test_cli_verify_backup_export(tmp_path):
     import csv
     import sqlite3
 
-    from bot.ledger.service import Ledger
+    from bot.app.ledger import Ledger
     from bot.store.sqlite import SqliteStore
 
     db = tmp_path / "pb.sqlite3"

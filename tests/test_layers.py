@@ -1,5 +1,5 @@
 """The layers below Discord stay below it: the domain (bot/ledger) and the store (bot/store) import
-neither discord.py nor the Discord layer (bot.client, bot.notify, cogs), so the CLI, a second
+neither discord.py nor the Discord layer (bot.discordbot.client, bot.discordbot.notify, cogs), so the CLI, a second
 database and the playground reuse them as they are (STYLE.md points 2 and 16)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = sorted([*(ROOT / "bot" / "ledger").glob("*.py"), *(ROOT / "bot" / "store").glob("*.py")])
-DISCORD_LAYER = ("discord", "cogs", "bot.client", "bot.notify", "bot.deliveries", "fakediscord")
+CORE = sorted(path for layer in ("domain", "app", "store") for path in (ROOT / "bot" / layer).rglob("*.py"))
+DISCORD_LAYER = ("discord", "cogs", "bot.discordbot", "fakediscord")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -40,5 +40,5 @@ def test_the_domain_and_the_store_import_nothing_of_discord(path: Path):
 def test_the_check_sees_an_import_of_discord(tmp_path: Path):
     """The check itself can fail: an import of discord in any form is found."""
     sample = tmp_path / "sample.py"
-    sample.write_text("import discord.ext\nfrom cogs._common import money\n", encoding="utf-8")
-    assert imported_modules(sample) == {"discord.ext", "cogs._common"}
+    sample.write_text("import discord.ext\nfrom bot.discordbot.ui import money\n", encoding="utf-8")
+    assert imported_modules(sample) == {"discord.ext", "bot.discordbot.ui"}

@@ -2,7 +2,7 @@
 
 The SQLite store implements it on aiosqlite; a PostgreSQL store (asyncpg) can implement the same
 methods with `SELECT … FOR UPDATE` and run the same tests (see tests/conftest.py `store` fixture).
-Rules (allocation, eligibility, code checks) come from `bot.ledger.rules` and run inside the
+Rules (allocation, eligibility, code checks) come from `bot.domain.rules` and run inside the
 transaction, so every implementation applies them identically.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from bot.ledger.models import (
+from bot.domain.models import (
     AuditRecord,
     CheckoutPreview,
     Delivery,

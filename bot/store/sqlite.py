@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.ledger import delivery as deliveries
-from bot.ledger import rules
-from bot.ledger.errors import Conflict, InvalidInput, LedgerError, NotFound
-from bot.ledger.models import (
+from bot.domain import delivery as deliveries
+from bot.domain.allocation import allocate_revoke
+from bot.domain.errors import Conflict, InvalidInput, LedgerError, NotFound
+from bot.domain.models import (
     Allocation,
     AuditRecord,
     CheckoutPreview,
@@ -53,9 +53,19 @@ from bot.ledger.models import (
     ShopItem,
     WeekFigures,
 )
-from bot.ledger.money import Currency, format_amount
-from bot.ledger.recurrence import next_run
-from bot.ledger.timeparse import discord_timestamp, from_unix
+from bot.domain.money import Currency, format_amount
+from bot.domain.orders import check_plan_unchanged, preview_purchase
+from bot.domain.paging import clamp_page, page_count
+from bot.domain.recurrence import next_run
+from bot.domain.redemption import (
+    RATE_LIMIT_FAILURES,
+    RATE_LIMIT_WINDOW,
+    check_promo_redeemable,
+    promo_credit_expiry,
+    raise_if_rate_limited,
+)
+from bot.domain.reminders import next_reminder_at, pending_claim, reminder_lead_due
+from bot.domain.timeparse import discord_timestamp, from_unix
 from bot.store.base import Applied, Store
 from bot.store.migrate import SchemaTooNew, Upgrade, backup_path, code_version, migrate, pending, schema_version
 
@@ -442,7 +452,7 @@ class SqliteStore(Store):
             else:
                 if amount is None:
                     raise InvalidInput("Name a lot or an amount to revoke.")
-                pieces = rules.allocate_revoke(_member_lots(conn, guild_id, user_id), amount, now, currency)
+                pieces = allocate_revoke(_member_lots(conn, guild_id, user_id), amount, now, currency)
             changes = _debit(conn, pieces, "void", None, audit.actor_id, audit.details.get("reason"), key, now)
             if lot_id is not None and amount is None:  # the lot itself is cancelled, not just emptied
                 conn.execute("UPDATE lots SET revoked_at = ? WHERE id = ?", (now, lot_id))
@@ -485,12 +495,12 @@ class SqliteStore(Store):
             (total,) = conn.execute(
                 "SELECT COUNT(*) FROM entries WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
             ).fetchone()
-            page_no = rules.clamp_page(page, total, per_page)
+            page_no = clamp_page(page, total, per_page)
             rows = conn.execute(
                 ENTRY_SELECT + " WHERE e.guild_id = ? AND e.user_id = ? ORDER BY e.id DESC LIMIT ? OFFSET ?",
                 (guild_id, user_id, per_page, (page_no - 1) * per_page),
             ).fetchall()
-            return Page(tuple(map(_entry, rows)), page_no, rules.page_count(total, per_page), total)
+            return Page(tuple(map(_entry, rows)), page_no, page_count(total, per_page), total)
 
         return await self._read(_snapshot, fn)
 
@@ -576,7 +586,7 @@ class SqliteStore(Store):
         def fn(conn: sqlite3.Connection) -> Order:
             preview, allocation, currency = _plan_purchase(conn, guild_id, user_id, item_id, quantity, now)
             if expected is not None:
-                rules.check_plan_unchanged(expected, preview, currency)
+                check_plan_unchanged(expected, preview, currency)
             item, total = preview.item, preview.total
             if item.stock is not None:
                 conn.execute("UPDATE shop_items SET stock = stock - ? WHERE id = ?", (quantity, item.id))
@@ -615,12 +625,12 @@ class SqliteStore(Store):
             where, args = ("guild_id = ?", [guild_id]) if user_id is None else (
                 "guild_id = ? AND user_id = ?", [guild_id, user_id])
             (total,) = conn.execute(f"SELECT COUNT(*) FROM orders WHERE {where}", args).fetchone()
-            page_no = rules.clamp_page(page, total, per_page)
+            page_no = clamp_page(page, total, per_page)
             rows = conn.execute(
                 f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
                 (*args, per_page, (page_no - 1) * per_page),
             ).fetchall()
-            return Page(tuple(map(_order, rows)), page_no, rules.page_count(total, per_page), total)
+            return Page(tuple(map(_order, rows)), page_no, page_count(total, per_page), total)
 
         return await self._run(_snapshot, fn)
 
@@ -859,11 +869,11 @@ class SqliteStore(Store):
         def recent_failures(conn: sqlite3.Connection) -> list[int]:
             return [t for (t,) in conn.execute(
                 "SELECT at FROM failed_redemptions WHERE guild_id = ? AND user_id = ? AND at > ?",
-                (guild_id, user_id, now - rules.RATE_LIMIT_WINDOW),
+                (guild_id, user_id, now - RATE_LIMIT_WINDOW),
             )]
 
         def fn(conn: sqlite3.Connection) -> Redemption | _AfterCommit:
-            rules.raise_if_rate_limited(recent_failures(conn), now)
+            raise_if_rate_limited(recent_failures(conn), now)
             promo = _promo_by_key(conn, guild_id, promo_key) if promo_key else None
             if promo is not None:
                 return _redeem_promo(conn, promo, user_id, member, key, now)
@@ -882,10 +892,10 @@ class SqliteStore(Store):
             )
             failures = recent_failures(conn)
             try:
-                rules.raise_if_rate_limited(failures, now)
+                raise_if_rate_limited(failures, now)
             except LedgerError as exc:
                 return _AfterCommit(exc)
-            left = rules.RATE_LIMIT_FAILURES - len(failures)
+            left = RATE_LIMIT_FAILURES - len(failures)
             return _AfterCommit(NotFound(
                 "That code doesn't exist in this server. Check it for typos "
                 f"({left} {'try' if left == 1 else 'tries'} left before a short pause)."
@@ -1018,7 +1028,7 @@ class SqliteStore(Store):
     ) -> ReminderClaim:
         """Claim a due reminder for run `run_id` before sending it, so it is sent at most once.
 
-        Lots whose earlier claim is still 'pending' are judged by rules.pending_claim: this run's
+        Lots whose earlier claim is still 'pending' are judged by pending_claim: this run's
         own claim is left alone; an earlier run's (it died while sending) is resent with the same
         nonce if that was within `resend_window` (Discord drops a repeated nonce); and past that
         window a claim is settled 'unknown' and never resent: a lost reminder is the rarer failure
@@ -1060,7 +1070,7 @@ class SqliteStore(Store):
                     _advance_reminder(conn, lot.id, leads, now)  # settled already: just move on
                     continue
                 if row is not None and row[0] == "pending":
-                    verdict = rules.pending_claim(row[4], run_id, row[3], now, resend_window)
+                    verdict = pending_claim(row[4], run_id, row[3], now, resend_window)
                     if verdict == "wait":  # this run's own send: never a second time
                         continue
                     if verdict == "unknown":
@@ -1132,7 +1142,7 @@ class SqliteStore(Store):
     async def audit_log(self, guild_id: int, page: int, per_page: int) -> Page[dict[str, Any]]:
         def fn(conn: sqlite3.Connection) -> Page[dict[str, Any]]:
             (total,) = conn.execute("SELECT COUNT(*) FROM audit_log WHERE guild_id = ?", (guild_id,)).fetchone()
-            page_no = rules.clamp_page(page, total, per_page)
+            page_no = clamp_page(page, total, per_page)
             rows = conn.execute(
                 "SELECT id, actor_id, action, details, created_at FROM audit_log WHERE guild_id = ?"
                 " ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -1142,7 +1152,7 @@ class SqliteStore(Store):
                 {"id": r[0], "actor_id": r[1], "action": r[2], "details": json.loads(r[3]), "created_at": r[4]}
                 for r in rows
             )
-            return Page(items, page_no, rules.page_count(total, per_page), total)
+            return Page(items, page_no, page_count(total, per_page), total)
 
         return await self._run(_snapshot, fn)
 
@@ -1259,7 +1269,7 @@ def _insert_lots(
     """Create one lot per member with its grant entry; returns the first of their consecutive ids."""
     starts_at = spec.starts_at if spec.starts_at is not None else now
     leads = _settings(conn, guild_id).reminder_leads
-    next_reminder = rules.next_reminder_at(spec.expires_at, leads, now)
+    next_reminder = next_reminder_at(spec.expires_at, leads, now)
     # We hold the write lock, so ids after MAX(id) are ours: one executemany instead of n inserts.
     (first,) = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM lots").fetchone()
     categories = _categories_json(spec.categories)
@@ -1398,7 +1408,7 @@ def _advance_reminder(conn: sqlite3.Connection, lot_id: int, leads: Sequence[int
     (expires_at,) = conn.execute("SELECT expires_at FROM lots WHERE id = ?", (lot_id,)).fetchone()
     conn.execute(
         "UPDATE lots SET next_reminder_at = ? WHERE id = ? AND status = 'active'",
-        (rules.next_reminder_at(expires_at, leads, now, _smallest_reminded_lead(conn, lot_id)), lot_id),
+        (next_reminder_at(expires_at, leads, now, _smallest_reminded_lead(conn, lot_id)), lot_id),
     )
 
 
@@ -1411,7 +1421,7 @@ def _reschedule_reminders(conn: sqlite3.Connection, guild_id: int, leads: tuple[
     ).fetchall()
     conn.executemany(
         "UPDATE lots SET next_reminder_at = ? WHERE id = ?",
-        ((rules.next_reminder_at(expires, leads, now, after), lot_id) for lot_id, expires, after in rows),
+        ((next_reminder_at(expires, leads, now, after), lot_id) for lot_id, expires, after in rows),
     )
 
 
@@ -1531,7 +1541,7 @@ def _plan_purchase(
         (item.id, user_id),
     ).fetchone()
     lots = _member_lots(conn, guild_id, user_id)
-    preview, allocation = rules.preview_purchase(
+    preview, allocation = preview_purchase(
         item, quantity, bought, lots, settings.promo_excluded_categories, now, settings.currency
     )
     return preview, allocation, settings.currency
@@ -1543,8 +1553,8 @@ def _redeem_promo(
     (uses,) = conn.execute(
         "SELECT COUNT(*) FROM promo_redemptions WHERE code_id = ? AND user_id = ?", (promo.id, user_id)
     ).fetchone()
-    rules.check_promo_redeemable(promo, uses, member, now)
-    expires_at = rules.promo_credit_expiry(promo, now)
+    check_promo_redeemable(promo, uses, member, now)
+    expires_at = promo_credit_expiry(promo, now)
     if expires_at is not None and expires_at <= now:
         raise Conflict("The credit of that code has already expired.")
     claimed = conn.execute(
@@ -1624,7 +1634,7 @@ def _due_reminders(conn: sqlite3.Connection, now: int, limit: int) -> list[DueRe
         leads = leads_by_guild.get(guild_id)
         if leads is None:
             leads = leads_by_guild[guild_id] = _settings(conn, guild_id).reminder_leads
-        lead = rules.reminder_lead_due(expires_at or 0, leads, now)
+        lead = reminder_lead_due(expires_at or 0, leads, now)
         if lead is not None:  # None: expired (the sweep takes it) or no window open
             groups.setdefault((guild_id, user_id, lead), []).append(lot_id)
     return [DueReminder(g, u, lead, tuple(ids)) for (g, u, lead), ids in groups.items()]

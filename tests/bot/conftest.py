@@ -16,8 +16,8 @@ import discord
 import pytest
 import yarl
 
-from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
+from bot.discordbot.client import PromoBalanceBot, point_at
 from fakediscord import FakeDiscord, Guild, InteractionRecord, Member, Perm, Role
 from tests.conftest import Clock
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from bot.ledger import delivery as rules
+from bot.domain import delivery as rules
 from tests.bot.conftest import Restart, World, button, text_of
 
 ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+$"

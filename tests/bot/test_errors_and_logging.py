@@ -15,9 +15,9 @@ import aiohttp
 import discord
 import pytest
 
-from bot.client import point_at
 from bot.config import Settings
-from bot.ledger.codes import gift_code_key
+from bot.discordbot.client import point_at
+from bot.domain.codes import gift_code_key
 from bot.logs import CHATTY_LOGGERS, OWN_LOGGERS, setup_logging
 from fakediscord import FakeDiscord, Perm
 from tests.bot.conftest import World, start_bot, stop_bot, text_of
@@ -64,7 +64,7 @@ async def test_a_bug_gets_an_apology_with_an_error_id_and_the_log_has_the_traceb
     error_id = match.group(1)
 
     [record] = [r for r in errors_logged(caplog) if error_id in r.getMessage()]
-    assert record.name == "bot.client"
+    assert record.name == "bot.discordbot.client"
     assert "/balance" in record.getMessage()
     assert record.exc_info and isinstance(record.exc_info[1], RuntimeError)
     assert "Traceback (most recent call last)" in caplog.text
@@ -294,7 +294,7 @@ def test_library_debug_records_are_dropped_even_if_their_logger_is_turned_up(res
     logging.getLogger("discord.gateway").setLevel(logging.DEBUG)  # e.g. someone debugging discord.py
     logging.getLogger("discord.gateway").debug("WebSocket Event: %s", {"options": [{"value": "SPRING-SALE-7Q"}]})
     logging.getLogger("discord.gateway").info("Shard ID None has connected")
-    logging.getLogger("bot.client").debug("our own debug line")
+    logging.getLogger("bot.discordbot.client").debug("our own debug line")
     out = buffer.getvalue()
     assert "SPRING-SALE-7Q" not in out
     assert "has connected" in out and "our own debug line" in out
@@ -307,7 +307,7 @@ def test_the_formatter_masks_tokens_and_gift_codes_in_tracebacks(restore_logging
     try:
         raise RuntimeError(f"leak {token} 7KQ2-M9XD-3F8B-ZT1C my-own-secret")
     except RuntimeError:
-        logging.getLogger("bot.client").exception(
+        logging.getLogger("bot.discordbot.client").exception(
             "GET /webhooks/123/aW50ZXJhY3Rpb246MTIzNDU2Nzg5/messages/@original failed"
         )
     out = buffer.getvalue()

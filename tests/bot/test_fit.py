@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cogs._fit import and_more, clip, fit_lines
+from bot.discordbot.fit import and_more, clip, fit_lines
 
 
 def test_clip_keeps_what_fits_and_marks_a_cut() -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import discord
 import pytest
 
-from bot.client import PromoBalanceBot, point_at
 from bot.config import Settings
+from bot.discordbot.client import PromoBalanceBot, point_at
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role
 from tests.bot.conftest import start_bot, stop_bot, text_of
 from tests.conftest import Clock

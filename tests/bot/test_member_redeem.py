@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from bot.ledger import limits
-from bot.ledger.timeparse import to_unix
+from bot.domain import limits
+from bot.domain.timeparse import to_unix
 from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, text_of
 

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from bot.ledger.timeparse import to_unix
+from bot.domain.timeparse import to_unix
 from fakediscord import InvalidInvocation, Perm
 from tests.bot.conftest import World, button, db_dump, text_of
 

@@ -8,8 +8,8 @@ import io
 import re
 from datetime import datetime, timedelta
 
-from bot.ledger.models import AuditRecord
-from bot.ledger.timeparse import to_unix
+from bot.domain.models import AuditRecord
+from bot.domain.timeparse import to_unix
 from tests.bot.conftest import World, db_dump, refused, text_of
 
 NOT_A_MODERATOR = "This command is for moderators"

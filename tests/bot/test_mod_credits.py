@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.ledger.models import AuditRecord
-from bot.ledger.timeparse import to_unix
+from bot.domain.models import AuditRecord
+from bot.domain.timeparse import to_unix
 from fakediscord import Perm
 from tests.bot.conftest import World, button, db_dump, refused, text_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.ledger.timeparse import to_unix
+from bot.domain.timeparse import to_unix
 from fakediscord import Perm
 from tests.bot.conftest import World, button, db_dump, refused, text_of
 

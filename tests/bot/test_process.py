@@ -21,9 +21,9 @@ import discord
 import pytest
 import yarl
 
-from bot.client import PromoBalanceBot, point_at
+from bot.app.ledger import Ledger
 from bot.config import Settings
-from bot.ledger.service import Ledger
+from bot.discordbot.client import PromoBalanceBot, point_at
 from bot.store.sqlite import SqliteStore
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role
 from tests.bot.conftest import text_of

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
 from bot.store.sqlite import SqliteStore
 from fakediscord import FakeDiscord, Role
 from tests.bot import test_process as process

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import bot.store.sqlite as sqlite_store
-from bot.ledger.recurrence import next_run
-from bot.ledger.service import Ledger
-from bot.ledger.timeparse import to_unix
+from bot.app.ledger import Ledger
+from bot.domain.recurrence import next_run
+from bot.domain.timeparse import to_unix
 from fakediscord import Member
 from tests.bot.conftest import Restart, World, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys

@@ -21,10 +21,8 @@ from typing import Any
 import discord
 import pytest
 
-from bot.client import PromoBalanceBot
-from bot.ledger.models import DueReminder, Lot
-from bot.ledger.service import Ledger
-from bot.reminders import (
+from bot.app.ledger import Ledger
+from bot.app.reminder_dispatch import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     MAX_ATTEMPTS,
@@ -34,6 +32,8 @@ from bot.reminders import (
     backoff,
     nonce_for,
 )
+from bot.discordbot.client import PromoBalanceBot
+from bot.domain.models import DueReminder, Lot
 from bot.store.sqlite import SqliteStore
 from fakediscord import Member
 from tests.bot.conftest import Restart, World, stop_bot, text_of
@@ -779,8 +779,8 @@ CHILD = textwrap.dedent(
     import asyncio, json, os, sys
     from datetime import datetime
 
-    from bot.ledger.service import Ledger
-    from bot.reminders import ReminderDispatcher
+    from bot.app.ledger import Ledger
+    from bot.app.reminder_dispatch import ReminderDispatcher
     from bot.store.sqlite import SqliteStore
 
     db, out, now, hang_at = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])

@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from bot.ledger import codes, limits
-from bot.ledger.money import MAX_NAME_LENGTH, MAX_SYMBOL_LENGTH
-from bot.ledger.service import MAX_GIFT_CARDS
-from bot.ledger.timeparse import MAX_LEAD_TIMES
-from cogs import _fit
+from bot.app.ledger import MAX_GIFT_CARDS
+from bot.discordbot import fit
+from bot.domain import codes, limits
+from bot.domain.money import MAX_NAME_LENGTH, MAX_SYMBOL_LENGTH
+from bot.domain.timeparse import MAX_LEAD_TIMES
 from cogs.settings import zone_names
 from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, button, refused, text_of
@@ -95,7 +95,7 @@ async def test_promo_create_and_disable_with_the_longest_everything(world: World
     )
     assert rec.ephemeral and rec.rejection_codes == []
     content = rec.content
-    assert len(content) <= _fit.CONTENT
+    assert len(content) <= fit.CONTENT
     # Everything the moderator chose is shown, in full: no category is cut.
     assert content.startswith(f"Promo code created: `{code}` · **{MAX_MONEY}** · used 0/1000000000")
     for shown in ("1000 per member", "redeem by <t:", "credit expires <t:", "one-time", f"<@&{w.vip_role.id}>",
@@ -149,7 +149,7 @@ async def test_promo_list_pages_through_many_long_codes(world: World):
     rec = await w.run(w.mod, "promo list")
     assert rec.ephemeral
     pages = await all_pages(w, rec)
-    assert len(pages) >= total * 800 // _fit.DESCRIPTION  # each line has over 800 characters
+    assert len(pages) >= total * 800 // fit.DESCRIPTION  # each line has over 800 characters
     footers = [e["footer"]["text"] for e in pages]
     assert all(f.endswith(f"{total} codes, {total - disabled} active") for f in footers), footers[0]
     lines = [line for e in pages for line in e["description"].split("\n")]
@@ -169,7 +169,7 @@ async def test_promo_autocomplete_with_many_long_codes(world: World):
     for i in range(40):
         await w.ledger.create_promo(w.guild.id, promo_code(i), 5, actor_id=w.mod.id, key=None)
     choices = await w.fake.autocomplete(w.guild.id, w.mod.id, "promo disable", {"code": "long"}, focused="code")
-    assert len(choices) == _fit.CHOICES
+    assert len(choices) == fit.CHOICES
     assert all(c["name"] == c["value"] and len(c["value"]) == codes.PROMO_MAX_LENGTH for c in choices)
 
 
@@ -180,7 +180,7 @@ async def test_giftcard_issue_of_the_most_cards_at_the_largest_value(world: Worl
     await set_audit(w)
     rec = await w.run(w.mod, "giftcard issue", amount="10,000,000,000.00", count=MAX_GIFT_CARDS, claim_by="1y")
     assert rec.ephemeral and rec.rejection_codes == []
-    assert len(rec.content) <= _fit.CONTENT
+    assert len(rec.content) <= fit.CONTENT
     assert rec.content.startswith(f"{MAX_GIFT_CARDS} gift card(s) of {MAX_MONEY}. Redeem by <t:")
     assert not GIFT_CODE.search(rec.content)
     (attachment,) = rec.attachments
@@ -201,7 +201,7 @@ async def test_giftcard_issue_of_five_cards_shows_every_code_in_the_answer(world
     await longest_currency(w)
     rec = await w.run(w.mod, "giftcard issue", amount="10,000,000,000.00", count=5, claim_by="1y")
     assert rec.attachments == []
-    assert len(rec.content) <= _fit.CONTENT
+    assert len(rec.content) <= fit.CONTENT
     issued = GIFT_CODE.findall(rec.content)
     assert len(set(issued)) == 5
     assert sorted(c.last4 for c in await w.ledger.gift_cards(w.guild.id)) == sorted(c[-4:] for c in issued)
@@ -288,7 +288,7 @@ async def test_settings_at_every_limit_fit_and_show_everything(world: World):
         # All 25 categories, none cut, over the field and its continuation.
         listed = fields["Promo credit excluded on"] + ", " + fields["Promo credit excluded on (continued)"]
         assert listed == ", ".join(f"`{c}`" for c in excluded)
-        assert all(len(v) <= _fit.FIELD_VALUE for v in fields.values())
+        assert all(len(v) <= fit.FIELD_VALUE for v in fields.values())
     posted = await audit_post(w, "Settings changed", 6)
     assert posted["description"] == rec.content
 
@@ -324,11 +324,11 @@ async def test_settings_options_carry_the_limits_of_the_ledger(world: World):
 
 async def test_timezone_autocomplete_choices_fit(world: World):
     w = world
-    assert all(len(z) <= _fit.CHOICE_NAME for z in zone_names())
+    assert all(len(z) <= fit.CHOICE_NAME for z in zone_names())
     for typed in ("", "a", "/", "comod", "america/argentina"):
         choices = await w.fake.autocomplete(w.guild.id, w.mod.id, "settings timezone", {"tz": typed}, focused="tz")
-        assert 0 < len(choices) <= _fit.CHOICES, typed
-        assert all(c["name"] == c["value"] and 1 <= len(c["name"]) <= _fit.CHOICE_NAME for c in choices)
+        assert 0 < len(choices) <= fit.CHOICES, typed
+        assert all(c["name"] == c["value"] and 1 <= len(c["name"]) <= fit.CHOICE_NAME for c in choices)
     choices = await w.fake.autocomplete(
         w.guild.id, w.mod.id, "settings timezone", {"tz": "x" * limits.TIMEZONE}, focused="tz"
     )
@@ -397,7 +397,7 @@ async def test_promo_create_answer_refused_still_says_what_was_saved(world: Worl
     await rec.wait_until(lambda r: r.acknowledged)
     text = told(w, rec)
     assert text.startswith("Promo code created: `SAVED-ANYWAY`") and "error id" in text.lower()
-    assert len(rec.message.content) <= _fit.CONTENT
+    assert len(rec.message.content) <= fit.CONTENT
     assert "nothing was changed" not in text.lower()
     assert [p.code for p in await w.ledger.promos(w.guild.id)] == ["SAVED-ANYWAY"]
 

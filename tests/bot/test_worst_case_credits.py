@@ -21,10 +21,10 @@ import re
 
 import pytest
 
-from bot.ledger import limits, recurrence
-from bot.ledger.errors import InvalidInput
-from bot.ledger.money import MAX_AMOUNT, Currency, format_amount
-from cogs import _fit
+from bot.discordbot import fit
+from bot.domain import limits, recurrence
+from bot.domain.errors import InvalidInput
+from bot.domain.money import MAX_AMOUNT, Currency, format_amount
 from fakediscord import InvalidInvocation, Member
 from tests.bot.conftest import World, button, db_dump, refused, text_of
 
@@ -99,19 +99,19 @@ async def many_lots(w: World, member: Member, count: int, **options) -> list[int
     return ids
 
 
-# --- pages of whole lines (cogs/_fit.pack_pages) ---------------------------------------------------
+# --- pages of whole lines (cogs/fit.pack_pages) ---------------------------------------------------
 
 
 def test_pack_pages_keeps_every_line_whole_and_in_order():
     lines = [f"line {n:03d} " + "x" * (n % 7) * 30 for n in range(200)]
-    pages = _fit.pack_pages(lines, 500, per_page=10)
+    pages = fit.pack_pages(lines, 500, per_page=10)
     assert all(len(page) <= 500 and len(page.splitlines()) <= 10 for page in pages)
     assert [line for page in pages for line in page.splitlines()] == lines  # none lost, none cut
-    assert len(_fit.pack_pages(["a"] * 25, 4096, per_page=10)) == 3
-    (only,) = _fit.pack_pages(["y" * 5000], 4096)  # one line too long for any page: cut visibly
+    assert len(fit.pack_pages(["a"] * 25, 4096, per_page=10)) == 3
+    (only,) = fit.pack_pages(["y" * 5000], 4096)  # one line too long for any page: cut visibly
     assert len(only) == 4096 and only.endswith("…")
-    assert _fit.pack_pages([], 100) == []
-    assert _fit.pack_pages(["ab", "cd", "ef"], 6, separator=", ") == ["ab, cd", "ef"]
+    assert fit.pack_pages([], 100) == []
+    assert fit.pack_pages(["ab", "cd", "ef"], 6, separator=", ") == ["ab, cd", "ef"]
 
 
 # --- the options' limits ----------------------------------------------------------------------------

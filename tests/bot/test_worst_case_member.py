@@ -14,9 +14,9 @@ import re
 
 import pytest
 
-from bot.ledger import limits
-from bot.ledger.money import MAX_AMOUNT, Currency, format_amount
-from bot.ledger.timeparse import to_unix
+from bot.domain import limits
+from bot.domain.money import MAX_AMOUNT, Currency, format_amount
+from bot.domain.timeparse import to_unix
 from fakediscord import InvalidInvocation, Member
 from tests.bot.conftest import World, button, text_of
 

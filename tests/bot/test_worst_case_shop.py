@@ -14,9 +14,9 @@ import re
 
 import pytest
 
-from bot.ledger import limits
-from bot.ledger.money import MAX_AMOUNT
-from cogs import _fit
+from bot.discordbot import fit
+from bot.domain import limits
+from bot.domain.money import MAX_AMOUNT
 from cogs.shop import ITEM_SEPARATOR, ITEMS_PER_PAGE
 from fakediscord import InvalidInvocation
 from tests.bot.conftest import World, button, text_of
@@ -154,7 +154,7 @@ async def test_every_free_text_option_of_the_shop_has_the_domains_length_limit(w
 # /shop ------------------------------------------------------------------------------------------------
 def shop_pages(lines: list[str]) -> list[list[str]]:
     """The /shop packing (cogs/shop.py), split back into each page's items."""
-    pages = _fit.pack_pages(lines, _fit.DESCRIPTION, separator=ITEM_SEPARATOR, per_page=ITEMS_PER_PAGE) or [""]
+    pages = fit.pack_pages(lines, fit.DESCRIPTION, separator=ITEM_SEPARATOR, per_page=ITEMS_PER_PAGE) or [""]
     return [page.split(ITEM_SEPARATOR) if page else [] for page in pages]
 
 
@@ -165,7 +165,7 @@ def test_shop_pages_hold_ten_items_or_fewer_when_their_texts_would_not_fit():
     assert [line for page in pages for line in page] == [long] * 3 + [short] * 20  # all, whole, in order
     six = shop_pages([long] * 6)
     assert [len(p) for p in six] == [5, 1]  # 6 x 800 characters pass 4,096
-    assert all(len("\n\n".join(page)) <= _fit.DESCRIPTION for page in pages + six)
+    assert all(len("\n\n".join(page)) <= fit.DESCRIPTION for page in pages + six)
     assert shop_pages([]) == [[]]
 
 
@@ -198,7 +198,7 @@ async def test_shop_of_many_longest_items_shows_every_item_whole_on_pages_that_f
             assert "1000000000 left · max 1000000 per member" in item_line and f"<@&{w.vip_role.id}>" in item_line
             assert ("gift balance only" if i % 3 == 1 else "promo credit applies") in item_line
         assert "…" not in embed["description"]  # nothing cut
-        assert len(embed["description"]) <= _fit.DESCRIPTION and embed_size(embed) <= _fit.EMBEDS_TOTAL
+        assert len(embed["description"]) <= fit.DESCRIPTION and embed_size(embed) <= fit.EMBEDS_TOTAL
         seen += shown
         if page < pages:
             turned = await w.fake.click(rec, button(rec, "pager:next:"), w.alice.id)
@@ -235,12 +235,12 @@ async def test_item_and_category_autocompletes_with_the_longest_data(world: Worl
     items = [await add_longest_item(w, i, category=long_category(i), stock=0 if i % 2 else 5) for i in range(30)]
 
     choices = await w.fake.autocomplete(w.guild.id, w.alice.id, "buy", {"item": ""}, focused="item")
-    assert len(choices) == _fit.CHOICES
+    assert len(choices) == fit.CHOICES
     by_id = {str(item.id): item for item in items}
     for choice in choices:
         item = by_id[choice["value"]]
         label = choice["name"]
-        assert len(label) <= _fit.CHOICE_NAME
+        assert len(label) <= fit.CHOICE_NAME
         name_part, rest = label.split(" — ", 1)
         assert name_part.endswith("…") and item.name.startswith(name_part[:-1])  # cut visibly, not dropped
         assert len(name_part) >= 25  # the name keeps a useful share
@@ -251,17 +251,17 @@ async def test_item_and_category_autocompletes_with_the_longest_data(world: Worl
     assert found["value"] == str(items[4].id)
 
     categories = await w.fake.autocomplete(w.guild.id, w.alice.id, "shop", {}, focused="category")
-    assert len(categories) == _fit.CHOICES
+    assert len(categories) == fit.CHOICES
     assert all(c["name"] == c["value"] and c["value"] in {long_category(i) for i in range(30)} for c in categories)
 
     await w.ledger.remove_item(w.guild.id, items[3].id, actor_id=w.mod.id, key="rm")
     edit = await w.fake.autocomplete(
         w.guild.id, w.mod.id, "shopadmin edit", {"item": long_name(3)}, focused="item"
     )
-    assert edit == [{"name": long_name(3)[: _fit.CHOICE_NAME - len(" (removed)") - 1] + "… (removed)",
+    assert edit == [{"name": long_name(3)[: fit.CHOICE_NAME - len(" (removed)") - 1] + "… (removed)",
                      "value": str(items[3].id)}]
     everything = await w.fake.autocomplete(w.guild.id, w.mod.id, "shopadmin remove", {"item": ""}, focused="item")
-    assert len(everything) == _fit.CHOICES and all(len(c["name"]) <= _fit.CHOICE_NAME for c in everything)
+    assert len(everything) == fit.CHOICES and all(len(c["name"]) <= fit.CHOICE_NAME for c in everything)
 
 
 # /buy: preview, receipt, /orders ---------------------------------------------------------------------
@@ -336,7 +336,7 @@ async def test_a_changed_plan_at_its_longest_shows_the_new_preview_and_what_chan
         f"instead of {m(5 * 10**11)} and {m(0)} of gift balance instead of {m(100 * 9_999_999_999 - 5 * 10**11)}, "
         f"and forfeit {m(MAX_AMOUNT - new_total)} of one-time credit instead of nothing. Check the new preview below."
     )
-    assert len(message.content) <= _fit.CONTENT
+    assert len(message.content) <= fit.CONTENT
     (embed,) = message.embeds
     assert embed["title"] == f"Buy 100 × {item.name}?" and embed_size(embed) <= 6000
     assert fields(message)["Price"] == m(new_total)
@@ -418,7 +418,7 @@ async def test_shopadmin_add_edit_remove_with_the_longest_data_answer_and_audit_
     )
     await w.fake.wait_for(lambda: len(audit_posts(w)) == 4, what="the audit post of the remove")
     assert (audit_posts(w)[-1]["title"], audit_posts(w)[-1]["description"]) == ("Shop item removed", text)
-    assert all(embed_size(e) <= _fit.EMBEDS_TOTAL for e in audit_posts(w))
+    assert all(embed_size(e) <= fit.EMBEDS_TOTAL for e in audit_posts(w))
 
 
 async def test_shopadmin_refund_of_the_longest_order_with_expired_and_revoked_credit(world: World):

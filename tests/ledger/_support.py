@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.ledger.errors import InvalidInput
-from bot.ledger.service import Ledger
-from bot.ledger.timeparse import to_unix
+from bot.app.ledger import Ledger
+from bot.domain.errors import InvalidInput
+from bot.domain.timeparse import to_unix
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bot.ledger.errors import Conflict, InsufficientBalance, InvalidInput, NotFound, PlanChanged
-from bot.ledger.models import LotUse, PurchasePlan
+from bot.domain.errors import Conflict, InsufficientBalance, InvalidInput, NotFound, PlanChanged
+from bot.domain.models import LotUse, PurchasePlan
 from tests.ledger._support import (
     ALICE,
     BAD_AMOUNTS_DECIMALS_0,
@@ -609,7 +609,7 @@ async def test_a_price_change_since_the_preview(ledger, store, key):
             continue
         changed = await plan_changed(ledger, store, key, preview)
         assert str(changed) == (
-            "The price of **Sword** changed since the preview: now 10 credits each instead of 20 credits. "
+            "The price of Sword changed since the preview: now 10 credits each instead of 20 credits. "
             "This purchase would now use 20 credits of promotional credit instead of 40 credits."
         )
         assert changed.preview.plan == PurchasePlan(item.id, 2, 10, 20, (LotUse(promo, "promo", 20),), ())

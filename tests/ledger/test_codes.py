@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ledger.codes import (
+from bot.domain.codes import (
     CROCKFORD_ALPHABET,
     generate_gift_code,
     gift_code_key,
@@ -20,7 +20,7 @@ from bot.ledger.codes import (
     normalise_code,
     validate_promo_code,
 )
-from bot.ledger.errors import InvalidInput
+from bot.domain.errors import InvalidInput
 
 GIFT_DISPLAY = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){3}")
 CARD = "7KQ2-M9XD-3F8B-ZT1C"

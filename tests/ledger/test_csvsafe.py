@@ -1,5 +1,5 @@
 """Every CSV the bot writes is safe to open in a spreadsheet (issue 8 item 10): one rule, in
-bot/ledger/csvsafe.py, for the ledger export and the gift-card codes alike."""
+bot/domain/csvsafe.py, for the ledger export and the gift-card codes alike."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import io
 
 import pytest
 
-from bot.ledger import csvsafe
-from bot.ledger.errors import InvalidInput
-from bot.ledger.money import validate_currency
+from bot.domain import csvsafe
+from bot.domain.errors import InvalidInput
+from bot.domain.money import validate_currency
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.deliveries import NONCE_WINDOW, DeliveryImpossible, DeliveryRetry, DeliveryWorker
-from bot.ledger import delivery as rules
-from bot.ledger.errors import InsufficientBalance
-from bot.ledger.models import AuditRecord, Delivery
-from bot.ledger.service import Ledger
+from bot.app.delivery_worker import NONCE_WINDOW, DeliveryImpossible, DeliveryRetry, DeliveryWorker
+from bot.app.ledger import Ledger
+from bot.domain import delivery as rules
+from bot.domain.errors import InsufficientBalance
+from bot.domain.models import AuditRecord, Delivery
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD, Clock, Keys
 from tests.ledger._support import (

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.ledger.errors import Conflict, InvalidInput, NotFound
-from bot.ledger.models import Balance
+from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.domain.models import Balance
 from tests.ledger._support import (
     ALICE,
     BAD_AMOUNTS_DECIMALS_0,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.ledger.errors import Conflict, InsufficientBalance, NotFound
+from bot.domain.errors import Conflict, InsufficientBalance, NotFound
 from tests.ledger._support import (
     ALICE,
     BOB,

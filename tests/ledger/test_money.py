@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ledger.errors import InvalidInput, UserError
-from bot.ledger.money import (
+from bot.domain.errors import InvalidInput, UserError
+from bot.domain.money import (
     MAX_AMOUNT,
     MIN_AMOUNT,
     Currency,

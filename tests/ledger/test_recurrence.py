@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.ledger.errors import InvalidInput
-from bot.ledger.recurrence import next_run
-from bot.ledger.timeparse import from_unix, to_unix
+from bot.domain.errors import InvalidInput
+from bot.domain.recurrence import next_run
+from bot.domain.timeparse import from_unix, to_unix
 
 
 def utc(*args: int) -> int:

@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-from bot.ledger.rules import next_reminder_at, pending_claim, reminder_lead_due
-from bot.ledger.service import Ledger
-from bot.ledger.timeparse import to_unix
+from bot.app.ledger import Ledger
+from bot.domain.reminders import next_reminder_at, pending_claim, reminder_lead_due
+from bot.domain.timeparse import to_unix
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
 
 MIN = 60

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ledger.errors import InsufficientBalance, InvalidInput
-from bot.ledger.models import GuildSettings
+from bot.domain.errors import InsufficientBalance, InvalidInput
+from bot.domain.models import GuildSettings
 from tests.ledger._support import (
     ALICE,
     BOB,

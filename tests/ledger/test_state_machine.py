@@ -7,7 +7,7 @@ redeems and voids gift cards, types wrong codes (rate limit), sweeps expired lot
 with the same idempotency key, and moves the clock by minutes to weeks, also onto the exact
 instants where something starts or expires.
 
-The model below is written from the spec, not from `bot.ledger.rules`: lots with remaining and
+The model below is written from the spec, not from `bot.domain.rules`: lots with remaining and
 status; eligibility (active, started, `now < expires_at`, remaining > 0, promo also on a category
 that is neither excluded nor outside the lot's allow-list); allocation (promo before gift, soonest
 expiry first, never-expiring last, then oldest, then lowest id); one-time remainders forfeited;
@@ -46,7 +46,8 @@ from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from bot.ledger.errors import (
+from bot.app.ledger import Ledger
+from bot.domain.errors import (
     Conflict,
     Forbidden,
     InsufficientBalance,
@@ -56,9 +57,8 @@ from bot.ledger.errors import (
     RateLimited,
     UserError,
 )
-from bot.ledger.models import LotChange, LotUse, MemberFacts, PurchasePlan
-from bot.ledger.service import Ledger
-from bot.ledger.timeparse import from_unix, to_unix
+from bot.domain.models import LotChange, LotUse, MemberFacts, PurchasePlan
+from bot.domain.timeparse import from_unix, to_unix
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, Clock
 

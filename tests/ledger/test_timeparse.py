@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ledger.errors import InvalidInput
-from bot.ledger.timeparse import (
+from bot.domain.errors import InvalidInput
+from bot.domain.timeparse import (
     discord_timestamp,
     end_of_day,
     format_duration,

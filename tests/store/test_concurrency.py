@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger.errors import Conflict, InsufficientBalance
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
+from bot.domain.errors import Conflict, InsufficientBalance
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
 
@@ -331,7 +331,7 @@ CHILD_WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from datetime import datetime
-    from bot.ledger.service import Ledger
+    from bot.app.ledger import Ledger
     from bot.store.sqlite import SqliteStore
 
     async def main(path, user, n, now):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD
 
@@ -36,7 +36,7 @@ BIG_KEY = "big-grant"
 CHILD = textwrap.dedent(
     f"""
     import asyncio, sys
-    from bot.ledger.service import Ledger
+    from bot.app.ledger import Ledger
     from bot.store.sqlite import SqliteStore
 
     async def grant_many(ledger):

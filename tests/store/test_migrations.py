@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import bot.store.migrate as migrate_mod
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD
 
@@ -237,7 +237,7 @@ async def test_two_stores_opening_a_fresh_file_at_once_both_succeed(
 
 async def test_old_idempotency_keys_are_pruned_and_recent_ones_kept(tmp_path: Path):
     """Keys only matter while Discord can redeliver an interaction; a month later they are garbage."""
-    from bot.ledger.service import KEEP_KEYS_SECONDS, Ledger
+    from bot.app.ledger import KEEP_KEYS_SECONDS, Ledger
     from tests.conftest import Clock
 
     store = SqliteStore(tmp_path / "keys.sqlite3")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.ledger.models import WeekFigures
-from bot.ledger.timeparse import from_unix
+from bot.domain.models import WeekFigures
+from bot.domain.timeparse import from_unix
 
 WIDTH, HEIGHT = 900, 420
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 20, 50, 60

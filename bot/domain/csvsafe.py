@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import TextIO
 
-#: What a spreadsheet cell may not start with (`bot.ledger.money` refuses currency symbols that do).
+#: What a spreadsheet cell may not start with (`bot.domain.money` refuses currency symbols that do).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 
 Cell = str | int | None

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, Literal, NamedTuple, Self, TypeVar
 
-from bot.ledger.money import Currency
+from bot.domain.money import Currency
 
 LotKind = Literal["gift", "promo"]
 LOT_KINDS: tuple[LotKind, ...] = ("gift", "promo")
@@ -491,7 +491,7 @@ class Schedule(Record):
 
 @dataclass(frozen=True)
 class Delivery(Record):
-    """What an order must still do in Discord (bot/ledger/delivery.py): give or take back a role,
+    """What an order must still do in Discord (bot/domain/delivery.py): give or take back a role,
     or DM the member about an automatic refund; carried out from the database by the worker."""
 
     id: int

@@ -10,9 +10,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from bot.ledger import limits
-from bot.ledger.csvsafe import starts_a_formula
-from bot.ledger.errors import InvalidInput
+from bot.domain import limits
+from bot.domain.csvsafe import starts_a_formula
+from bot.domain.errors import InvalidInput
 
 MAX_AMOUNT = 10**12
 """Largest amount one operation may move, in minor units."""

@@ -11,14 +11,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ledger.models import GuildSettings, Lot, MemberFacts
-from bot.ledger.money import format_amount
-from bot.ledger.service import Ledger
-from bot.ledger.timeparse import discord_timestamp, from_unix, to_unix
-from cogs import _fit
+from bot.app.ledger import Ledger
+from bot.discordbot import fit
+from bot.domain.models import GuildSettings, Lot, MemberFacts
+from bot.domain.money import format_amount
+from bot.domain.timeparse import discord_timestamp, from_unix, to_unix
 
 if TYPE_CHECKING:
-    from bot.client import PromoBalanceBot
+    from bot.discordbot.client import PromoBalanceBot
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def lot_line(lot: Lot, settings: GuildSettings, now: int) -> str:
     if lot.expires_at is not None:
         parts.append(f"expires {ts(lot.expires_at)}")
     if lot.categories:
-        parts.append("only: " + _fit.fit_lines(lot.categories, LOT_CATEGORIES_SHOWN, separator=", "))
+        parts.append("only: " + fit.fit_lines(lot.categories, LOT_CATEGORIES_SHOWN, separator=", "))
     if lot.one_time:
         parts.append("one-time")
     return " · ".join(parts)
@@ -179,14 +179,14 @@ async def post_audit(
     if not isinstance(channel, discord.abc.Messageable):
         log.warning("audit channel %s of guild %s is gone", settings.audit_channel_id, guild.id)
         return
-    embed = discord.Embed(title=_fit.clip(title, _fit.TITLE), colour=GREY)
-    embed.set_author(name=_fit.clip(str(interaction.user), _fit.AUTHOR), icon_url=interaction.user.display_avatar.url)
-    for name, value in list((fields or {}).items())[: _fit.FIELDS]:
-        embed.add_field(name=_fit.clip(name, _fit.FIELD_NAME), value=_fit.clip(value, _fit.FIELD_VALUE), inline=True)
+    embed = discord.Embed(title=fit.clip(title, fit.TITLE), colour=GREY)
+    embed.set_author(name=fit.clip(str(interaction.user), fit.AUTHOR), icon_url=interaction.user.display_avatar.url)
+    for name, value in list((fields or {}).items())[: fit.FIELDS]:
+        embed.add_field(name=fit.clip(name, fit.FIELD_NAME), value=fit.clip(value, fit.FIELD_VALUE), inline=True)
     embed.set_footer(text=f"by {interaction.user.id}")
     embed.timestamp = discord.utils.utcnow()
     # The description gets what the 6,000 characters of one message leave it.
-    embed.description = _fit.clip(description, min(_fit.DESCRIPTION, _fit.EMBEDS_TOTAL - len(embed)))
+    embed.description = fit.clip(description, min(fit.DESCRIPTION, fit.EMBEDS_TOTAL - len(embed)))
     try:
         await channel.send(embed=embed)
     except discord.HTTPException:
@@ -252,7 +252,7 @@ class Pager(discord.ui.View):
         await self._turn(interaction, self.page + 1)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
-        from bot.client import report_error
+        from bot.discordbot.client import report_error
 
         await report_error(interaction, error)
 
@@ -262,7 +262,7 @@ def page_of_lines(
 ) -> tuple[int, int]:
     """Fill ``embed``'s description with page ``page`` of ``lines``, whole lines packed to fit
     (``empty`` when there are none); returns the page shown and the number of pages."""
-    pages = _fit.pack_pages(lines, _fit.DESCRIPTION, per_page=per_page)
+    pages = fit.pack_pages(lines, fit.DESCRIPTION, per_page=per_page)
     if not pages:
         embed.description = empty
         return 1, 1

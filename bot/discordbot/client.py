@@ -18,17 +18,18 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app.delivery_worker import DeliveryWorker
+from bot.app.ledger import Ledger, utc_now
+from bot.app.reminder_dispatch import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
 from bot.config import Settings
-from bot.deliveries import DeliveryWorker
-from bot.ledger.errors import UserError
-from bot.ledger.service import Ledger, utc_now
-from bot.notify import DiscordDeliverySender, DiscordReminderSender
-from bot.reminders import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
+from bot.discordbot import fit
+from bot.discordbot.notify import DiscordDeliverySender, DiscordReminderSender
+from bot.discordbot.render import error_text
+from bot.discordbot.ui import COMMITTED
+from bot.domain.errors import UserError
 from bot.scheduler import TICK_SECONDS, Jobs
 from bot.store.migrate import SchemaTooNew
 from bot.store.sqlite import SqliteStore
-from cogs import _fit
-from cogs._common import COMMITTED
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +216,11 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
             f"\n\nThis was saved, but my answer to you failed (error id `{error_id}`, for a server admin). "
             "There is no need to do it again."
         )
-        await tell(interaction, _fit.clip(done, _fit.CONTENT - len(tail)) + tail, dm=expired)
+        await tell(interaction, fit.clip(done, fit.CONTENT - len(tail)) + tail, dm=expired)
         return
-    if isinstance(original, UserError) or (isinstance(original, app_commands.CheckFailure) and str(original)):
+    if isinstance(original, UserError):
+        message = error_text(original)
+    elif isinstance(original, app_commands.CheckFailure) and str(original):
         message = str(original)
     elif isinstance(original, app_commands.TransformerError):
         message = f"`{original.value}` isn't a valid {original.type.name.lower().replace('_', ' ')} here."
@@ -236,7 +239,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
             f"Sorry, something went wrong on our side and nothing was changed. "
             f"Error id `{error_id}`: a server admin can find it in the bot's log."
         )
-    await tell(interaction, _fit.clip(message, _fit.CONTENT))
+    await tell(interaction, fit.clip(message, fit.CONTENT))
 
 
 async def committed_summary(interaction: discord.Interaction) -> str | None:

@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.ledger import limits
-from bot.ledger.errors import InvalidInput
-from bot.ledger.timeparse import from_unix, to_unix
+from bot.domain import limits
+from bot.domain.errors import InvalidInput
+from bot.domain.timeparse import from_unix, to_unix
 
 CRON_HELP = (
     "Use five cron fields: minute hour day-of-month month day-of-week, "

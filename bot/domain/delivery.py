@@ -1,6 +1,6 @@
 """Delivery rules: what an order still owes in Discord after it commits, and what to do when
-Discord does not play along (SPEC §3). Plain Python: the worker (bot/deliveries.py) asks these,
-the store records the answers, the Discord layer (bot/notify.py) renders the reasons.
+Discord does not play along (SPEC §3). Plain Python: the worker (bot/app/delivery_worker.py) asks these,
+the store records the answers, the Discord layer (bot/discordbot/notify.py) renders the reasons.
 
 - A purchase of an item with a role records `add_role` in the purchase's transaction; a refund
   records `remove_role` in its own; an automatic refund records `dm_refund` to tell the member.

@@ -1,8 +1,8 @@
 """The delivery worker: carries out what orders must still do in Discord, from the database.
 
 A purchase records "give role R to member M for order O" in its own transaction, a refund "take
-R back", an automatic refund "DM M about it" (bot/ledger/delivery.py). This worker claims each
-one atomically, has `send` (the Discord side, bot/notify.py) do it, and settles it: done, again
+R back", an automatic refund "DM M about it" (bot/domain/delivery.py). This worker claims each
+one atomically, has `send` (the Discord side, bot/discordbot/notify.py) do it, and settles it: done, again
 later after a passing failure, or impossible (which refunds an order whose role cannot be given).
 It runs from the scheduler at start and on a short tick, and right after a purchase or refund
 (`kick`), so a normal purchase has its role within a second. A crash, a restart or a long
@@ -24,9 +24,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.ledger import delivery as rules
-from bot.ledger.models import Delivery
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
+from bot.domain import delivery as rules
+from bot.domain.models import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ ANSWER_WAIT_SECONDS = 3.0
 
 
 class DeliveryImpossible(Exception):
-    """Discord will not do it however often we ask (`reason`: a code of bot/ledger/delivery.py)."""
+    """Discord will not do it however often we ask (`reason`: a code of bot/domain/delivery.py)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(detail or reason)

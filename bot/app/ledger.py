@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.ledger import codes, limits, rules
-from bot.ledger import delivery as deliveries
-from bot.ledger.errors import InvalidInput
-from bot.ledger.export import write_csv
-from bot.ledger.models import (
+from bot.domain import codes, limits
+from bot.domain import delivery as deliveries
+from bot.domain.allocation import balance_of
+from bot.domain.categories import normalise_categories, parse_categories
+from bot.domain.errors import InvalidInput
+from bot.domain.export import write_csv
+from bot.domain.models import (
     LOT_KINDS,
     AuditRecord,
     Balance,
@@ -49,9 +51,9 @@ from bot.ledger.models import (
     Schedule,
     ShopItem,
 )
-from bot.ledger.money import MAX_AMOUNT, check_amount, parse_amount, validate_currency
-from bot.ledger.recurrence import next_run
-from bot.ledger.timeparse import (
+from bot.domain.money import MAX_AMOUNT, check_amount, parse_amount, validate_currency
+from bot.domain.recurrence import next_run
+from bot.domain.timeparse import (
     parse_future,
     parse_lead_times,
     parse_when,
@@ -215,8 +217,8 @@ class Ledger:
         expires_at = self._when(expires, settings, "expiry", future=True)
         if starts_at is not None and expires_at is not None and expires_at <= starts_at:
             raise InvalidInput("The expiry must come after the start.")
-        cats = rules.parse_categories(categories) if isinstance(categories, str) or categories is None \
-            else rules.normalise_categories(categories)
+        cats = parse_categories(categories) if isinstance(categories, str) or categories is None \
+            else normalise_categories(categories)
         return LotSpec(
             amount=minor, kind=_kind(kind), starts_at=starts_at, expires_at=expires_at, categories=cats,
             one_time=bool(one_time), memo=_text(reason, "reason"),
@@ -300,7 +302,7 @@ class Ledger:
 
     async def balance(self, guild_id: int, user_id: int) -> Balance:
         lots = await self.store.member_lots(guild_id, user_id)
-        return rules.balance_of(guild_id, user_id, lots, self.now())
+        return balance_of(guild_id, user_id, lots, self.now())
 
     async def lots(self, guild_id: int, user_id: int, active_only: bool = False) -> list[Lot]:
         return await self.store.member_lots(guild_id, user_id, active_only)
@@ -486,8 +488,8 @@ class Ledger:
             "max_uses": _positive_int(uses, "number of uses", 1, 10**9),
             "per_member": _positive_int(per_member, "uses per member", 1, 1000),
             "credit_days": _positive_int(credit_days, "credit validity in days", 1, 36500),
-            "categories": rules.parse_categories(categories) if isinstance(categories, str) or categories is None
-            else rules.normalise_categories(categories),
+            "categories": parse_categories(categories) if isinstance(categories, str) or categories is None
+            else normalise_categories(categories),
             "one_time": int(bool(one_time)), "role_id": role_id,
             "min_member_days": _positive_int(min_member_days, "minimum membership age", 0, 3650),
         }
@@ -587,8 +589,8 @@ class Ledger:
         fields = {
             "role_id": role_id, "amount": await self.amount(guild_id, amount, settings),
             "rule": " ".join(rule.split()), "valid_days": _positive_int(valid_days, "validity in days", 1, 36500),
-            "categories": rules.parse_categories(categories) if isinstance(categories, str) or categories is None
-            else rules.normalise_categories(categories),
+            "categories": parse_categories(categories) if isinstance(categories, str) or categories is None
+            else normalise_categories(categories),
             "kind": _kind(kind), "next_run_at": next_run(rule, settings.timezone, self.now()),
         }
         audit = AuditRecord(actor_id, "schedule-add", {k: v for k, v in fields.items() if k != "categories"})
@@ -640,7 +642,7 @@ class Ledger:
     async def claim_reminder(
         self, due: DueReminder, nonce: str, resend_window: int, *, run_id: str
     ) -> ReminderClaim:
-        """Claim `due` for the run `run_id` (one start of the bot): see rules.pending_claim."""
+        """Claim `due` for the run `run_id` (one start of the bot): see pending_claim."""
         return await self.store.claim_reminder(due, nonce, resend_window, self.now(), run_id)
 
     async def settle_reminder(

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 import aiohttp
 import discord
 
-from bot.deliveries import DeliveryImpossible, DeliveryRetry, nonce_for
-from bot.ledger import delivery as deliveries
-from bot.ledger.models import Delivery, DueReminder, GuildSettings, Lot, Order
-from bot.ledger.money import Currency, format_amount
-from bot.ledger.service import Ledger
-from bot.ledger.timeparse import discord_timestamp, format_lead_times, from_unix
-from bot.reminders import DmClosed, SendFailed
-from cogs import _fit
+from bot.app.delivery_worker import DeliveryImpossible, DeliveryRetry, nonce_for
+from bot.app.ledger import Ledger
+from bot.app.reminder_dispatch import DmClosed, SendFailed
+from bot.discordbot import fit
+from bot.domain import delivery as deliveries
+from bot.domain.models import Delivery, DueReminder, GuildSettings, Lot, Order
+from bot.domain.money import Currency, format_amount
+from bot.domain.timeparse import discord_timestamp, format_lead_times, from_unix
 
 CLOSED_DMS = 50007
 UNKNOWN_USER = 10013
@@ -34,7 +34,7 @@ def reminder_line(lot: Lot, currency: Currency) -> str:
     when = discord_timestamp(from_unix(lot.expires_at or 0), "R")
     exact = discord_timestamp(from_unix(lot.expires_at or 0), "f")
     kind = "gift" if lot.kind == "gift" else "promotional"
-    only = f" (only: {_fit.fit_lines(lot.categories, CATEGORIES_SHOWN, separator=', ')})" if lot.categories else ""
+    only = f" (only: {fit.fit_lines(lot.categories, CATEGORIES_SHOWN, separator=', ')})" if lot.categories else ""
     return f"• **{format_amount(lot.remaining, currency)}** {kind} credit expires {when} ({exact}){only}"
 
 
@@ -56,8 +56,8 @@ async def reminder_embed(ledger: Ledger, guild_name: str, due: DueReminder, lots
 
     lines = [reminder_line(lot, currency) for lot in ordered]
     embed = discord.Embed(
-        title=_fit.clip(f"Your credit in {guild_name} expires soon", _fit.TITLE),
-        description=_fit.fit_lines(lines, _fit.DESCRIPTION - len(tail), more=more) + tail,
+        title=fit.clip(f"Your credit in {guild_name} expires soon", fit.TITLE),
+        description=fit.fit_lines(lines, fit.DESCRIPTION - len(tail), more=more) + tail,
         colour=ORANGE,
     )
     embed.add_field(name="Expiring", value=format_amount(total, currency))
@@ -99,11 +99,11 @@ class DiscordReminderSender:
 
 def refund_dm(order: Order, settings: GuildSettings, guild_name: str, reason: str | None) -> str:
     """What a member whose order could not be delivered is told (at most ~500 characters)."""
-    return _fit.clip(
+    return fit.clip(
         f"Your order #{order.id} ({order.quantity} × {order.item_name}) in **{guild_name}** was refunded "
         f"automatically because {deliveries.describe(reason)}: {format_amount(order.total, settings.currency)} "
         "is back in your balance. Please tell a moderator there.",
-        _fit.CONTENT,
+        fit.CONTENT,
     )
 
 

@@ -12,7 +12,7 @@ import re
 import secrets
 import unicodedata
 
-from bot.ledger.errors import InvalidInput
+from bot.domain.errors import InvalidInput
 
 CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GIFT_CODE_LENGTH = 16

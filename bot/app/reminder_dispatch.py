@@ -1,6 +1,6 @@
 """Reminder DMs before credit expires: find what is due, claim it, send it paced, settle it.
 
-Plain Python: the Discord side comes in as `send` (see bot/notify.py). The ledger is the only
+Plain Python: the Discord side comes in as `send` (see bot/discordbot/notify.py). The ledger is the only
 state: a due reminder is a lot whose `next_reminder_at` has passed, so a million lots never mean
 a million scheduler jobs, and a restart resumes exactly where the database says.
 
@@ -24,8 +24,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.ledger.models import DueReminder, Lot
-from bot.ledger.service import Ledger
+from bot.app.ledger import Ledger
+from bot.domain.models import DueReminder, Lot
 
 log = logging.getLogger(__name__)
 

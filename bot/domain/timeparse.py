@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from bot.ledger import limits
-from bot.ledger.errors import InvalidInput
+from bot.domain import limits
+from bot.domain.errors import InvalidInput
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
-from bot.ledger import csvsafe
-from bot.ledger.models import Entry
-from bot.ledger.timeparse import from_unix
+from bot.domain import csvsafe
+from bot.domain.models import Entry
+from bot.domain.timeparse import from_unix
 
 COLUMNS = (
     "entry_id", "created_at", "guild_id", "user_id", "lot_id", "lot_kind", "type", "amount", "order_id",
@@ -16,7 +16,7 @@ COLUMNS = (
 
 
 def csv_row(entry: Entry) -> list[csvsafe.Cell]:
-    """One entry's cells, as they are: `write_csv` defuses them (`bot.ledger.csvsafe`)."""
+    """One entry's cells, as they are: `write_csv` defuses them (`bot.domain.csvsafe`)."""
     return [
         entry.id,
         from_unix(entry.created_at).isoformat(),  # e.g. 2026-11-26T12:00:00+00:00
