@@ -80,7 +80,7 @@ PRICES = (5, 10, 15, 25, 40, 50, 100, 250, 1000, 5000)
 CHEAP = 50  # checkout buys items up to this price
 CHUNK = 50_000
 
-# The statements of bot/store/sqlite.py, repeated by the floor (keep them in step with the store).
+# The statements of the SQLite repositories (bot/store/sqlite/), repeated by the floor (keep them in step).
 SETTINGS_SQL = (
     "SELECT currency_name, currency_symbol, decimals, timezone, reminder_leads, mod_role_id,"
     " audit_channel_id, promo_excluded_categories FROM guild_settings WHERE guild_id = ?"
@@ -144,7 +144,7 @@ SWEEP_ENTRY = (
 STATE_UPSERT = (
     "INSERT INTO bot_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
-PRAGMAS = (  # bot/store/sqlite.py `_configure`
+PRAGMAS = (  # bot/store/sqlite/engine.py `configure_writer`
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
     "PRAGMA foreign_keys = ON",

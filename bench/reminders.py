@@ -55,12 +55,15 @@ import aiosqlite  # noqa: E402
 import discord  # noqa: E402
 
 from bench._common import FixedClock, cached_build, log, migrate, peak_rss_mb, schema_hash, summary  # noqa: E402
+from bot.app.credits import expire_batch  # noqa: E402
 from bot.app.reminder_dispatch import DEFAULT_DMS_PER_SECOND  # noqa: E402
+from bot.app.reminders import due_reminders  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.discordbot.client import PromoBalanceBot, point_at  # noqa: E402
 from bot.domain.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.scheduler import TICK_SECONDS  # noqa: E402
-from bot.store.sqlite import _configure, _due_reminders, _sweep_batch  # noqa: E402
+from bot.store.sqlite.engine import configure_writer  # noqa: E402
+from bot.store.sqlite.tx import SqliteTx  # noqa: E402
 from fakediscord import FakeDiscord  # noqa: E402
 
 BUILD_VERSION = 1
@@ -397,21 +400,21 @@ class Recorder:
 
 
 class Floor:
-    """The statements `_due_reminders` and `_sweep_batch` execute, replayed with minimal Python."""
+    """The statements `due_reminders` and `expire_batch` (bot/app) execute, replayed with minimal Python."""
 
     def __init__(self, path: Path, now: int, idle_at: int) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
-        _configure(self.conn)  # the store's pragmas
+        configure_writer(self.conn)  # the store's pragmas
         rec = Recorder(self.conn)
-        _due_reminders(rec, now, BATCH)  # type: ignore[arg-type]  # the query and each guild's settings read
+        due_reminders(SqliteTx(rec), now, BATCH)  # type: ignore[arg-type]  # the query and each guild's settings read
         self.find_calls = rec.calls
         rec = Recorder(self.conn)
-        _due_reminders(rec, idle_at, BATCH)  # type: ignore[arg-type]
+        due_reminders(SqliteTx(rec), idle_at, BATCH)  # type: ignore[arg-type]
         self.idle_due_calls = rec.calls
         rec = Recorder(self.conn)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            if _sweep_batch(rec, idle_at, 10_000):  # type: ignore[arg-type]
+            if expire_batch(SqliteTx(rec), idle_at, 10_000):  # type: ignore[arg-type]
                 raise RuntimeError("the floor's sweep found lots to expire at the idle tick")
         finally:
             self.conn.execute("ROLLBACK")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.app.ledger import Ledger
-from bot.store.base import Store
+from bot.store.ports import Engine as Store
 from bot.store.sqlite import SqliteStore
 
 GUILD = 1001

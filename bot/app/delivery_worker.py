@@ -101,7 +101,10 @@ class DeliveryWorker:
         if run.found:
             log.info(
                 "deliveries: %d carried out, %d to retry, %d failed (%d orders refunded)",
-                run.done, run.retried, run.failed, len(run.refunded),
+                run.done,
+                run.retried,
+                run.failed,
+                len(run.refunded),
             )
         return run
 

@@ -94,8 +94,14 @@ class ReminderRun:
 
 class ReminderDispatcher:
     def __init__(
-        self, ledger: Ledger, send: SendReminder, *, rate: float = DEFAULT_DMS_PER_SECOND,
-        batch: int = 10_000, max_attempts: int = MAX_ATTEMPTS, run_id: str | None = None,
+        self,
+        ledger: Ledger,
+        send: SendReminder,
+        *,
+        rate: float = DEFAULT_DMS_PER_SECOND,
+        batch: int = 10_000,
+        max_attempts: int = MAX_ATTEMPTS,
+        run_id: str | None = None,
     ) -> None:
         self.ledger = ledger
         # This run's claims are told apart from those of a run that died while sending by this.
@@ -121,7 +127,12 @@ class ReminderDispatcher:
             if run.found:
                 log.info(
                     "reminders: %d due, %d sent, %d closed DMs, %d opted out, %d to retry, %d failed",
-                    run.found, run.sent, run.dm_closed, run.opted_out, run.retried, run.failed,
+                    run.found,
+                    run.sent,
+                    run.dm_closed,
+                    run.opted_out,
+                    run.retried,
+                    run.failed,
                 )
             return run
 
@@ -159,8 +170,15 @@ class ReminderDispatcher:
                 run.retried += 1
         await self.ledger.settle_reminder(claim.lot_ids, due.lead_seconds, status, retry_at)
         if status == "sent":
-            self.ledger.emit("credits_expiring", {
-                "guild_id": due.guild_id, "user_id": due.user_id, "lead_seconds": due.lead_seconds,
-                "lots": [{"lot_id": lot.id, "amount": lot.remaining, "kind": lot.kind, "expires_at": lot.expires_at}
-                         for lot in lots],
-            })
+            self.ledger.emit(
+                "credits_expiring",
+                {
+                    "guild_id": due.guild_id,
+                    "user_id": due.user_id,
+                    "lead_seconds": due.lead_seconds,
+                    "lots": [
+                        {"lot_id": lot.id, "amount": lot.remaining, "kind": lot.kind, "expires_at": lot.expires_at}
+                        for lot in lots
+                    ],
+                },
+            )

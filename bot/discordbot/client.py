@@ -164,7 +164,7 @@ class PromoBalanceBot(commands.Bot):
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         state_key = f"command_tree:{guild.id if guild else 'global'}:{self.application_id}"
-        if await self.store.get_state(state_key) == digest:
+        if await self.ledger.get_state(state_key) == digest:
             log.info("command tree unchanged since the last sync; not syncing")
             return
         try:
@@ -172,7 +172,7 @@ class PromoBalanceBot(commands.Bot):
         except discord.HTTPException as exc:  # keep serving the commands Discord already has
             log.error("could not sync the commands (%s %s); will try again at the next start", exc.status, exc.text)
             return
-        await self.store.set_state(state_key, digest)
+        await self.ledger.set_state(state_key, digest)
         log.info("synced %d commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
 
     # errors ------------------------------------------------------------------------------------

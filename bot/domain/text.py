@@ -5,6 +5,7 @@ colon. The domain never writes markup; a front end's `Markup` decides how each k
 
     {name:b}          a name that should stand out (an item, a code)   Discord: **name**
     {value:lit}       something to type back exactly (a kind, a format) Discord: `value`
+                      (a list or tuple: each item so, joined with ", ")
     {at:R} {at:f} …   a unix time, in one of Discord's timestamp styles Discord: <t:at:R>
     {id:user} {id:role} {id:channel}   a mention                       Discord: <@id> <@&id> <#id>
 
@@ -66,6 +67,8 @@ class _TemplateFormatter(string.Formatter):
         if format_spec == "b":
             return self.markup.strong(str(value))
         if format_spec == "lit":
+            if isinstance(value, (list, tuple)):  # several, each literal: `#1`, `#2`
+                return ", ".join(self.markup.literal(str(v)) for v in value)
             return self.markup.literal(str(value))
         if format_spec in TIME_STYLES:
             return self.markup.time(int(value), format_spec)

@@ -48,9 +48,7 @@ class Upgrade:
 
 
 def migrations() -> list[tuple[int, Path]]:
-    found = sorted(
-        (int(m.group(1)), path) for path in MIGRATIONS.iterdir() if (m := _NAME.match(path.name))
-    )
+    found = sorted((int(m.group(1)), path) for path in MIGRATIONS.iterdir() if (m := _NAME.match(path.name)))
     if [n for n, _ in found] != list(range(1, len(found) + 1)):
         raise RuntimeError(f"migrations must be numbered 1..n without gaps: {[p.name for _, p in found]}")
     return found
@@ -95,9 +93,7 @@ def statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(buffer):
             yield buffer.strip()
             buffer = ""
-    if buffer.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
-    ):
+    if buffer.strip() and not all(part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()):
         raise RuntimeError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]!r}")
 
 

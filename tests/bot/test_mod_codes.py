@@ -8,6 +8,8 @@ import io
 import re
 from datetime import datetime, timedelta
 
+from bot.app.codes import create_promo
+from bot.app.settings import update_settings
 from bot.domain.models import AuditRecord
 from bot.domain.timeparse import to_unix
 from tests.bot.conftest import World, db_dump, refused, text_of
@@ -116,7 +118,7 @@ async def test_a_short_promo_code_made_before_the_rule_still_redeems_and_can_be_
     exactly as before, by its key `A`, until a moderator disables it. Only new codes must have 3."""
     w = world
     fields = {"code": "A--", "code_key": "A", "amount": 7, "per_member": 1, "one_time": 0}
-    await w.ledger.store.create_promo(w.guild.id, fields, AuditRecord(w.mod.id, "promo-create"), None, 0)
+    await w.ledger.store.write(create_promo, w.guild.id, fields, AuditRecord(w.mod.id, "promo-create"), 0)
     assert "`A--`" in text_of(await w.run(w.mod, "promo list"))
     redeemed = await w.run(w.alice, "redeem", code="a--")
     assert "7 credits" in text_of(redeemed)
@@ -191,8 +193,8 @@ async def test_the_giftcard_csv_holds_no_formula_even_with_a_hostile_symbol(worl
     """Issue 8 item 10: with the currency symbol `=A` (set before /settings refused it, so through
     the store here), every amount cell of the gift-card CSV started with `=`."""
     w = world
-    await w.ledger.store.update_settings(
-        w.guild.id, {"currency_symbol": "=A", "decimals": 2}, AuditRecord(w.mod.id, "settings"), None, 0
+    await w.ledger.store.write(
+        update_settings, w.guild.id, {"currency_symbol": "=A", "decimals": 2}, AuditRecord(w.mod.id, "settings"), 0
     )
     rec = await w.run(w.mod, "giftcard issue", amount="12.50", count=6, claim_by="30d")
     (attachment,) = rec.attachments

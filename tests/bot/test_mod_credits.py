@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.app.settings import update_settings
 from bot.domain.models import AuditRecord
 from bot.domain.timeparse import to_unix
 from fakediscord import Perm
@@ -404,9 +405,8 @@ async def test_no_text_cell_of_the_export_starts_a_formula(world: World):
     """Issue 8 item 10: every cell of every CSV is defused. The amount column stays a plain signed
     integer (SPEC §6): a number such as -10 is no formula."""
     w = world
-    await w.ledger.store.update_settings(
-        w.guild.id, {"currency_symbol": "=A"}, AuditRecord(w.mod.id, "settings"), None, 0
-    )
+    audit = AuditRecord(w.mod.id, "settings")
+    await w.ledger.store.write(update_settings, w.guild.id, {"currency_symbol": "=A"}, audit, 0)
     for reason in ("=HYPERLINK(evil)", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "＝1+1"):
         await grant(w, w.alice, 30, reason=reason)
     await w.run(w.mod, "credits revoke", member=w.alice.id, amount="10", reason="-oops")

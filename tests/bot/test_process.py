@@ -52,7 +52,7 @@ class BotProcess:
     def log(self) -> str:
         return "".join(self.lines)
 
-    async def wait_for_log(self, text: str, fake: FakeDiscord, seconds: float = 10) -> None:
+    async def wait_for_log(self, text: str, fake: FakeDiscord, seconds: float = 30) -> None:
         await fake.wait_for(lambda: text in self.log or self.proc.returncode is not None, seconds, repr(text))
         assert text in self.log, self.log
 

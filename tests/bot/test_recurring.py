@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import bot.store.sqlite as sqlite_store
+import bot.app.schedules as schedules_app
 from bot.app.ledger import Ledger
 from bot.domain.recurrence import next_run
 from bot.domain.timeparse import to_unix
@@ -270,19 +270,19 @@ async def test_a_run_is_one_transaction(ledger: Ledger, clock: Clock, key: Keys,
     schedule = await ledger.add_schedule(GUILD, VIP, 10, "0 12 * * *", actor_id=MOD, key=key())
     clock.current = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     (due,) = await ledger.due_schedules()
-    real_insert = sqlite_store._insert_lots
+    real_insert = schedules_app.insert_lots
 
     def insert_then_fail(*args: Any, **kwargs: Any) -> int:
         real_insert(*args, **kwargs)
         raise RuntimeError("disk full")  # after the lots were written, before the commit
 
-    monkeypatch.setattr(sqlite_store, "_insert_lots", insert_then_fail)
+    monkeypatch.setattr(schedules_app, "insert_lots", insert_then_fail)
     with pytest.raises(RuntimeError):
         await ledger.run_schedule(due, [ALICE, BOB])
     assert (await ledger.balance(GUILD, ALICE)).total == 0
     (still_due,) = await ledger.due_schedules()  # not moved on either: it runs at the next tick
     assert still_due.next_run_at == schedule.next_run_at
-    monkeypatch.setattr(sqlite_store, "_insert_lots", real_insert)
+    monkeypatch.setattr(schedules_app, "insert_lots", real_insert)
     result = await ledger.run_schedule(still_due, [ALICE, BOB, ALICE])
     assert result is not None and result.count == 2
     assert await ledger.run_schedule(still_due, [ALICE, BOB]) is None  # a second caller grants nothing

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
+from bot.app.deliveries import fail_delivery
 from bot.app.delivery_worker import NONCE_WINDOW, DeliveryImpossible, DeliveryRetry, DeliveryWorker
 from bot.app.ledger import Ledger
 from bot.domain import delivery as rules
 from bot.domain.errors import InsufficientBalance
-from bot.domain.models import AuditRecord, Delivery
+from bot.domain.models import AuditRecord, Delivery, DeliveryFailure
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD, Clock, Keys
 from tests.ledger._support import (
@@ -204,9 +205,10 @@ async def test_an_impossible_grant_refunds_once_and_records_the_members_dm(
 
     # Again and again: nothing more happens, and a replay of the failure returns the first result.
     assert (await worker.run_once()).found == 0
-    replay = await store.fail_delivery(
-        grant, worker.token, rules.ROLE_ABOVE_BOT, True, AuditRecord(None, "refund"), f"delivery:{grant.id}:failed",
-        ledger.now(),
+    key = f"delivery:{grant.id}:failed"
+    replay = await ledger.unit(  # the failure's unit of work again, under its key
+        "delivery_failure", DeliveryFailure.from_dict, key, GUILD, ledger.now(), fail_delivery, grant, worker.token,
+        rules.ROLE_ABOVE_BOT, True, AuditRecord(None, "refund"), key, ledger.now(),
     )
     assert not replay.fresh and replay.value.refund is not None and replay.value.refund.order.id == order.id
     assert await refunds(store, order.id) == entries_before

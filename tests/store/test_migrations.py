@@ -19,6 +19,8 @@ import pytest
 
 import bot.store.migrate as migrate_mod
 from bot.app.ledger import Ledger
+from bot.app.upkeep import set_state
+from bot.store.ports import Tx
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD
 
@@ -249,8 +251,8 @@ async def test_old_idempotency_keys_are_pruned_and_recent_ones_kept(tmp_path: Pa
         clock.advance(seconds=KEEP_KEYS_SECONDS + 1)
         await ledger.grant(1, 11, 10, actor_id=9, key="new")
         assert await ledger.prune_idempotency() == 1
-        assert await store.replayed("old", "grant") is None
-        assert await store.replayed("new", "grant") is not None
+        assert await store.read(find_key, "old") is None
+        assert await store.read(find_key, "new") is not None
         assert (await ledger.grant(1, 11, 10, actor_id=9, key="new")).count == 1  # still a replay
         assert len(await ledger.lots(1, 11)) == 2
         assert first.first_lot_id in {lot.id for lot in await ledger.lots(1, 11)}
@@ -326,7 +328,7 @@ async def test_opened_without_migrating_an_old_database_stays_as_it_is(tmp_path:
     try:
         assert store.schema_version == 1 and store.upgrade is None
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await store.set_state("k", "v")
+            await store.write(set_state, "k", "v")
     finally:
         await store.close()
     assert file_state(db) == before
@@ -370,3 +372,7 @@ def test_backup_names_never_reuse_a_file(tmp_path: Path):
     assert first.name == "pb.before-v3-20260102T030405Z.sqlite3"
     first.write_bytes(b"")
     assert migrate_mod.backup_path(db, 3, now).name == "pb.before-v3-20260102T030405Z-2.sqlite3"
+
+
+def find_key(tx: Tx, key: str) -> object:
+    return tx.idempotency.find(key)
