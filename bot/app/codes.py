@@ -13,6 +13,7 @@ from bot.domain.errors import Conflict, InvalidInput, LedgerError, NotFound
 from bot.domain.models import (
     AuditRecord,
     GiftCard,
+    GrantResult,
     IssuedGiftCards,
     LotSpec,
     MemberFacts,
@@ -368,17 +369,8 @@ class CodeService(Service):
                     "expires_at": redemption.lot.expires_at,
                 },
             )
-            self.emit(
-                "credit_granted",
-                {
-                    "guild_id": guild_id,
-                    "user_ids": [user_id],
-                    "amount": redemption.lot.original,
-                    "kind": redemption.lot.kind,
-                    "starts_at": redemption.lot.starts_at,
-                    "expires_at": redemption.lot.expires_at,
-                    "first_lot_id": redemption.lot.id,
-                    "actor_id": None,
-                },
+            lot = redemption.lot
+            self.emit_granted(
+                guild_id, [user_id], GrantResult(lot.id, 1, lot.original, lot.kind, lot.starts_at, lot.expires_at), None
             )
         return redemption

@@ -299,19 +299,7 @@ class CreditService(Service):
         )
         result = applied.value
         if applied.fresh:
-            self.emit(
-                "credit_granted",
-                {
-                    "guild_id": guild_id,
-                    "user_ids": members,
-                    "amount": result.amount,
-                    "kind": result.kind,
-                    "starts_at": result.starts_at,
-                    "expires_at": result.expires_at,
-                    "first_lot_id": result.first_lot_id,
-                    "actor_id": actor_id,
-                },
-            )
+            self.emit_granted(guild_id, members, result, actor_id)
         return result
 
     async def revoke(

@@ -129,18 +129,5 @@ class ScheduleService(Service):
             run_schedule, schedule, members, next_run(schedule.rule, settings.timezone, now), now
         )
         if result is not None:
-            self.emit(
-                "credit_granted",
-                {
-                    "guild_id": schedule.guild_id,
-                    "user_ids": members,
-                    "amount": result.amount,
-                    "kind": result.kind,
-                    "starts_at": result.starts_at,
-                    "expires_at": result.expires_at,
-                    "first_lot_id": result.first_lot_id,
-                    "actor_id": None,
-                    "schedule_id": schedule.id,
-                },
-            )
+            self.emit_granted(schedule.guild_id, members, result, None, schedule_id=schedule.id)
         return result

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.domain import limits
 from bot.domain.errors import Conflict, InvalidInput
-from bot.domain.models import LOT_KINDS, GuildSettings, LotKind, Record
+from bot.domain.models import LOT_KINDS, GrantResult, GuildSettings, LotKind, Record
 from bot.domain.money import MAX_AMOUNT, check_amount, parse_amount
 from bot.domain.timeparse import parse_future, parse_when, to_unix
 from bot.store.ports import Applied, CommitThenRaise, Engine, Tx
@@ -108,6 +108,25 @@ class Service:
             self.events(name, payload)
         except Exception:  # a listener's bug must not undo a committed write
             log.exception("listener of %s failed", name)
+
+    def emit_granted(
+        self, guild_id: int, user_ids: list[int], result: GrantResult, actor_id: int | None, **extra: Any
+    ) -> None:
+        """`credit_granted`: lots were created (a grant, a redemption, a recurring run)."""
+        self.emit(
+            "credit_granted",
+            {
+                "guild_id": guild_id,
+                "user_ids": user_ids,
+                "amount": result.amount,
+                "kind": result.kind,
+                "starts_at": result.starts_at,
+                "expires_at": result.expires_at,
+                "first_lot_id": result.first_lot_id,
+                "actor_id": actor_id,
+                **extra,
+            },
+        )
 
     async def unit(
         self,
