@@ -313,7 +313,8 @@ class InteractionRecord:
 
     @property
     def custom_id(self) -> str | None:
-        return self.payload.get("data", {}).get("custom_id")
+        custom_id = self.payload.get("data", {}).get("custom_id")
+        return None if custom_id is None else str(custom_id)
 
     # -- the bot's answer
     @property

@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 from . import errors
 from .errors import DiscordError
 from .records import InteractionRecord, RequestRecord
-from .validation import Violation, check_request, errors_object
+from .validation import Problem, Violation, check_request, errors_object
 
 if TYPE_CHECKING:
     from .fake import FakeDiscord
@@ -241,7 +241,7 @@ class Server:
             return json_response(result)
         return self._unhandled(record)
 
-    def _refuse(self, record: RequestRecord, problems: list) -> web.Response:
+    def _refuse(self, record: RequestRecord, problems: list[Problem]) -> web.Response:
         """400 50035 for a body Discord would refuse; kept in ``fake.violations`` for the test."""
         violation = Violation(record.method, redact(record.path), problems)
         self.fake.violations.append(violation)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -142,7 +142,7 @@ def _spec() -> dict[str, Any]:
 @functools.cache
 def _registry() -> Registry:
     resource = Resource.from_contents(_spec(), default_specification=DRAFT202012)
-    return Registry().with_resource(SPEC_URI, resource)
+    return cast("Registry[Any]", Registry().with_resource(SPEC_URI, resource))
 
 
 @functools.cache
@@ -268,7 +268,10 @@ def message_problems(body: Any, *, uploads: int = 0, prefix: str = "") -> list[P
     """The message rules the schema does not express, for any body that creates or edits one."""
     if not isinstance(body, dict):
         return []
-    at = lambda field: f"{prefix}.{field}" if prefix else field  # noqa: E731
+
+    def at(field: str) -> str:
+        return f"{prefix}.{field}" if prefix else field
+
     problems: list[Problem] = []
     content = body.get("content")
     if isinstance(content, str) and len(content) > CONTENT_MAX:

@@ -57,7 +57,7 @@ def nonce_for(due: DueReminder) -> str:
 
 
 def backoff(attempts: int) -> int:
-    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)  # type: ignore[no-any-return]
 
 
 class Pacer:

@@ -320,10 +320,18 @@ async def serve(bot: PromoBalanceBot, token: str) -> None:
     async with bot:
         client = asyncio.ensure_future(bot.start(token))
 
+        def cancel_until_stopped() -> None:
+            # Python 3.11's asyncio.wait_for loses a cancellation that lands just as the step it
+            # awaits finishes (gh-86296), and discord.py awaits the gateway's IDENTIFY that way:
+            # ask again until the client has stopped.
+            if not client.done():
+                client.cancel()
+                loop.call_later(0.5, cancel_until_stopped)
+
         def stop(signum: signal.Signals) -> None:
             if not received:
                 log.info("%s received: shutting down", signum.name)
-                client.cancel()
+                cancel_until_stopped()
             received.append(signum)
 
         for signum in (signal.SIGTERM, signal.SIGINT):

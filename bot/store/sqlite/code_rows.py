@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from bot.domain.models import GiftCard, PromoCode, Schedule
 from bot.store.ports import DuplicateKey
@@ -218,11 +218,12 @@ class ReminderRows(Rows):
     __slots__ = ()
 
     def state(self, lot_id: int, lead_seconds: int) -> tuple[str, int, str | None, int, str | None] | None:
-        return self.conn.execute(
+        row = self.conn.execute(
             "SELECT status, attempts, nonce, updated_at, claimed_by FROM reminders"
             " WHERE lot_id = ? AND lead_seconds = ?",
             (lot_id, lead_seconds),
         ).fetchone()
+        return cast("tuple[str, int, str | None, int, str | None] | None", row)
 
     def smallest_settled_lead(self, lot_id: int) -> int | None:
         (lead,) = self.conn.execute(

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -138,7 +138,7 @@ class SqliteStore:
         if self._db is None:
             raise RuntimeError("the store is not open")
         db = self._db
-        return await db._execute(fn, db._conn, *args)
+        return cast(T, await db._execute(fn, db._conn, *args))  # type: ignore[no-untyped-call]
 
     async def write(self, unit: Callable[..., T | CommitThenRaise], *args: Any) -> T:
         """`unit(tx, *args)` in one write transaction (see bot/store/ports.py `Engine.write`)."""
@@ -147,7 +147,7 @@ class SqliteStore:
         result = await self._on_writer(in_write_transaction, self._tx, unit, args)
         if isinstance(result, CommitThenRaise):
             raise result.error
-        return result
+        return cast(T, result)
 
     async def read(self, query: Callable[..., T], *args: Any, fast: bool = False) -> T:
         """`query(tx, *args)` on one snapshot. A `fast` read runs on the event loop's thread through

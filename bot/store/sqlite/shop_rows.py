@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from bot.domain.models import Delivery, Order, ShopItem
 from bot.store.ports import DuplicateKey
@@ -161,10 +161,11 @@ class DeliveryRows(Rows):
         return None if row is None else delivery_of(row)
 
     def of_action(self, order_id: int, action: str) -> tuple[int, str, int, str | None, str | None] | None:
-        return self.conn.execute(
+        row = self.conn.execute(
             "SELECT id, status, attempts, claimed_by, reason FROM deliveries WHERE order_id = ? AND action = ?",
             (order_id, action),
         ).fetchone()
+        return cast("tuple[int, str, int, str | None, str | None] | None", row)
 
     def due(self, now: int, limit: int) -> list[Delivery]:
         rows = self.conn.execute(
