@@ -13,10 +13,11 @@ from bot.app.delivery_worker import DeliveryImpossible, DeliveryRetry, nonce_for
 from bot.app.ledger import Ledger
 from bot.app.reminder_dispatch import DmClosed, SendFailed
 from bot.discordbot import fit
+from bot.discordbot.render import discord_timestamp
 from bot.domain import delivery as deliveries
 from bot.domain.models import Delivery, DueReminder, GuildSettings, Lot, Order
 from bot.domain.money import Currency, format_amount
-from bot.domain.timeparse import discord_timestamp, format_lead_times, from_unix
+from bot.domain.timeparse import format_lead_times, from_unix
 
 CLOSED_DMS = 50007
 UNKNOWN_USER = 10013

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.domain.errors import UserError
+from bot.domain.text import TIME_STYLES
+from bot.domain.timeparse import to_unix
 
 
 class DiscordMarkup:
@@ -22,6 +26,13 @@ class DiscordMarkup:
 
 
 DISCORD = DiscordMarkup()
+
+
+def discord_timestamp(when: datetime, style: str = "R") -> str:
+    """``<t:UNIX:R>``: Discord shows it in each reader's own timezone and language."""
+    if style not in TIME_STYLES:
+        raise ValueError(f"unknown Discord timestamp style {style!r}")
+    return DISCORD.time(to_unix(when), style)
 
 
 def error_text(error: UserError) -> str:

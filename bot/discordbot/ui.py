@@ -13,9 +13,10 @@ from discord.ext import commands
 
 from bot.app.ledger import Ledger
 from bot.discordbot import fit
+from bot.discordbot.render import discord_timestamp
 from bot.domain.models import GuildSettings, Lot, MemberFacts
 from bot.domain.money import format_amount
-from bot.domain.timeparse import discord_timestamp, from_unix, to_unix
+from bot.domain.timeparse import from_unix, to_unix
 
 if TYPE_CHECKING:
     from bot.discordbot.client import PromoBalanceBot

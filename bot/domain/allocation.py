@@ -57,17 +57,19 @@ def allocate(
     available = sum(lot.remaining for lot in eligible)
     if available < total:
         held = sum(lot.remaining for lot in usable)
-        fmt = currency
+        amounts = {
+            "total": format_amount(total, currency),
+            "held": format_amount(held, currency),
+            "available": format_amount(available, currency),
+        }
         if held == available:
-            message = (
-                f"That costs {format_amount(total, fmt)} and you have {format_amount(held, fmt)}."
-            )
-        else:
-            message = (
-                f"That costs {format_amount(total, fmt)}. You have {format_amount(held, fmt)}, "
-                f"of which {format_amount(available, fmt)} can be used on `{category}` items."
-            )
-        raise InsufficientBalance(message)
+            raise InsufficientBalance("balance_insufficient", "That costs {total} and you have {held}.", **amounts)
+        raise InsufficientBalance(
+            "balance_insufficient_in_category",
+            "That costs {total}. You have {held}, of which {available} can be used on {category:lit} items.",
+            category=category,
+            **amounts,
+        )
     takes: list[tuple[Lot, int]] = []
     forfeits: list[tuple[Lot, int]] = []
     left = total
@@ -88,8 +90,9 @@ def allocate_revoke(lots: Iterable[Lot], amount: int, now: int, currency: Curren
     available = sum(lot.remaining for lot in usable)
     if amount > available:
         raise Conflict(
-            f"Only {format_amount(available, currency)} of usable credit is there to revoke; "
-            "name a smaller amount or a lot."
+            "revoke_more_than_usable",
+            "Only {available} of usable credit is there to revoke; name a smaller amount or a lot.",
+            available=format_amount(available, currency),
         )
     out: list[tuple[Lot, int]] = []
     left = amount

@@ -18,10 +18,16 @@ def normalise_categories(values: Iterable[str] | None) -> tuple[str, ...] | None
         if not name:
             continue
         if len(name) > limits.CATEGORY:
-            raise InvalidInput(f"A category name can be at most {limits.CATEGORY} characters.")
+            raise InvalidInput(
+                "category_name_too_long",
+                "A category name can be at most {longest} characters.",
+                longest=limits.CATEGORY,
+            )
         seen.setdefault(name.casefold(), name)
     if len(seen) > limits.CATEGORIES_PER_LIST:
-        raise InvalidInput(f"At most {limits.CATEGORIES_PER_LIST} categories, separated by commas.")
+        raise InvalidInput(
+            "categories_too_many", "At most {most} categories, separated by commas.", most=limits.CATEGORIES_PER_LIST
+        )
     return tuple(seen.values()) or None
 
 

@@ -107,20 +107,29 @@ def validate_promo_code(text: str) -> tuple[str, str]:
     finds. Codes made before this rule keep working as they were (see `redeem` in the service).
     """
     if not isinstance(text, str):
-        raise InvalidInput("Enter a code, like SUMMER-25.")
+        raise InvalidInput("code_missing", "Enter a code, like SUMMER-25.")
     display = unicodedata.normalize("NFKC", text).strip().upper()
     if not display:
-        raise InvalidInput("Enter a code, like SUMMER-25.")
+        raise InvalidInput("code_missing", "Enter a code, like SUMMER-25.")
     if any(c.isspace() for c in display):
-        raise InvalidInput("A code can't contain spaces: use dashes instead, like SUMMER-SALE.")
+        raise InvalidInput("code_has_spaces", "A code can't contain spaces: use dashes instead, like SUMMER-SALE.")
     if not PROMO_MIN_LENGTH <= len(display) <= PROMO_MAX_LENGTH:
-        raise InvalidInput(f"A code must be {PROMO_MIN_LENGTH}–{PROMO_MAX_LENGTH} characters long, like SUMMER-25.")
+        raise InvalidInput(
+            "code_length",
+            "A code must be {shortest}–{longest} characters long, like SUMMER-25.",
+            shortest=PROMO_MIN_LENGTH,
+            longest=PROMO_MAX_LENGTH,
+        )
     if _PROMO_SHAPE.fullmatch(display) is None:
-        raise InvalidInput("A code can only use the letters A–Z, digits 0–9 and dashes, like SUMMER-25.")
+        raise InvalidInput(
+            "code_characters", "A code can only use the letters A–Z, digits 0–9 and dashes, like SUMMER-25."
+        )
     key = normalise_code(display)
     if len(key) < PROMO_MIN_LENGTH:
         raise InvalidInput(
-            f"A code needs at least {PROMO_MIN_LENGTH} letters or digits (dashes don't count), like SUMMER-25."
+            "code_too_few_characters",
+            "A code needs at least {shortest} letters or digits (dashes don't count), like SUMMER-25.",
+            shortest=PROMO_MIN_LENGTH,
         )
     return display, key
 

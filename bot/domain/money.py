@@ -96,7 +96,9 @@ def _fold(text: str, example: str) -> str:
             here = _digit_zero(c, value)
             if zero is not None and here != zero:
                 raise InvalidInput(
-                    f"That amount mixes digits of different scripts: type it with one kind, like {example}."
+                    "amount_mixed_scripts",
+                    "That amount mixes digits of different scripts: type it with one kind, like {example}.",
+                    example=example,
                 )
             zero = here
             out.append(str(value))
@@ -104,8 +106,11 @@ def _fold(text: str, example: str) -> str:
         folded = unicodedata.normalize("NFKC", c)
         if value is not None or any(unicodedata.numeric(f, None) is not None for f in (c, *folded)):
             raise InvalidInput(
-                f"Type the amount with plain digits, like {example}: `{c}` isn't read as a digit "
-                "(no superscript, circled or other special digits)."
+                "amount_special_digit",
+                "Type the amount with plain digits, like {example}: {char:lit} isn't read as a digit "
+                "(no superscript, circled or other special digits).",
+                example=example,
+                char=c,
             )
         out.append(folded)
     return "".join(out)
@@ -118,9 +123,18 @@ def _foreign_symbol(text: str, symbol: str, example: str) -> None:
         return
     if symbol:
         raise InvalidInput(
-            f"`{foreign}` is not this server's currency ({symbol}): type just the number, like {example}."
+            "amount_foreign_symbol",
+            "{foreign:lit} is not this server's currency ({symbol}): type just the number, like {example}.",
+            foreign=foreign,
+            symbol=symbol,
+            example=example,
         )
-    raise InvalidInput(f"`{foreign}` is not this server's currency: type just the number, like {example}.")
+    raise InvalidInput(
+        "amount_symbol_none_set",
+        "{foreign:lit} is not this server's currency: type just the number, like {example}.",
+        foreign=foreign,
+        example=example,
+    )
 
 
 def parse_amount(text: str, decimals: int, *, symbol: str = "") -> int:
@@ -135,32 +149,48 @@ def parse_amount(text: str, decimals: int, *, symbol: str = "") -> int:
     _check_decimals(decimals)
     example = _example(decimals)
     if not isinstance(text, str):
-        raise InvalidInput(f"Enter an amount, like {example}.")
+        raise InvalidInput("amount_missing", "Enter an amount, like {example}.", example=example)
     if len(text) > _MAX_INPUT_LENGTH:  # before folding, which can lengthen a text
-        raise InvalidInput(f"That amount is too long. Enter a number, like {example}.")
+        raise InvalidInput(
+            "amount_too_long",
+            "That amount is too long. Enter a number, like {example}.",
+            example=example,
+        )
     s = _fold(text, example).strip()
     if not s:
-        raise InvalidInput(f"Enter an amount, like {example}.")
+        raise InvalidInput("amount_missing", "Enter an amount, like {example}.", example=example)
     if len(s) > _MAX_INPUT_LENGTH:
-        raise InvalidInput(f"That amount is too long. Enter a number, like {example}.")
+        raise InvalidInput(
+            "amount_too_long",
+            "That amount is too long. Enter a number, like {example}.",
+            example=example,
+        )
     if s.startswith(_MINUS_SIGNS):
-        raise InvalidInput("Amount must be more than zero.")
+        raise InvalidInput("amount_not_positive", "Amount must be more than zero.")
     sym = unicodedata.normalize("NFKC", symbol).strip()
     s = _strip_symbol(s, sym)
     if s.startswith(_MINUS_SIGNS):
-        raise InvalidInput("Amount must be more than zero.")
+        raise InvalidInput("amount_not_positive", "Amount must be more than zero.")
     _foreign_symbol(s, sym, example)
     if s.startswith("+"):
         s = s[1:].lstrip()
     if _EXPONENT.search(s):
-        raise InvalidInput(f"Write the amount out in full, like {example}: exponents such as 1e3 aren't accepted.")
+        raise InvalidInput(
+            "amount_exponent",
+            "Write the amount out in full, like {example}: exponents such as 1e3 aren't accepted.",
+            example=example,
+        )
     m = _NUMBER.fullmatch(s)
     if m is None:
         if decimals and re.fullmatch(r"\d+,\d{1,2}", s, re.ASCII):
-            raise InvalidInput(f"Use a dot for decimals, like {example}. Commas only group thousands (1,000).")
+            raise InvalidInput(
+                "amount_decimal_comma",
+                "Use a dot for decimals, like {example}. Commas only group thousands (1,000).",
+                example=example,
+            )
         if decimals == 0:
-            raise InvalidInput(f"Amount must be a whole number, like {example}.")
-        raise InvalidInput(f"Amount must be a number, like 25 or {example}.")
+            raise InvalidInput("amount_not_whole", "Amount must be a whole number, like {example}.", example=example)
+        raise InvalidInput("amount_not_a_number", "Amount must be a number, like 25 or {example}.", example=example)
 
     whole = m.group("int")
     if m.group("sep"):
@@ -168,20 +198,37 @@ def parse_amount(text: str, decimals: int, *, symbol: str = "") -> int:
     frac = m.group("frac")
     if frac is not None:
         if decimals == 0:
-            raise InvalidInput(f"This server's currency has no decimals: use a whole number, like {example}.")
+            raise InvalidInput(
+                "amount_no_decimals",
+                "This server's currency has no decimals: use a whole number, like {example}.",
+                example=example,
+            )
         if len(frac) > decimals:
-            raise InvalidInput(f"Amount can have at most {decimals} decimals, like {example}.")
+            raise InvalidInput(
+                "amount_too_many_decimals",
+                "Amount can have at most {decimals} decimals, like {example}.",
+                decimals=decimals,
+                example=example,
+            )
     frac = (frac or "").ljust(decimals, "0")
 
     whole = whole.lstrip("0") or "0"
     # Bound the digit count before int(): MAX_AMOUNT has 13 digits.
     if len(whole) + decimals > 16:
-        raise InvalidInput(f"That amount is too large: one operation can move at most {_max_display(decimals)}.")
+        raise InvalidInput(
+            "amount_too_large",
+            "That amount is too large: one operation can move at most {limit}.",
+            limit=_max_display(decimals),
+        )
     minor = int(whole + frac) if decimals else int(whole)
     if minor < MIN_AMOUNT:
-        raise InvalidInput("Amount must be more than zero.")
+        raise InvalidInput("amount_not_positive", "Amount must be more than zero.")
     if minor > MAX_AMOUNT:
-        raise InvalidInput(f"That amount is too large: one operation can move at most {_max_display(decimals)}.")
+        raise InvalidInput(
+            "amount_too_large",
+            "That amount is too large: one operation can move at most {limit}.",
+            limit=_max_display(decimals),
+        )
     return minor
 
 
@@ -191,12 +238,14 @@ def check_amount(minor: int, *, currency: Currency | None = None) -> int:
     ``currency`` (optional) only makes the message show the limit in the guild's format.
     """
     if isinstance(minor, bool) or not isinstance(minor, int):
-        raise InvalidInput("Amount must be a whole number of credits, like 25.")
+        raise InvalidInput("amount_not_an_int", "Amount must be a whole number of credits, like 25.")
     if minor < MIN_AMOUNT:
-        raise InvalidInput("Amount must be more than zero.")
+        raise InvalidInput("amount_not_positive", "Amount must be more than zero.")
     if minor > MAX_AMOUNT:
         limit = format_amount(MAX_AMOUNT, currency) if currency is not None else _format_number(MAX_AMOUNT, 0)
-        raise InvalidInput(f"That amount is too large: one operation can move at most {limit}.")
+        raise InvalidInput(
+            "amount_too_large", "That amount is too large: one operation can move at most {limit}.", limit=limit
+        )
     return minor
 
 
@@ -224,10 +273,19 @@ def format_amount(minor: int, currency: Currency) -> str:
 
 def _check_display_text(value: str, what: str) -> None:
     if not value.isprintable():
-        raise InvalidInput(f"The currency {what} can't contain line breaks or control characters.")
+        raise InvalidInput(
+            "currency_text_unprintable",
+            "The currency {what} can't contain line breaks or control characters.",
+            what=what,
+        )
     bad = sorted({c for c in value if c in _FORBIDDEN_IN_NAMES})
     if bad:
-        raise InvalidInput(f"The currency {what} can't contain these characters: {' '.join(bad)}")
+        raise InvalidInput(
+            "currency_text_forbidden",
+            "The currency {what} can't contain these characters: {chars}",
+            what=what,
+            chars=" ".join(bad),
+        )
 
 
 def validate_currency(
@@ -243,21 +301,32 @@ def validate_currency(
     if name is not None:
         clean_name = unicodedata.normalize("NFC", name).strip()
         if not 1 <= len(clean_name) <= MAX_NAME_LENGTH:
-            raise InvalidInput(f"The currency name must be 1–{MAX_NAME_LENGTH} characters, like credits.")
+            raise InvalidInput(
+                "currency_name_length",
+                "The currency name must be 1–{longest} characters, like credits.",
+                longest=MAX_NAME_LENGTH,
+            )
         _check_display_text(clean_name, "name")
     if symbol is not None:
         clean_symbol = unicodedata.normalize("NFC", symbol).strip()
         if starts_a_formula(clean_symbol):  # every amount shown in a CSV would start with it
             raise InvalidInput(
-                "The currency symbol can't start with = + - or @: spreadsheets would read amounts as formulas."
+                "currency_symbol_formula",
+                "The currency symbol can't start with = + - or @: spreadsheets would read amounts as formulas.",
             )
         if len(clean_symbol) > MAX_SYMBOL_LENGTH:
-            raise InvalidInput(f"The currency symbol can be at most {MAX_SYMBOL_LENGTH} characters, like $.")
+            raise InvalidInput(
+                "currency_symbol_too_long",
+                "The currency symbol can be at most {longest} characters, like $.",
+                longest=MAX_SYMBOL_LENGTH,
+            )
         _check_display_text(clean_symbol, "symbol")
         if any(c.isdigit() or c in ".,+-" or c.isspace() for c in clean_symbol):
-            raise InvalidInput("The currency symbol can't contain digits, spaces, dots, commas or signs.")
+            raise InvalidInput(
+                "currency_symbol_characters", "The currency symbol can't contain digits, spaces, dots, commas or signs."
+            )
     if decimals is not None and (
         isinstance(decimals, bool) or not isinstance(decimals, int) or decimals not in ALLOWED_DECIMALS
     ):
-        raise InvalidInput("Decimals must be 0 (whole credits, like 25) or 2 (like 12.50).")
+        raise InvalidInput("currency_decimals", "Decimals must be 0 (whole credits, like 25) or 2 (like 12.50).")
     return clean_name, clean_symbol, decimals

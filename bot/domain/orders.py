@@ -22,22 +22,32 @@ MAX_QUANTITY = 100
 def check_purchase(item: ShopItem, quantity: int, already_bought: int) -> int:
     """Refuse an impossible purchase before any money moves; return the total price."""
     if isinstance(quantity, bool) or not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidInput(f"Quantity must be between 1 and {MAX_QUANTITY}.")
+        raise InvalidInput("quantity_out_of_range", "Quantity must be between 1 and {most}.", most=MAX_QUANTITY)
     if not item.active:
-        raise Conflict(f"**{item.name}** is no longer sold here.")
+        raise Conflict("item_not_sold", "{item:b} is no longer sold here.", item=item.name)
     if item.stock is not None and item.stock < quantity:
         if item.stock == 0:
-            raise Conflict(f"**{item.name}** is sold out.")
-        raise Conflict(f"Only {item.stock} of **{item.name}** left in stock.")
+            raise Conflict("item_sold_out", "{item:b} is sold out.", item=item.name)
+        raise Conflict("item_low_stock", "Only {stock} of {item:b} left in stock.", stock=item.stock, item=item.name)
     if item.per_member_limit is not None and already_bought + quantity > item.per_member_limit:
         left = max(item.per_member_limit - already_bought, 0)
+        if left:
+            raise Conflict(
+                "item_limit_left",
+                "{item:b} is limited to {limit} per member; you can buy {left} more.",
+                item=item.name,
+                limit=item.per_member_limit,
+                left=left,
+            )
         raise Conflict(
-            f"**{item.name}** is limited to {item.per_member_limit} per member; "
-            + (f"you can buy {left} more." if left else "you have reached that limit.")
+            "item_limit_reached",
+            "{item:b} is limited to {limit} per member; you have reached that limit.",
+            item=item.name,
+            limit=item.per_member_limit,
         )
     total = item.price * quantity
     if total > 10**12:
-        raise InvalidInput("That order is too large.")
+        raise InvalidInput("order_too_large", "That order is too large.")
     return total
 
 

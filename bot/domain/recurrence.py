@@ -36,8 +36,10 @@ from bot.domain.timeparse import from_unix, to_unix
 
 CRON_HELP = (
     "Use five cron fields: minute hour day-of-month month day-of-week, "
-    "e.g. `0 12 1 * *` for noon on the 1st of every month, or `0 9 * * mon` for Mondays at 9:00."
+    "e.g. {noon_on_the_1st:lit} for noon on the 1st of every month, or {mondays_at_9:lit} for Mondays at 9:00."
 )
+"""The sentence that ends every refused rule: a template fragment, with `CRON_HELP_PARAMS`."""
+CRON_HELP_PARAMS = {"noon_on_the_1st": "0 12 1 * *", "mondays_at_9": "0 9 * * mon"}
 #: How much of a refused rule (or of one of its fields) a message quotes back.
 ECHO = 40
 
@@ -62,7 +64,10 @@ _NEVER_A_DAY = re.compile(r"\d{4}|[^\x00-\x7f]")  # four digits, or anything but
 
 def _not_a_day(part: str) -> InvalidInput:
     return InvalidInput(
-        f"`{_quote(part, ECHO)}` is not a day of the week (0-7, Sunday = 0 or 7, or mon…sun). {CRON_HELP}"
+        "cron_not_a_weekday",
+        "{part:lit} is not a day of the week (0-7, Sunday = 0 or 7, or mon…sun). " + CRON_HELP,
+        part=_quote(part, ECHO),
+        **CRON_HELP_PARAMS,
     )
 
 
@@ -96,18 +101,31 @@ def normalise_rule(rule: str) -> str:
     """The rule as stored and shown: its fields separated by single spaces. Refuses a rule that is
     too long or has anything but cron's own characters, before any parsing."""
     if len(rule.strip()) > limits.CRON_RULE:
-        raise InvalidInput(f"A cron rule can be at most {limits.CRON_RULE} characters. {CRON_HELP}")
+        raise InvalidInput(
+            "cron_rule_too_long",
+            "A cron rule can be at most {longest} characters. " + CRON_HELP,
+            longest=limits.CRON_RULE,
+            **CRON_HELP_PARAMS,
+        )
     text = " ".join(rule.split())
     if not text:
-        raise InvalidInput(f"Enter a cron rule. {CRON_HELP}")
+        raise InvalidInput("cron_rule_missing", "Enter a cron rule. " + CRON_HELP, **CRON_HELP_PARAMS)
     fields = text.split(" ")
     if len(fields) != 5:
-        raise InvalidInput(f"`{_quote(text, ECHO)}` is not a cron rule: it has {len(fields)} fields. {CRON_HELP}")
+        raise InvalidInput(
+            "cron_field_count",
+            "{rule:lit} is not a cron rule: it has {count} fields. " + CRON_HELP,
+            rule=_quote(text, ECHO),
+            count=len(fields),
+            **CRON_HELP_PARAMS,
+        )
     for field in fields:
         if _FIELD.fullmatch(field) is None:
             raise InvalidInput(
-                f"`{_quote(field, ECHO)}` is not a cron field: use the digits 0-9, names like mon or jan, "
-                f"and * , - /. {CRON_HELP}"
+                "cron_field_characters",
+                "{field:lit} is not a cron field: use the digits 0-9, names like mon or jan, and * , - /. " + CRON_HELP,
+                field=_quote(field, ECHO),
+                **CRON_HELP_PARAMS,
             )
     return text
 
@@ -124,7 +142,11 @@ def _trigger(text: str, fields: list[str], timezone: str) -> CronTrigger:
         return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
     except ValueError as exc:  # APScheduler's own words quote the field: clip them too
         raise InvalidInput(
-            f"`{_quote(text, ECHO)}` is not a valid cron rule ({_quote(str(exc), 2 * ECHO)}). {CRON_HELP}"
+            "cron_rule_invalid",
+            "{rule:lit} is not a valid cron rule ({reason}). " + CRON_HELP,
+            rule=_quote(text, ECHO),
+            reason=_quote(str(exc), 2 * ECHO),
+            **CRON_HELP_PARAMS,
         ) from None
 
 
@@ -161,5 +183,10 @@ def next_run(rule: str, timezone: str, after: int) -> int:
         if fire is not None:
             fires.append(to_unix(fire))
     if not fires:
-        raise InvalidInput(f"`{_quote(normalise_rule(rule), ECHO)}` never fires. {CRON_HELP}")
+        raise InvalidInput(
+            "cron_never_fires",
+            "{rule:lit} never fires. " + CRON_HELP,
+            rule=_quote(normalise_rule(rule), ECHO),
+            **CRON_HELP_PARAMS,
+        )
     return min(fires)

@@ -9,7 +9,7 @@ from bot.domain.models import (
     MemberFacts,
     PromoCode,
 )
-from bot.domain.timeparse import discord_timestamp, from_unix
+from bot.domain.timeparse import from_unix
 
 RATE_LIMIT_FAILURES = 5
 
@@ -22,23 +22,43 @@ def check_promo_redeemable(
 ) -> None:
     """Every rule of a promo code but the global use cap (checked atomically by the store)."""
     if not promo.active:
-        raise Conflict("That code is no longer active.")
+        raise Conflict("promo_inactive", "That code is no longer active.")
     if promo.redeem_by is not None and now > promo.redeem_by:
-        raise Conflict(f"That code could be redeemed until {discord_timestamp(from_unix(promo.redeem_by), 'f')}.")
+        raise Conflict("promo_expired", "That code could be redeemed until {until:f}.", until=promo.redeem_by)
     if promo.max_uses is not None and promo.uses >= promo.max_uses:
-        raise Conflict("That code has been used up.")
+        raise Conflict("promo_used_up", "That code has been used up.")
     if member_uses >= promo.per_member:
-        times = "once" if promo.per_member == 1 else f"{promo.per_member} times"
-        raise Conflict(f"You have already redeemed that code (it can be used {times} per member).")
+        if promo.per_member == 1:
+            raise Conflict(
+                "promo_already_redeemed",
+                "You have already redeemed that code (it can be used once per member).",
+            )
+        raise Conflict(
+            "promo_member_uses_spent",
+            "You have already redeemed that code (it can be used {uses} times per member).",
+            uses=promo.per_member,
+        )
     if promo.role_id is not None and promo.role_id not in member.role_ids:
-        raise Forbidden(f"That code is only for members with the <@&{promo.role_id}> role.")
+        raise Forbidden(
+            "promo_role_required",
+            "That code is only for members with the {role:role} role.",
+            role=promo.role_id,
+        )
     if promo.min_member_days:
         joined = member.joined_at
         if joined is None or now - joined < promo.min_member_days * 86400:
             eligible_at = None if joined is None else joined + promo.min_member_days * 86400
-            when = f" You can redeem it {discord_timestamp(from_unix(eligible_at), 'R')}." if eligible_at else ""
+            if eligible_at:
+                raise Forbidden(
+                    "promo_member_too_new",
+                    "That code is for members who joined at least {days} days ago. You can redeem it {eligible_at:R}.",
+                    days=promo.min_member_days,
+                    eligible_at=eligible_at,
+                )
             raise Forbidden(
-                f"That code is for members who joined at least {promo.min_member_days} days ago.{when}"
+                "promo_member_joined_unknown",
+                "That code is for members who joined at least {days} days ago.",
+                days=promo.min_member_days,
             )
 
 

@@ -1,4 +1,4 @@
-"""Durations, dates and timezones as people type them; Discord timestamps for display.
+"""Durations, dates and timezones as people type them; unix time.
 
 Every datetime going in must be timezone-aware, and every datetime coming out is
 timezone-aware UTC, truncated to whole seconds where it comes from user input.
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from bot.domain import limits
 from bot.domain.errors import InvalidInput
+from bot.domain.text import TIME_STYLES
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -22,8 +23,6 @@ MAX_DURATION = timedelta(days=365 * 100)
 MIN_LEAD_TIME = 60
 MAX_LEAD_TIME = 365 * 86400
 MAX_LEAD_TIMES = 10
-
-DISCORD_TIMESTAMP_STYLES = frozenset("tTdDfFR")
 
 DURATION_FORMS = "30d, 12h, 2w, 90m or 1y (combinations like 1d12h work too)"
 WHEN_FORMS = (
@@ -77,31 +76,51 @@ def _to_utc_seconds(value: datetime) -> datetime:
 def _duration_seconds(text: str) -> int:
     s = text.strip().lower()
     if not s:
-        raise InvalidInput(f"Enter a duration, like {DURATION_FORMS}.")
+        raise InvalidInput("duration_missing", "Enter a duration, like {forms}.", forms=DURATION_FORMS)
     if len(s) > _MAX_INPUT_LENGTH:
-        raise InvalidInput(f"That duration is too long to read. Use {DURATION_FORMS}.")
+        raise InvalidInput(
+            "duration_input_too_long",
+            "That duration is too long to read. Use {forms}.",
+            forms=DURATION_FORMS,
+        )
     if s.startswith(("-", "\u2212")):
-        raise InvalidInput(f"A duration can't be negative. Use {DURATION_FORMS}.")
+        raise InvalidInput("duration_negative", "A duration can't be negative. Use {forms}.", forms=DURATION_FORMS)
     if s.startswith("+"):
         s = s[1:]
     if s.isascii() and s.isdigit():
-        raise InvalidInput(f"Add a unit to {s}, like {s}d for days or {s}h for hours.")
+        raise InvalidInput(
+            "duration_no_unit", "Add a unit to {number}, like {number}d for days or {number}h for hours.", number=s
+        )
     if _DURATION_SHAPE.fullmatch(s) is None:
-        raise InvalidInput(f"I couldn't read '{_echo(text.strip())}' as a duration. Use {DURATION_FORMS}.")
+        raise InvalidInput(
+            "duration_unreadable",
+            "I couldn't read '{text}' as a duration. Use {forms}.",
+            text=_echo(text.strip()),
+            forms=DURATION_FORMS,
+        )
     total = 0
     for number, unit in _DURATION_PART.findall(s):
         if unit in _MONTH_WORDS:
-            raise InvalidInput("Months vary in length: use days or weeks instead, like 30d or 4w.")
+            raise InvalidInput("duration_months", "Months vary in length: use days or weeks instead, like 30d or 4w.")
         if unit not in _UNIT_SECONDS:
-            raise InvalidInput(f"Unknown time unit '{_echo(unit, 12)}'. Use {DURATION_FORMS}.")
+            raise InvalidInput(
+                "duration_unknown_unit",
+                "Unknown time unit '{unit}'. Use {forms}.",
+                unit=_echo(unit, 12),
+                forms=DURATION_FORMS,
+            )
         digits = number.lstrip("0") or "0"
         if len(digits) > _MAX_NUMBER_DIGITS:
-            raise InvalidInput("That duration is too long: the most is 100 years.")
+            raise InvalidInput("duration_too_long", "That duration is too long: the most is 100 years.")
         total += int(digits) * _UNIT_SECONDS[unit]
     if total <= 0:
-        raise InvalidInput(f"A duration must be longer than zero. Use {DURATION_FORMS}.")
+        raise InvalidInput(
+            "duration_not_positive",
+            "A duration must be longer than zero. Use {forms}.",
+            forms=DURATION_FORMS,
+        )
     if total > MAX_DURATION.days * 86400:
-        raise InvalidInput("That duration is too long: the most is 100 years.")
+        raise InvalidInput("duration_too_long", "That duration is too long: the most is 100 years.")
     return total
 
 
@@ -150,7 +169,11 @@ def validate_timezone(name: str) -> str:
     # A zone the installed database has but available_timezones() did not list.
     if s and len(s) <= 64 and _ZONE_SHAPE.fullmatch(s) and _is_real_zone_name(s) and _zone_loads(s):
         return s
-    raise InvalidInput(f"Unknown timezone '{_echo(s)}'. Use an IANA name like Europe/Berlin.")
+    raise InvalidInput(
+        "timezone_unknown",
+        "Unknown timezone '{zone}'. Use an IANA name like Europe/Berlin.",
+        zone=_echo(s),
+    )
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -188,9 +211,9 @@ def parse_when(text: str, now: datetime, tz: str = "UTC", *, day_start: bool = F
     zone = _zone(tz)
     s = text.strip() if isinstance(text, str) else ""
     if not s:
-        raise InvalidInput(f"Enter a date or duration: {WHEN_FORMS}.")
+        raise InvalidInput("when_missing", "Enter a date or duration: {forms}.", forms=WHEN_FORMS)
     if len(s) > _MAX_INPUT_LENGTH:
-        raise InvalidInput(f"That date is too long to read. Use {WHEN_FORMS}.")
+        raise InvalidInput("when_input_too_long", "That date is too long to read. Use {forms}.", forms=WHEN_FORMS)
     low = s.lower()
     try:
         if low in ("today", "tomorrow"):
@@ -212,12 +235,14 @@ def parse_when(text: str, now: datetime, tz: str = "UTC", *, day_start: bool = F
         try:
             parsed = datetime.fromisoformat(s.upper())
         except ValueError:
-            raise InvalidInput(f"I couldn't read '{_echo(s)}' as a date. Use {WHEN_FORMS}.") from None
+            raise InvalidInput(
+                "when_unreadable", "I couldn't read '{text}' as a date. Use {forms}.", text=_echo(s), forms=WHEN_FORMS
+            ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=zone)
         return _to_utc_seconds(parsed)
     except OverflowError:
-        raise InvalidInput("That date is out of range.") from None
+        raise InvalidInput("when_out_of_range", "That date is out of range.") from None
 
 
 def parse_future(text: str, now: datetime, tz: str = "UTC", what: str = "expiry") -> datetime:
@@ -225,7 +250,10 @@ def parse_future(text: str, now: datetime, tz: str = "UTC", what: str = "expiry"
     when = parse_when(text, now, tz)
     if when <= now:
         raise InvalidInput(
-            f"That {what} is in the past: {discord_timestamp(when, 'f')}. Give a future date or a duration like 30d."
+            "when_in_past",
+            "That {what} is in the past: {when:f}. Give a future date or a duration like 30d.",
+            what=what,
+            when=to_unix(when),
         )
     return when
 
@@ -242,22 +270,38 @@ def parse_lead_times(text: str) -> tuple[int, ...]:
     parts = [p.strip() for p in s.split(",")]
     parts = [p for p in parts if p]
     if not parts:
-        raise InvalidInput("Give at least one lead time, like 7d,1d.")
+        raise InvalidInput("lead_times_missing", "Give at least one lead time, like 7d,1d.")
     if len(parts) > 4 * MAX_LEAD_TIMES:
-        raise InvalidInput(f"At most {MAX_LEAD_TIMES} lead times, like 7d,1d.")
+        raise InvalidInput("lead_times_too_many", "At most {most} lead times, like 7d,1d.", most=MAX_LEAD_TIMES)
     seconds: set[int] = set()
     for part in parts:
         try:
             value = _duration_seconds(part)
         except InvalidInput as exc:
-            raise InvalidInput(f"Lead time '{_echo(part, 20)}': {exc}") from None
+            # The duration's own sentence after the lead time it is about; `reason` is its code. (A
+            # duration's parameters are never called `lead` or `reason`.)
+            raise InvalidInput(
+                "lead_time_invalid",
+                "Lead time '{lead}': " + exc.template,
+                **exc.params,
+                lead=_echo(part, 20),
+                reason=exc.code,
+            ) from None
         if value < MIN_LEAD_TIME:
-            raise InvalidInput(f"Lead time '{_echo(part, 20)}' is too short: each must be at least 1 minute.")
+            raise InvalidInput(
+                "lead_time_too_short",
+                "Lead time '{lead}' is too short: each must be at least 1 minute.",
+                lead=_echo(part, 20),
+            )
         if value > MAX_LEAD_TIME:
-            raise InvalidInput(f"Lead time '{_echo(part, 20)}' is too long: each must be at most 365 days.")
+            raise InvalidInput(
+                "lead_time_too_long",
+                "Lead time '{lead}' is too long: each must be at most 365 days.",
+                lead=_echo(part, 20),
+            )
         seconds.add(value)
     if len(seconds) > MAX_LEAD_TIMES:
-        raise InvalidInput(f"At most {MAX_LEAD_TIMES} lead times, like 7d,1d.")
+        raise InvalidInput("lead_times_too_many", "At most {most} lead times, like 7d,1d.", most=MAX_LEAD_TIMES)
     return tuple(sorted(seconds, reverse=True))
 
 
@@ -281,7 +325,7 @@ def format_lead_times(seconds: tuple[int, ...]) -> str:
     return ",".join(format_duration(s) for s in seconds)
 
 
-# --- Discord timestamps and unix time ---------------------------------------------------
+# --- unix time ---------------------------------------------------------------------------
 
 
 def to_unix(when: datetime) -> int:
@@ -298,7 +342,9 @@ def from_unix(ts: int) -> datetime:
 
 
 def discord_timestamp(when: datetime, style: str = "R") -> str:
-    """``<t:UNIX:R>``: Discord shows it in each reader's own timezone and language."""
-    if style not in DISCORD_TIMESTAMP_STYLES:
+    """Transitional, for bot/store's finished sentences only until their raises carry a time
+    parameter (issue 9): the Discord layer's own is `bot.discordbot.render.discord_timestamp`, and
+    the domain's sentences name a time as ``{at:R}``. Goes away with the store's last user."""
+    if style not in TIME_STYLES:
         raise ValueError(f"unknown Discord timestamp style {style!r}")
     return f"<t:{to_unix(when)}:{style}>"

@@ -189,7 +189,9 @@ async def test_promo_categories_are_an_allow_list(ledger, store, key):
     info = await assert_refused_writes_nothing(
         ledger, store, lambda: ledger.checkout(GUILD, ALICE, book.id, 3, key=key()), InsufficientBalance
     )
-    assert "of which 20 credits can be used on `books` items" in str(info.value)
+    assert "of which 20 credits can be used on books items" in str(info.value)
+    assert info.value.code == "balance_insufficient_in_category"
+    assert (info.value.params["available"], info.value.params["category"]) == ("20 credits", "books")
     await healthy(ledger)
 
 
@@ -203,7 +205,8 @@ async def test_excluded_categories_take_no_promo_but_gift_pays(ledger, store, ke
         ledger, store, lambda: ledger.checkout(GUILD, ALICE, nitro.id, key=key()), InsufficientBalance
     )
     message = str(info.value)
-    assert "160 credits" in message and "of which 80 credits can be used on `subscriptions` items" in message
+    assert "160 credits" in message and "of which 80 credits can be used on subscriptions items" in message
+    assert (info.value.params["available"], info.value.params["category"]) == ("80 credits", "subscriptions")
     cheaper = await item_of(ledger, key, 60, category="subscriptions")
     order = await ledger.checkout(GUILD, ALICE, cheaper.id, key=key())
     assert (order.promo_applied, order.gift_applied) == (0, 60)
@@ -268,7 +271,8 @@ async def test_stock_runs_out(ledger, store, key):
     info = await assert_refused_writes_nothing(
         ledger, store, lambda: ledger.checkout(GUILD, ALICE, item.id, 3, key=key()), Conflict
     )
-    assert "Only 2 of **Rare** left" in str(info.value)
+    assert "Only 2 of Rare left" in str(info.value)
+    assert (info.value.code, info.value.params) == ("item_low_stock", {"stock": 2, "item": "Rare"})
     await ledger.checkout(GUILD, ALICE, item.id, key=key())
     await ledger.checkout(GUILD, ALICE, item.id, key=key())
     assert (await ledger.item(GUILD, item.id)).stock == 0

@@ -1,4 +1,4 @@
-"""Durations, dates in a guild's timezone, lead times, Discord timestamps."""
+"""Durations, dates in a guild's timezone, lead times, unix time."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from bot.domain.errors import InvalidInput
 from bot.domain.timeparse import (
-    discord_timestamp,
     end_of_day,
     format_duration,
     format_lead_times,
@@ -283,9 +282,10 @@ def test_parse_future_accepts_future_and_refuses_past():
     assert parse_future("30d", NOW) == NOW + timedelta(days=30)
     with pytest.raises(InvalidInput) as info:
         parse_future("2020-01-01", NOW)
-    message = str(info.value)
-    assert message.startswith("That expiry is in the past: <t:")
-    assert f"<t:{to_unix(utc(2020, 1, 1, 23, 59, 59))}:f>" in message
+    assert str(info.value).startswith("That expiry is in the past: 2020-01-01 23:59 UTC. ")
+    assert info.value.code == "when_in_past"
+    assert info.value.params == {"what": "expiry", "when": to_unix(utc(2020, 1, 1, 23, 59, 59))}
+    assert "{when:f}" in info.value.template  # the date and time, not how long ago
 
 
 def test_parse_future_refuses_exactly_now_and_names_what():
@@ -341,6 +341,14 @@ def test_parse_lead_times_refuses(text, fragment):
     with pytest.raises(InvalidInput) as info:
         parse_lead_times(text)
     assert fragment in str(info.value)
+
+
+def test_a_lead_time_that_is_no_duration_says_which_and_why():
+    with pytest.raises(InvalidInput) as info:
+        parse_lead_times("7d,5")
+    assert str(info.value) == "Lead time '5': Add a unit to 5, like 5d for days or 5h for hours."
+    assert info.value.code == "lead_time_invalid"
+    assert info.value.params == {"lead": "5", "reason": "duration_no_unit", "number": "5"}
 
 
 @pytest.mark.parametrize(
@@ -422,12 +430,3 @@ def test_from_unix_requires_int():
 def test_unix_round_trip_property(ts):
     assert to_unix(from_unix(ts)) == ts
 
-
-def test_discord_timestamp():
-    when = utc(2026, 12, 31, 23, 59, 59)
-    assert discord_timestamp(when) == "<t:1798761599:R>"
-    assert discord_timestamp(when, "f") == "<t:1798761599:f>"
-    with pytest.raises(ValueError):
-        discord_timestamp(when, "x")
-    with pytest.raises(ValueError):
-        discord_timestamp(datetime(2026, 1, 1), "R")
