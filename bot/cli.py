@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bot.app.ledger import Ledger
 from bot.config import ConfigError, Settings
+from bot.logs import setup_logging
 from bot.store.lock import DatabaseInUse, DatabaseLock
 from bot.store.migrate import SchemaTooNew, code_version, pending
 from bot.store.sqlite import SqliteStore
@@ -246,7 +247,6 @@ def run_bot(settings: Settings) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     from bot.discordbot.client import run  # discord.py loads only when the bot really runs
-    from bot.logs import setup_logging
 
     setup_logging(settings.log_level, secrets=(settings.discord_token,))
     try:

@@ -10,19 +10,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
-from bot.discordbot.ui import BLUE, guild_id_of, ledger_of, lot_line, money, send_paged, ts
-from bot.domain import limits
-from bot.domain.models import Entry, GuildSettings, Lot
+from bot.discordbot.lines import entry_line, lot_line
+from bot.discordbot.options import PageNumber
+from bot.discordbot.render import BLUE, money, ts
+from bot.discordbot.ui import guild_id_of, ledger_of, send_paged
+from bot.domain.models import GuildSettings, Lot
 
-ENTRY_LABELS = {
-    "grant": "Credit added",
-    "spend": "Spent",
-    "forfeit": "Forfeited (one-time credit)",
-    "expire": "Expired",
-    "void": "Revoked",
-    "refund": "Refunded",
-    "expiry_change": "Expiry changed",
-}
 MAX_LOT_LINES = 15
 
 
@@ -43,17 +36,6 @@ def lots_text(lots: Sequence[Lot], settings: GuildSettings, now: int) -> str:
     if hidden and text == "\n".join(lines):  # every shown line fitted: the rest still needs its line
         text += "\n" + more(0)
     return text
-
-
-def entry_line(entry: Entry, settings: GuildSettings) -> str:
-    label = ENTRY_LABELS.get(entry.type, entry.type)
-    amount = "" if entry.amount == 0 else f" **{'+' if entry.amount > 0 else '−'}{money(settings, abs(entry.amount))}**"
-    kind = "gift" if entry.lot_kind == "gift" else "promo"
-    order = f" · order `#{entry.order_id}`" if entry.order_id else ""
-    # The ledger refuses reasons over limits.REASON characters; the clip keeps a line bounded
-    # whatever a row holds, so a page of ten lines always fits in one description (4,096).
-    reason = f" · {fit.clip(entry.reason, limits.REASON)}" if entry.reason else ""
-    return f"{ts(entry.created_at)} {label}{amount} ({kind}, lot `#{entry.lot_id}`){order}{reason}"
 
 
 class Balance(commands.Cog):
@@ -93,7 +75,7 @@ class Balance(commands.Cog):
     @app_commands.command(name="history", description="Your credit history, newest first.")
     @app_commands.describe(page="Which page to show (10 entries per page).")
     @app_commands.guild_only()
-    async def history(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 100000] = 1) -> None:
+    async def history(self, interaction: discord.Interaction, page: PageNumber = 1) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         user_id = interaction.user.id

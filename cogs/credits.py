@@ -14,30 +14,27 @@ from discord.ext import commands
 
 from bot.discordbot import fit
 from bot.discordbot.charts import weekly_chart_png
+from bot.discordbot.lines import entry_line, lot_line
+from bot.discordbot.options import Amount, Categories, Reason, When, category_autocomplete
+from bot.discordbot.render import BLUE, GREEN, money, ts
+from bot.discordbot.roles import credit_holders
 from bot.discordbot.ui import (
-    BLUE,
-    GREEN,
     ModeratorCog,
     answer_committed,
     bot_of,
     guild_id_of,
     key_of,
     ledger_of,
-    lot_line,
     moderator_commands,
     moderator_predicate,
-    money,
     page_of_lines,
     post_audit,
     send_paged,
-    ts,
 )
 from bot.domain import limits
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.models import GuildSettings, Lot, Schedule
 from bot.domain.timeparse import from_unix
-from cogs.balance import entry_line
-from cogs.shop import category_autocomplete
 
 Kind = Literal["promo", "gift"]
 INSPECT_PAGE = 10
@@ -50,10 +47,6 @@ REVOKED_LOTS_SHOWN = 600
 CATEGORIES_HELP = f"comma-separated (up to {limits.CATEGORIES_PER_LIST})"
 #: The name of an embed field that goes on with the one above it.
 BLANK = "\u200b"
-MEMBERS_LOADING = (
-    "This server's members are still loading (Discord sends them in batches after the bot starts): "
-    "try again in a minute. Nothing was granted."
-)
 
 
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
@@ -115,15 +108,12 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def grant(
-        self, interaction: discord.Interaction, member: discord.Member,
-        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
-        expires: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
-        starts: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
-        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
-        kind: Kind = "promo", reason: app_commands.Range[str, 1, limits.REASON] | None = None,
+        self, interaction: discord.Interaction, member: discord.Member, amount: Amount,
+        expires: When | None = None, starts: When | None = None, categories: Categories | None = None,
+        one_time: bool = False, kind: Kind = "promo", reason: Reason | None = None,
     ) -> None:
         if member.bot:
-            raise InvalidInput("Bots can't hold credit.")
+            raise InvalidInput("bot_member", "Bots can't hold credit.")
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         result = await ledger.grant(
@@ -151,28 +141,30 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def grant_role(
-        self, interaction: discord.Interaction, role: discord.Role,
-        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
-        expires: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
-        starts: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
-        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
-        kind: Kind = "promo", reason: app_commands.Range[str, 1, limits.REASON] | None = None,
+        self, interaction: discord.Interaction, role: discord.Role, amount: Amount,
+        expires: When | None = None, starts: When | None = None, categories: Categories | None = None,
+        one_time: bool = False, kind: Kind = "promo", reason: Reason | None = None,
     ) -> None:
         bot = bot_of(interaction)
         if not bot.members_intent:
             raise Conflict(
+                "members_intent_off",
                 "I can't see role members: the Server Members intent is off. The bot's owner can turn it on "
-                "in the Discord developer portal (Bot → Privileged Gateway Intents → Server Members Intent)."
+                "in the Discord developer portal (Bot → Privileged Gateway Intents → Server Members Intent).",
             )
         # Right after a start Discord is still sending the member list: a role would look smaller
         # than it is. Grant to all of it or to nobody.
         if not bot.member_list_complete(interaction.guild):
             await interaction.response.defer(ephemeral=True, thinking=True)
             if not await bot.complete_member_list(interaction.guild):
-                raise Conflict(MEMBERS_LOADING)
-        members = [m.id for m in role.members if not m.bot]
+                raise Conflict(
+                    "members_loading",
+                    "This server's members are still loading (Discord sends them in batches after the bot "
+                    "starts): try again in a minute. Nothing was granted.",
+                )
+        members = credit_holders(role)
         if not members:
-            raise InvalidInput(f"Nobody (apart from bots) has {role.mention}.")
+            raise InvalidInput("role_has_no_members", "Nobody (apart from bots) has {role:role}.", role=role.id)
         if not interaction.response.is_done():
             await interaction.response.defer(ephemeral=True, thinking=True)
         ledger = ledger_of(interaction)
@@ -202,8 +194,7 @@ class Credits(ModeratorCog):
     @app_commands.autocomplete(lot=lot_autocomplete)
     async def revoke(
         self, interaction: discord.Interaction, member: discord.Member,
-        reason: app_commands.Range[str, 1, limits.REASON], lot: app_commands.Range[int, 1] | None = None,
-        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT] | None = None,
+        reason: Reason, lot: app_commands.Range[int, 1] | None = None, amount: Amount | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -228,16 +219,17 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(lot=lot_autocomplete)
     async def extend(
-        self, interaction: discord.Interaction, lot: app_commands.Range[int, 1],
-        expires: app_commands.Range[str, 1, limits.WHEN_INPUT],
-        reason: app_commands.Range[str, 1, limits.REASON] | None = None, member: discord.Member | None = None,
+        self, interaction: discord.Interaction, lot: app_commands.Range[int, 1], expires: When,
+        reason: Reason | None = None, member: discord.Member | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         if member is not None:
             chosen = await ledger.get_lot(guild_id, lot)
             if chosen is not None and chosen.user_id != member.id:
-                raise NotFound(f"Lot #{lot} is not one of {member.mention}'s lots.")
+                raise NotFound(
+                    "lot_of_another_member", "Lot #{lot} is not one of {member:user}'s lots.", lot=lot, member=member.id
+                )
         result = await ledger.extend(
             guild_id, lot, expires, actor_id=interaction.user.id, key=key_of(interaction), reason=reason
         )
@@ -335,9 +327,9 @@ class Credits(ModeratorCog):
     @app_commands.autocomplete(categories=category_autocomplete)
     async def schedule_add(
         self, interaction: discord.Interaction, role: discord.Role,
-        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT], rule: app_commands.Range[str, 1, limits.CRON_RULE],
+        amount: Amount, rule: app_commands.Range[str, 1, limits.CRON_RULE],
         valid_days: app_commands.Range[int, 1, 36500] | None = None,
-        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, kind: Kind = "promo",
+        categories: Categories | None = None, kind: Kind = "promo",
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)

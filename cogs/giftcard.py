@@ -11,8 +11,10 @@ from discord.ext import commands
 
 from bot.app.ledger import MAX_GIFT_CARDS
 from bot.discordbot import fit
+from bot.discordbot.errors import record_committed
+from bot.discordbot.options import Amount, When
+from bot.discordbot.render import BLUE, money, ts
 from bot.discordbot.ui import (
-    BLUE,
     ModeratorCog,
     answer_committed,
     guild_id_of,
@@ -20,11 +22,8 @@ from bot.discordbot.ui import (
     ledger_of,
     moderator_commands,
     moderator_predicate,
-    money,
     post_audit,
-    record_committed,
     send_paged,
-    ts,
 )
 from bot.domain import csvsafe, limits
 from bot.domain.models import GiftCard, GuildSettings
@@ -56,9 +55,9 @@ class GiftCards(ModeratorCog):
         claim_by="Last moment to redeem: a duration like 90d or a date. Empty: no limit.",
     )
     async def issue(
-        self, interaction: discord.Interaction, amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
+        self, interaction: discord.Interaction, amount: Amount,
         count: app_commands.Range[int, 1, MAX_GIFT_CARDS] = 1,
-        claim_by: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        claim_by: When | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)

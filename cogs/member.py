@@ -7,7 +7,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
-from bot.discordbot.ui import BLUE, answer_committed, guild_id_of, ledger_of
+from bot.discordbot.render import BLUE
+from bot.discordbot.ui import answer_committed, guild_id_of, ledger_of
 
 UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 

@@ -7,8 +7,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
+from bot.discordbot.options import Amount, Categories, CodeInput, When, category_autocomplete
+from bot.discordbot.render import BLUE, money, ts
 from bot.discordbot.ui import (
-    BLUE,
     ModeratorCog,
     answer_committed,
     guild_id_of,
@@ -16,15 +17,12 @@ from bot.discordbot.ui import (
     ledger_of,
     moderator_commands,
     moderator_predicate,
-    money,
     page_of_lines,
     send_paged,
-    ts,
 )
 from bot.domain import codes, limits
 from bot.domain.codes import normalise_code
 from bot.domain.models import GuildSettings, PromoCode
-from cogs.shop import category_autocomplete
 
 #: Room for one /promo list page: its description. A code's line is at most about 800 characters (a
 #: 32-character code, 10 categories of 50), so every page holds at least four whole lines.
@@ -61,7 +59,7 @@ async def promo_autocomplete(interaction: discord.Interaction, current: str) -> 
     promos = await ledger_of(interaction).promos(guild_id_of(interaction))
     return [
         app_commands.Choice(name=p.code, value=p.code) for p in promos if p.active and needle in normalise_code(p.code)
-    ][:25]
+    ][: fit.CHOICES]
 
 
 class Promo(ModeratorCog):
@@ -85,12 +83,12 @@ class Promo(ModeratorCog):
     async def create(
         self, interaction: discord.Interaction,
         code: app_commands.Range[str, codes.PROMO_MIN_LENGTH, codes.PROMO_MAX_LENGTH],
-        amount: app_commands.Range[str, 1, limits.AMOUNT_INPUT],
+        amount: Amount,
         uses: app_commands.Range[int, 1] | None = None, per_member: app_commands.Range[int, 1, 1000] = 1,
-        redeem_by: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
+        redeem_by: When | None = None,
         credit_days: app_commands.Range[int, 1, 36500] | None = None,
-        credit_expires: app_commands.Range[str, 1, limits.WHEN_INPUT] | None = None,
-        categories: app_commands.Range[str, 1, limits.CATEGORIES_INPUT] | None = None, one_time: bool = False,
+        credit_expires: When | None = None,
+        categories: Categories | None = None, one_time: bool = False,
         role: discord.Role | None = None, min_member_days: app_commands.Range[int, 0, 3650] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
@@ -128,9 +126,7 @@ class Promo(ModeratorCog):
     @promo.command(name="disable", description="Stop a promo code from being redeemed.")
     @app_commands.describe(code="The code to disable.")
     @app_commands.autocomplete(code=promo_autocomplete)
-    async def disable(
-        self, interaction: discord.Interaction, code: app_commands.Range[str, 1, limits.REDEEM_INPUT]
-    ) -> None:
+    async def disable(self, interaction: discord.Interaction, code: CodeInput) -> None:
         promo = await ledger_of(interaction).disable_promo(
             guild_id_of(interaction), code, actor_id=interaction.user.id, key=key_of(interaction)
         )

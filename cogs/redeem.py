@@ -7,8 +7,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
-from bot.discordbot.ui import GREEN, guild_id_of, key_of, ledger_of, member_facts, money, record_committed, ts
-from bot.domain import limits
+from bot.discordbot.errors import record_committed
+from bot.discordbot.options import CodeInput
+from bot.discordbot.render import GREEN, money, ts
+from bot.discordbot.ui import guild_id_of, key_of, ledger_of, member_facts
 
 
 class Redeem(commands.Cog):
@@ -18,9 +20,7 @@ class Redeem(commands.Cog):
     @app_commands.command(name="redeem", description="Redeem a gift card or promotional code into your balance.")
     @app_commands.describe(code="The code, e.g. ABCD-EFGH-JKMN-PQRS or SUMMER-25 (case and dashes don't matter).")
     @app_commands.guild_only()
-    async def redeem(
-        self, interaction: discord.Interaction, code: app_commands.Range[str, 1, limits.REDEEM_INPUT]
-    ) -> None:
+    async def redeem(self, interaction: discord.Interaction, code: CodeInput) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         settings = await ledger.settings(guild_id)

@@ -12,8 +12,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
+from bot.discordbot.options import Category, category_autocomplete, one_of
+from bot.discordbot.render import BLUE
 from bot.discordbot.ui import (
-    BLUE,
     ModeratorCog,
     answer_committed,
     guild_id_of,
@@ -26,7 +27,6 @@ from bot.domain.errors import InvalidInput
 from bot.domain.models import GuildSettings
 from bot.domain.money import MAX_NAME_LENGTH, MAX_SYMBOL_LENGTH
 from bot.domain.timeparse import MAX_LEAD_TIMES, format_lead_times
-from cogs.shop import category_autocomplete
 
 
 @cache
@@ -36,19 +36,7 @@ def zone_names() -> tuple[str, ...]:
 
 async def timezone_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
     needle = current.casefold().replace(" ", "_")
-    return [app_commands.Choice(name=z, value=z) for z in zone_names() if needle in z.casefold()][:25]
-
-
-def field_chunks(items: list[str], limit: int, separator: str = ", ") -> list[str]:
-    """``items`` joined by ``separator`` into as few texts of at most ``limit`` characters as they
-    fit, each item whole: for a list shown in full over several embed fields."""
-    chunks: list[str] = []
-    for item in (fit.clip(item, limit) for item in items):
-        if chunks and len(chunks[-1]) + len(separator) + len(item) <= limit:
-            chunks[-1] += separator + item
-        else:
-            chunks.append(item)
-    return chunks
+    return [app_commands.Choice(name=z, value=z) for z in zone_names() if needle in z.casefold()][: fit.CHOICES]
 
 
 def settings_embed(settings: GuildSettings) -> discord.Embed:
@@ -63,8 +51,9 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     )
     # Up to limits.EXCLUDED_CATEGORIES (25) names of 50 characters: 1,348 characters, more than one
     # field holds, so the list goes on in a second field rather than being cut.
-    excluded = field_chunks([f"`{c}`" for c in settings.promo_excluded_categories], fit.FIELD_VALUE) or ["none"]
-    for number, chunk in enumerate(excluded):
+    excluded = [f"`{c}`" for c in settings.promo_excluded_categories]
+    chunks = fit.pack_pages(excluded, fit.FIELD_VALUE, separator=", ") or ["none"]
+    for number, chunk in enumerate(chunks):
         name = "Promo credit excluded on" + (" (continued)" if number else "")
         embed.add_field(name=name, value=chunk, inline=False)
     return embed
@@ -77,6 +66,13 @@ class Settings(ModeratorCog):
         await answer_committed(
             interaction, fit.clip(what, fit.CONTENT), audit="Settings changed", embed=settings_embed(settings)
         )
+
+    async def _set_excluded(self, interaction: discord.Interaction, category: str, excluded: bool) -> None:
+        updated = await ledger_of(interaction).set_category_excluded(
+            guild_id_of(interaction), category, excluded, actor_id=interaction.user.id, key=key_of(interaction)
+        )
+        what = f"can no longer be spent on `{category}`" if excluded else f"can be spent on `{category}` again"
+        await self._changed(interaction, f"Promotional credit {what}.", updated)
 
     @settings.command(name="currency", description="Name, symbol and decimals of this server's credit.")
     @app_commands.describe(
@@ -93,9 +89,8 @@ class Settings(ModeratorCog):
         no_symbol: bool = False,
     ) -> None:
         # Discord never sends an empty option, so removing the symbol needs its own switch.
+        one_of(symbol, no_symbol, "symbol", "no_symbol")
         if no_symbol:
-            if symbol is not None:
-                raise InvalidInput("Give either `symbol` or `no_symbol`, not both.")
             symbol = ""
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
@@ -130,7 +125,9 @@ class Settings(ModeratorCog):
     @app_commands.describe(role="The moderator role.")
     async def modrole(self, interaction: discord.Interaction, role: discord.Role) -> None:
         if role.is_default():
-            raise InvalidInput("That would make everyone a moderator: pick a role only moderators have.")
+            raise InvalidInput(
+                "mod_role_everyone", "That would make everyone a moderator: pick a role only moderators have."
+            )
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction), mod_role_id=role.id
         )
@@ -143,7 +140,9 @@ class Settings(ModeratorCog):
         perms = channel.permissions_for(me)
         if not (perms.view_channel and perms.send_messages and perms.embed_links):
             raise InvalidInput(
-                f"I can't post in {channel.mention}: give me View Channel, Send Messages and Embed Links there."
+                "audit_channel_unwritable",
+                "I can't post in {channel:channel}: give me View Channel, Send Messages and Embed Links there.",
+                channel=channel.id,
             )
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
@@ -156,24 +155,14 @@ class Settings(ModeratorCog):
         category=f"A shop category (up to {limits.EXCLUDED_CATEGORIES} can be excluded)."
     )
     @app_commands.autocomplete(category=category_autocomplete)
-    async def exclude_category(
-        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, limits.CATEGORY]
-    ) -> None:
-        updated = await ledger_of(interaction).set_category_excluded(
-            guild_id_of(interaction), category, True, actor_id=interaction.user.id, key=key_of(interaction)
-        )
-        await self._changed(interaction, f"Promotional credit can no longer be spent on `{category}`.", updated)
+    async def exclude_category(self, interaction: discord.Interaction, category: Category) -> None:
+        await self._set_excluded(interaction, category, True)
 
     @settings.command(name="include-category", description="Promotional credit can be spent on this category again.")
     @app_commands.describe(category="A category excluded before.")
     @app_commands.autocomplete(category=category_autocomplete)
-    async def include_category(
-        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, limits.CATEGORY]
-    ) -> None:
-        updated = await ledger_of(interaction).set_category_excluded(
-            guild_id_of(interaction), category, False, actor_id=interaction.user.id, key=key_of(interaction)
-        )
-        await self._changed(interaction, f"Promotional credit can be spent on `{category}` again.", updated)
+    async def include_category(self, interaction: discord.Interaction, category: Category) -> None:
+        await self._set_excluded(interaction, category, False)
 
     @settings.command(name="timezone", description="The timezone dates like 2026-12-31 are read in.")
     @app_commands.describe(tz="An IANA timezone, e.g. Europe/Berlin or America/New_York.")

@@ -12,24 +12,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
-from bot.discordbot.render import error_text
-from bot.discordbot.ui import (
-    BLUE,
-    GREEN,
-    ORANGE,
-    bot_of,
-    guild_id_of,
-    key_of,
-    ledger_of,
-    money,
-    record_committed,
-    send_paged,
-    ts,
-)
+from bot.discordbot.errors import record_committed, report_error
+from bot.discordbot.lines import item_line
+from bot.discordbot.options import Category, ItemInput, PageNumber, category_autocomplete, resolve_item
+from bot.discordbot.render import BLUE, GREEN, ORANGE, error_text, money, ts
+from bot.discordbot.roles import grant_refusal
+from bot.discordbot.ui import bot_of, delivery_of, guild_id_of, key_of, ledger_of, send_paged
 from bot.domain import delivery as deliveries
 from bot.domain import limits
-from bot.domain.errors import Conflict, NotFound, PlanChanged, UserError
-from bot.domain.models import CheckoutPreview, GuildSettings, Order, ShopItem
+from bot.domain.errors import Conflict, PlanChanged, UserError
+from bot.domain.models import CheckoutPreview, GuildSettings, Order
 from bot.domain.orders import MAX_QUANTITY
 
 log = logging.getLogger(__name__)
@@ -37,23 +29,6 @@ PREVIEW_SECONDS = 120
 #: At most this many items on one /shop page; fewer when their texts would not fit one embed.
 ITEMS_PER_PAGE = 10
 ITEM_SEPARATOR = "\n\n"
-
-
-async def resolve_item(interaction: discord.Interaction, value: str, include_inactive: bool = False) -> ShopItem:
-    """The autocomplete sends the item id; a member who typed a name gets it matched too."""
-    ledger = ledger_of(interaction)
-    guild_id = guild_id_of(interaction)
-    text = value.strip()
-    if text.isdigit():
-        item = await ledger.item(guild_id, int(text))
-        if item is not None and (item.active or include_inactive):
-            return item
-    for item in await ledger.items(guild_id, include_inactive=include_inactive):
-        if item.name.casefold() == text.casefold():
-            return item
-    raise NotFound(
-        f"The shop has no item called `{fit.clip(text, limits.ITEM_NAME)}`. Pick one from the list as you type."
-    )
 
 
 def choice_label(name: str, price: str, category: str, sold_out: bool) -> str:
@@ -78,36 +53,9 @@ async def item_autocomplete(interaction: discord.Interaction, current: str) -> l
             continue
         label = choice_label(item.name, money(settings, item.price), item.category, item.stock == 0)
         choices.append(app_commands.Choice(name=fit.clip(label, fit.CHOICE_NAME), value=str(item.id)))
-        if len(choices) == 25:
+        if len(choices) == fit.CHOICES:
             break
     return choices
-
-
-async def category_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    needle = current.casefold().strip()
-    categories = await ledger_of(interaction).categories(guild_id_of(interaction))
-    return [
-        # Categories are at most limits.CATEGORY (50) characters, well inside a choice's 100.
-        app_commands.Choice(name=fit.clip(c, fit.CHOICE_NAME), value=fit.clip(c, fit.CHOICE_VALUE))
-        for c in categories
-        if needle in c.casefold()
-    ][: fit.CHOICES]
-
-
-def promo_note(item: ShopItem, settings: GuildSettings) -> str:
-    excluded = {c.casefold() for c in settings.promo_excluded_categories}
-    return "gift balance only" if item.category.casefold() in excluded else "promo credit applies"
-
-
-def item_line(item: ShopItem, settings: GuildSettings) -> str:
-    stock = "" if item.stock is None else (" · **sold out**" if item.stock == 0 else f" · {item.stock} left")
-    limit = f" · max {item.per_member_limit} per member" if item.per_member_limit else ""
-    role = f" · gives <@&{item.role_id}>" if item.role_id else ""
-    description = f"\n{item.description}" if item.description else ""
-    return (
-        f"**{item.name}** — {money(settings, item.price)} · `{item.category}` · {promo_note(item, settings)}"
-        f"{stock}{limit}{role}{description}"
-    )
 
 
 def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: int) -> discord.Embed:
@@ -163,8 +111,7 @@ async def role_note(interaction: discord.Interaction, order: Order) -> tuple[Ord
     cannot be given (the order as it is now comes back with the words)."""
     assert order.role_id is not None
     role = f"<@&{order.role_id}>"
-    states = await bot_of(interaction).deliveries.wait(order.guild_id, order.id)
-    grant = next((d for d in states if d.action == deliveries.ADD_ROLE), None)
+    grant = await delivery_of(interaction, order.guild_id, order.id, deliveries.ADD_ROLE)
     if grant is None or grant.status == "done":
         return order, f"You now have {role}."
     if grant.status == "pending":
@@ -301,8 +248,6 @@ class ConfirmPurchase(discord.ui.View):
             await self.origin.edit_original_response(content=self.LAPSED, embed=None, view=None)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
-        from bot.discordbot.client import report_error
-
         await report_error(interaction, error)
 
 
@@ -315,7 +260,7 @@ class Shop(commands.Cog):
     @app_commands.autocomplete(category=category_autocomplete)
     @app_commands.guild_only()
     async def shop(
-        self, interaction: discord.Interaction, category: app_commands.Range[str, 1, limits.CATEGORY] | None = None
+        self, interaction: discord.Interaction, category: Category | None = None
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -348,7 +293,7 @@ class Shop(commands.Cog):
     @app_commands.autocomplete(item=item_autocomplete)
     @app_commands.guild_only()
     async def buy(
-        self, interaction: discord.Interaction, item: app_commands.Range[str, 1, limits.ITEM_NAME],
+        self, interaction: discord.Interaction, item: ItemInput,
         quantity: app_commands.Range[int, 1, MAX_QUANTITY] = 1,
     ) -> None:
         ledger = ledger_of(interaction)
@@ -356,13 +301,13 @@ class Shop(commands.Cog):
         chosen = await resolve_item(interaction, item)
         settings = await ledger.settings(guild_id)
         preview = await ledger.preview(guild_id, interaction.user.id, chosen.id, quantity)
-        if chosen.role_id and interaction.guild is not None:
-            role = interaction.guild.get_role(chosen.role_id)
-            me = interaction.guild.me
-            if role is None or not me.guild_permissions.manage_roles or role >= me.top_role:
-                raise Conflict(
-                    f"**{chosen.name}** gives a role the bot cannot assign right now. Please tell a moderator."
-                )
+        guild = interaction.guild
+        if chosen.role_id and guild is not None and grant_refusal(guild.get_role(chosen.role_id), guild.me) is not None:
+            raise Conflict(
+                "item_role_unassignable",
+                "{item:b} gives a role the bot cannot assign right now. Please tell a moderator.",
+                item=chosen.name,
+            )
         lapses_at = ledger.now() + PREVIEW_SECONDS
         view = ConfirmPurchase(interaction, preview, lapses_at)
         await interaction.response.send_message(
@@ -372,7 +317,7 @@ class Shop(commands.Cog):
     @app_commands.command(name="orders", description="Your orders in this server's shop.")
     @app_commands.describe(page="Which page to show.")
     @app_commands.guild_only()
-    async def orders(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 100000] = 1) -> None:
+    async def orders(self, interaction: discord.Interaction, page: PageNumber = 1) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         user_id = interaction.user.id

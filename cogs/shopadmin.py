@@ -9,28 +9,27 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
+from bot.discordbot.errors import record_committed
+from bot.discordbot.lines import item_line
+from bot.discordbot.options import Amount, Category, ItemInput, Reason, category_autocomplete, one_of, resolve_item
+from bot.discordbot.render import money
+from bot.discordbot.roles import grant_refusal
 from bot.discordbot.ui import (
     ModeratorCog,
     answer_committed,
-    bot_of,
+    delivery_of,
     guild_id_of,
     key_of,
     ledger_of,
     moderator_commands,
     moderator_predicate,
-    money,
-    record_committed,
 )
 from bot.domain import delivery as deliveries
 from bot.domain import limits
 from bot.domain.errors import InvalidInput
-from cogs.shop import category_autocomplete, item_line, resolve_item
 
 log = logging.getLogger(__name__)
 REMOVED = " (removed)"
-#: The `item` option: an item id from the autocomplete, or a name typed in full.
-ItemInput = app_commands.Range[str, 1, limits.ITEM_NAME]
-Amount = app_commands.Range[str, 1, limits.AMOUNT_INPUT]
 
 
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
@@ -57,19 +56,20 @@ def assignable(role: discord.Role | None) -> int | None:
     """The id of a role the bot can give buyers; refused now rather than on every purchase."""
     if role is None:
         return None
-    if role.is_default() or role.managed:
-        raise InvalidInput(f"I can't give {role.mention}: nobody can be given @everyone or a managed role.")
-    if not role.is_assignable():
+    refusal = grant_refusal(role, role.guild.me)
+    if refusal == deliveries.ROLE_MANAGED:
         raise InvalidInput(
-            f"I can't give {role.mention}: I need the Manage Roles permission, and my highest role must be "
-            "above it (Server Settings → Roles)."
+            "role_managed", "I can't give {role:role}: nobody can be given @everyone or a managed role.",
+            role=role.id,
+        )
+    if refusal is not None:
+        raise InvalidInput(
+            "role_not_assignable",
+            "I can't give {role:role}: I need the Manage Roles permission, and my highest role must be "
+            "above it (Server Settings → Roles).",
+            role=role.id,
         )
     return role.id
-
-
-def one_of(given: object, clear: bool, what: str, clear_name: str) -> None:
-    if given is not None and clear:
-        raise InvalidInput(f"Give either `{what}` or `{clear_name}`, not both.")
 
 
 class ShopAdmin(ModeratorCog):
@@ -88,7 +88,7 @@ class ShopAdmin(ModeratorCog):
     @app_commands.autocomplete(category=category_autocomplete)
     async def add(
         self, interaction: discord.Interaction, name: app_commands.Range[str, 1, limits.ITEM_NAME], price: Amount,
-        category: app_commands.Range[str, 1, limits.CATEGORY], stock: app_commands.Range[int, 0] | None = None,
+        category: Category, stock: app_commands.Range[int, 0] | None = None,
         role: discord.Role | None = None, limit: app_commands.Range[int, 1] | None = None,
         description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
     ) -> None:
@@ -121,7 +121,7 @@ class ShopAdmin(ModeratorCog):
     async def edit(
         self, interaction: discord.Interaction, item: ItemInput,
         name: app_commands.Range[str, 1, limits.ITEM_NAME] | None = None, price: Amount | None = None,
-        category: app_commands.Range[str, 1, limits.CATEGORY] | None = None,
+        category: Category | None = None,
         stock: app_commands.Range[int, 0] | None = None, unlimited_stock: bool = False,
         role: discord.Role | None = None, no_role: bool = False, limit: app_commands.Range[int, 1] | None = None,
         no_limit: bool = False, description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
@@ -163,7 +163,7 @@ class ShopAdmin(ModeratorCog):
     )
     async def refund(
         self, interaction: discord.Interaction, order: app_commands.Range[int, 1],
-        reason: app_commands.Range[str, 1, limits.REASON] | None = None,
+        reason: Reason | None = None,
     ) -> None:
         # Taking the role back is a Discord call that can be slow (rate limits): answer within 3 s first.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -198,8 +198,7 @@ class ShopAdmin(ModeratorCog):
 async def role_taken_back(interaction: discord.Interaction, guild_id: int, order_id: int, role_id: int) -> str:
     """Wait briefly for the refund's removal of the role and say what happened."""
     role = f"<@&{role_id}>"
-    states = await bot_of(interaction).deliveries.wait(guild_id, order_id)
-    removal = next((d for d in states if d.action == deliveries.REMOVE_ROLE), None)
+    removal = await delivery_of(interaction, guild_id, order_id, deliveries.REMOVE_ROLE)
     if removal is None:  # the role had not been given yet: its grant was cancelled instead
         return f" {role} had not been given yet and never will be."
     if removal.status == "pending":

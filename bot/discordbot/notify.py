@@ -13,11 +13,13 @@ from bot.app.delivery_worker import DeliveryImpossible, DeliveryRetry, nonce_for
 from bot.app.ledger import Ledger
 from bot.app.reminder_dispatch import DmClosed, SendFailed
 from bot.discordbot import fit
-from bot.discordbot.render import discord_timestamp
+from bot.discordbot.lines import lot_categories
+from bot.discordbot.render import ORANGE, ts
+from bot.discordbot.roles import grant_refusal
 from bot.domain import delivery as deliveries
 from bot.domain.models import Delivery, DueReminder, GuildSettings, Lot, Order
 from bot.domain.money import Currency, format_amount
-from bot.domain.timeparse import format_lead_times, from_unix
+from bot.domain.timeparse import format_lead_times
 
 CLOSED_DMS = 50007
 UNKNOWN_USER = 10013
@@ -25,17 +27,14 @@ MISSING_PERMISSIONS = 50013
 UNKNOWN_GUILD = 10004
 UNKNOWN_MEMBER = 10007
 UNKNOWN_ROLE = 10011
-#: How much of one lot's line its categories may take: whole names, then "… and N more".
-CATEGORIES_SHOWN = 120
-ORANGE = discord.Colour(0xE67E22)
 
 
 def reminder_line(lot: Lot, currency: Currency) -> str:
     """One lot of the DM, at most about 250 characters whatever the lot."""
-    when = discord_timestamp(from_unix(lot.expires_at or 0), "R")
-    exact = discord_timestamp(from_unix(lot.expires_at or 0), "f")
+    when = ts(lot.expires_at or 0)
+    exact = ts(lot.expires_at or 0, "f")
     kind = "gift" if lot.kind == "gift" else "promotional"
-    only = f" (only: {fit.fit_lines(lot.categories, CATEGORIES_SHOWN, separator=', ')})" if lot.categories else ""
+    only = f" (only: {lot_categories(lot.categories)})" if lot.categories else ""
     return f"• **{format_amount(lot.remaining, currency)}** {kind} credit expires {when} ({exact}){only}"
 
 
@@ -147,14 +146,9 @@ class DiscordDeliverySender:
         assert delivery.role_id is not None
         guild = self.client.get_guild(delivery.guild_id)
         if guild is not None:
-            role = guild.get_role(delivery.role_id)
-            me = guild.me
-            if role is None:
-                raise DeliveryImpossible(deliveries.ROLE_DELETED)
-            if me is not None and not me.guild_permissions.manage_roles:
-                raise DeliveryImpossible(deliveries.NO_MANAGE_ROLES)
-            if me is not None and role >= me.top_role:
-                raise DeliveryImpossible(deliveries.ROLE_ABOVE_BOT)
+            refusal = grant_refusal(guild.get_role(delivery.role_id), guild.me)
+            if refusal is not None:
+                raise DeliveryImpossible(refusal)
         if delivery.action == deliveries.ADD_ROLE:
             await self.client.http.add_role(
                 delivery.guild_id, delivery.user_id, delivery.role_id,

@@ -1,12 +1,23 @@
-"""The domain's sentences in Discord's markup: bold, code spans, timestamps and mentions."""
+"""How the domain's values look in Discord: its sentences in Discord's markup (bold, code spans,
+timestamps and mentions), amounts in a server's currency, times as Discord timestamps, and the
+embed colours."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import discord
+
 from bot.domain.errors import UserError
+from bot.domain.models import GuildSettings
+from bot.domain.money import format_amount
 from bot.domain.text import TIME_STYLES
-from bot.domain.timeparse import to_unix
+from bot.domain.timeparse import from_unix, to_unix
+
+GREEN = discord.Colour(0x2ECC71)
+BLUE = discord.Colour(0x3498DB)
+ORANGE = discord.Colour(0xE67E22)
+GREY = discord.Colour(0x95A5A6)
 
 
 class DiscordMarkup:
@@ -38,3 +49,11 @@ def discord_timestamp(when: datetime, style: str = "R") -> str:
 def error_text(error: UserError) -> str:
     """What a member reads for a refusal."""
     return error.render(DISCORD)
+
+
+def money(settings: GuildSettings, amount: int) -> str:
+    return format_amount(amount, settings.currency)
+
+
+def ts(unix: int | None, style: str = "R") -> str:
+    return "never" if unix is None else discord_timestamp(from_unix(unix), style)

@@ -1,11 +1,12 @@
-"""What every cog shares: the ledger, keys, money and time rendering, the moderator check,
-page buttons and the audit channel. Cogs stay thin: parse, call the ledger, render."""
+"""What every cog shares: the bot and its ledger, idempotency keys, the moderator check, answers
+to committed writes, the audit channel and page buttons. Cogs stay thin: parse, call the ledger,
+render (bot/discordbot/render.py, lines.py), and let bot/discordbot/errors.py answer refusals."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import discord
 from discord import app_commands
@@ -13,27 +14,19 @@ from discord.ext import commands
 
 from bot.app.ledger import Ledger
 from bot.discordbot import fit
-from bot.discordbot.render import discord_timestamp
-from bot.domain.models import GuildSettings, Lot, MemberFacts
-from bot.domain.money import format_amount
-from bot.domain.timeparse import from_unix, to_unix
-
-if TYPE_CHECKING:
-    from bot.discordbot.client import PromoBalanceBot
+from bot.discordbot.client import PromoBalanceBot
+from bot.discordbot.errors import record_committed, report_error, send_ephemeral
+from bot.discordbot.render import GREY
+from bot.domain.models import Delivery, MemberFacts
+from bot.domain.timeparse import to_unix
 
 log = logging.getLogger(__name__)
 
-GREEN = discord.Colour(0x2ECC71)
-BLUE = discord.Colour(0x3498DB)
-ORANGE = discord.Colour(0xE67E22)
-GREY = discord.Colour(0x95A5A6)
 VIEW_TIMEOUT = 300
-#: interaction.extras key: what a committed write did, in words fit to show its user.
-COMMITTED = "promobalance_committed"
 
 
 def bot_of(interaction: discord.Interaction) -> PromoBalanceBot:
-    return interaction.client  # type: ignore[return-value]
+    return cast(PromoBalanceBot, interaction.client)
 
 
 def ledger_of(interaction: discord.Interaction) -> Ledger:
@@ -50,43 +43,11 @@ def guild_id_of(interaction: discord.Interaction) -> int:
     return interaction.guild_id
 
 
-def money(settings: GuildSettings, amount: int) -> str:
-    return format_amount(amount, settings.currency)
-
-
-def ts(unix: int | None, style: str = "R") -> str:
-    return "never" if unix is None else discord_timestamp(from_unix(unix), style)
-
-
 def member_facts(member: discord.abc.User) -> MemberFacts:
     if isinstance(member, discord.Member):
         joined = to_unix(member.joined_at) if member.joined_at else None
         return MemberFacts(frozenset(role.id for role in member.roles), joined)
     return MemberFacts()
-
-
-#: How much of one lot line its categories may take: whole names, then "… and N more".
-LOT_CATEGORIES_SHOWN = 120
-
-
-def lot_line(lot: Lot, settings: GuildSettings, now: int) -> str:
-    """`#12 · 40 of 50 credits · promo · expires <t:…:R> · only: games · one-time`
-
-    Bounded: at most about 300 characters, whatever the lot (ten 50-character categories are
-    listed as far as LOT_CATEGORIES_SHOWN allows, then "… and N more")."""
-    parts = [f"`#{lot.id}`", f"**{money(settings, lot.remaining)}**"]
-    if lot.remaining != lot.original:
-        parts[-1] += f" of {money(settings, lot.original)}"
-    parts.append("gift" if lot.kind == "gift" else "promotional")
-    if lot.starts_at > now:
-        parts.append(f"usable {ts(lot.starts_at)}")
-    if lot.expires_at is not None:
-        parts.append(f"expires {ts(lot.expires_at)}")
-    if lot.categories:
-        parts.append("only: " + fit.fit_lines(lot.categories, LOT_CATEGORIES_SHOWN, separator=", "))
-    if lot.one_time:
-        parts.append("one-time")
-    return " · ".join(parts)
 
 
 class NotModerator(app_commands.CheckFailure):
@@ -136,12 +97,6 @@ class ModeratorCog(commands.Cog):
         return await moderator_predicate(interaction)
 
 
-def record_committed(interaction: discord.Interaction, summary: str) -> None:
-    """Call as soon as a write has committed: if answering then fails, the error handler tells the
-    user this (with an error id) instead of "nothing was changed" (SPEC §7)."""
-    interaction.extras[COMMITTED] = summary
-
-
 async def answer_committed(
     interaction: discord.Interaction,
     summary: str,
@@ -156,10 +111,7 @@ async def answer_committed(
     record_committed(interaction, summary)
     message.setdefault("content", summary)
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(ephemeral=True, **message)
-        else:
-            await interaction.response.send_message(ephemeral=True, **message)
+        await send_ephemeral(interaction, **message)
     finally:
         if audit is not None:
             await post_audit(interaction, audit, summary, audit_fields)
@@ -192,6 +144,14 @@ async def post_audit(
         await channel.send(embed=embed)
     except discord.HTTPException:
         log.warning("could not post to the audit channel of guild %s", guild.id)
+
+
+async def delivery_of(interaction: discord.Interaction, guild_id: int, order_id: int, action: str) -> Delivery | None:
+    """The order's delivery of ``action`` (a role to give or take back, bot/domain/delivery.py)
+    once the delivery worker has carried it out, or as it stands when an answer can wait no
+    longer (it goes on in the background); None when the order has no such delivery."""
+    states = await bot_of(interaction).deliveries.wait(guild_id, order_id)
+    return next((delivery for delivery in states if delivery.action == action), None)
 
 
 PageRenderer = Callable[[int], Awaitable[tuple[discord.Embed, int]]]
@@ -253,8 +213,6 @@ class Pager(discord.ui.View):
         await self._turn(interaction, self.page + 1)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
-        from bot.discordbot.client import report_error
-
         await report_error(interaction, error)
 
 

@@ -30,9 +30,14 @@ def in_allocation_order(lots: Iterable[Lot]) -> list[Lot]:
     return sorted(lots, key=allocation_key)
 
 
+def promo_excluded_on(category: str, excluded: Iterable[str]) -> bool:
+    """Whether the server's settings keep all promotional credit off items of `category`."""
+    return category.casefold() in {c.casefold() for c in excluded}
+
+
 def promo_allowed_on(category: str, lot: Lot, excluded: Iterable[str]) -> bool:
     """Whether a promotional lot may pay for an item of `category` (gift lots pay for anything)."""
-    if category.casefold() in {c.casefold() for c in excluded}:
+    if promo_excluded_on(category, excluded):
         return False
     return lot.categories is None or category.casefold() in {c.casefold() for c in lot.categories}
 

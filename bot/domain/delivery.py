@@ -26,6 +26,7 @@ DM_REFUND: DeliveryAction = "dm_refund"
 # Why a delivery cannot be done (codes: the Discord layer words them).
 ROLE_DELETED = "role_deleted"
 ROLE_ABOVE_BOT = "role_above_bot"
+ROLE_MANAGED = "role_managed"  # @everyone, or a role an integration manages: nobody can be given it
 NO_MANAGE_ROLES = "no_manage_roles"
 MISSING_PERMISSIONS = "missing_permissions"  # Discord answered 403 50013
 REFUSED = "refused"  # another 4xx: Discord will not do it, however often we ask
@@ -44,6 +45,7 @@ GIVE_UP_AFTER = 24 * 3600
 REASONS = {
     ROLE_DELETED: "the item's role no longer exists",
     ROLE_ABOVE_BOT: "the role is above the bot's highest role",
+    ROLE_MANAGED: "the role is @everyone or managed by an integration",
     NO_MANAGE_ROLES: "the bot lacks the Manage Roles permission",
     MISSING_PERMISSIONS: "Discord refused to give the role (Missing Permissions)",
     REFUSED: "Discord refused to give the role",

@@ -24,9 +24,7 @@ class LedgerError(Exception):
 class UserError(LedgerError):
     """Something the user asked for cannot be done; the message says why, briefly."""
 
-    def __init__(self, code: str, template: str | None = None, /, **params: Any) -> None:
-        if template is None:  # a finished sentence: a raise not yet given its code (issue 9, going away)
-            code, template = "", code.replace("{", "{{").replace("}", "}}")
+    def __init__(self, code: str, template: str, /, **params: Any) -> None:
         self.code = code
         self.template = template
         self.params = params

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from bot.domain import limits
 from bot.domain.errors import InvalidInput
-from bot.domain.text import TIME_STYLES
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -339,12 +338,3 @@ def from_unix(ts: int) -> datetime:
     if isinstance(ts, bool) or not isinstance(ts, int):
         raise ValueError(f"ts must be an int, got {ts!r}")
     return EPOCH + timedelta(seconds=ts)
-
-
-def discord_timestamp(when: datetime, style: str = "R") -> str:
-    """Transitional, for bot/store's finished sentences only until their raises carry a time
-    parameter (issue 9): the Discord layer's own is `bot.discordbot.render.discord_timestamp`, and
-    the domain's sentences name a time as ``{at:R}``. Goes away with the store's last user."""
-    if style not in TIME_STYLES:
-        raise ValueError(f"unknown Discord timestamp style {style!r}")
-    return f"<t:{to_unix(when)}:{style}>"

@@ -64,7 +64,7 @@ async def test_a_bug_gets_an_apology_with_an_error_id_and_the_log_has_the_traceb
     error_id = match.group(1)
 
     [record] = [r for r in errors_logged(caplog) if error_id in r.getMessage()]
-    assert record.name == "bot.discordbot.client"
+    assert record.name == "bot.discordbot.errors"
     assert "/balance" in record.getMessage()
     assert record.exc_info and isinstance(record.exc_info[1], RuntimeError)
     assert "Traceback (most recent call last)" in caplog.text

@@ -75,6 +75,30 @@ async def test_shopadmin_refusals_write_nothing(world: World):
     assert [i.name for i in await w.ledger.items(w.guild.id)] == ["VIP pass"]
 
 
+async def test_shopadmin_refuses_a_role_the_bot_cannot_give_whatever_the_reason(world: World):
+    """The rule /buy and the delivery worker use too (bot/discordbot/roles.py): a role above the
+    bot, @everyone, and any role while the bot lacks Manage Roles are refused when the item is set
+    up, not on every purchase after."""
+    w = world
+    high = w.fake.add_role(w.guild.id, "Admins", position=150)
+    guild = w.bot.get_guild(w.guild.id)
+    await w.fake.wait_for(lambda: guild.get_role(high.id) is not None)
+    above = await refused(w, w.mod, "shopadmin add", "can't give", name="Admin", price="5", category="x", role=high.id)
+    assert above.strip() == (
+        f"I can't give <@&{high.id}>: I need the Manage Roles permission, and my highest role must be above it "
+        "(Server Settings → Roles)."
+    )
+    everyone = await refused(w, w.mod, "shopadmin add", "can't give", name="All", price="5", category="x",
+                             role=w.guild.id)
+    assert everyone.strip() == f"I can't give <@&{w.guild.id}>: nobody can be given @everyone or a managed role."
+    bot_role = w.fake.bot_role(w.guild.id)
+    w.fake.update_role(w.guild.id, bot_role.id, permissions=bot_role.permissions & ~Perm.MANAGE_ROLES)
+    await w.fake.wait_for(lambda: not guild.me.guild_permissions.manage_roles, what="permission removed")
+    below = await refused(w, w.mod, "shopadmin add", "can't give", name="VIP", price="5", category="x",
+                          role=w.vip_role.id)
+    assert below == above.replace(str(high.id), str(w.vip_role.id))
+
+
 async def test_shopadmin_edit_changes_only_the_options_given(world: World):
     w = world
     item = await add_item(w, stock=5, limit=2, role_id=w.vip_role.id, description="old")

@@ -47,7 +47,6 @@ def test_error_text_is_what_members_read():
     assert error_text(role) == "That code is only for members with the <@&777> role."
     limited = RateLimited(datetime.fromtimestamp(AT, UTC))
     assert error_text(limited) == f"Too many wrong codes. You can try again <t:{AT}:R>."
-    assert error_text(NotFound("No lot #{1} here, `as typed`.")) == "No lot #{1} here, `as typed`."  # transitional
     assert error_text(InvalidInput("x_y", "{v:lit}", v="a*b")) == "`a*b`"
 
 

@@ -114,8 +114,7 @@ def test_rate_limited_names_its_time():
 
 
 @pytest.mark.parametrize("cls", [InvalidInput, NotFound, Forbidden, Conflict])
-def test_the_one_argument_form_is_a_finished_sentence_with_no_code(cls: type[UserError]):
-    """Transitional (issue 9): a raise not yet given its code shows its sentence as written."""
-    exc = cls("Lot #{1} is gone: **bold** stays.")
-    assert (exc.code, str(exc), exc.params) == ("", "Lot #{1} is gone: **bold** stays.", {})
-    assert exc.render(Recording()) == "Lot #{1} is gone: **bold** stays."
+def test_a_refusal_without_its_code_is_a_type_error(cls: type[UserError]):
+    """Every refusal names its code and its template: a finished sentence alone is refused."""
+    with pytest.raises(TypeError, match="template"):
+        cls("Lot 1 is gone.")  # type: ignore[call-arg]
