@@ -1,7 +1,8 @@
 """Promo Balance: store credit for Discord servers.
 
-`bot.domain` holds the rules (no Discord import), `bot.store` the persistence,
-`bot.cli` the command line; the Discord layer lives in `bot.discordbot.client` and `cogs/`.
+Layers, each importing only those below it: `bot.domain` (the rules), `bot.app` (units of work),
+`bot.store` (persistence), `bot.discordbot` and `cogs` (Discord). The README's Development
+section lists every module.
 """
 
 __version__ = "0.1.0"
