@@ -13,7 +13,7 @@ works on a copy (sending changes the database) and measures, on the real code:
 2. finding the due reminders (`Ledger.due_reminders`), beside the same statements on plain
    `sqlite3` (recorded from the store's own query function, so the floor cannot drift);
 3. sending them: a FakeDiscord on 127.0.0.1 with the guild and the due members, a real
-   `PromoBalanceBot` connected to it (as tests/bot/conftest.py `start_bot` does, with
+   `PromoBalanceBot` connected to it (as tests/e2e.py `start_bot` does, with
    `dm_rate=inf` for the raw throughput), `bot.reminders.run_once()`: finding and sending timed
    apart, the DMs checked at the fake (one per due member, both lots in the DMs of members with
    two), and a second `run_once()` that must send nothing;
@@ -457,7 +457,7 @@ class Floor:
 
 
 async def start_bot(db: Path, fake: FakeDiscord, clock: FixedClock, guild_id: int) -> tuple[PromoBalanceBot, Any]:
-    """As tests/bot/conftest.py `start_bot`: jobs only when called, DMs unpaced; then wait for the
+    """As tests/e2e.py `start_bot`: jobs only when called, DMs unpaced; then wait for the
     member cache, so DMs go to cached users as in production."""
     settings = Settings(
         discord_token=fake.token, database_path=db, dev_guild_id=None, log_level="WARNING",

@@ -12,6 +12,9 @@ from bot.app.ledger import Ledger
 from bot.store.ports import Engine as Store
 from bot.store.sqlite import SqliteStore
 
+# The end-to-end fixtures (the real bot against the fake Discord) for tests/cogs and tests/discordbot.
+pytest_plugins = ["tests.e2e"]
+
 GUILD = 1001
 OTHER_GUILD = 2002
 MOD = 9

@@ -283,3 +283,12 @@ def test_the_local_import_rule_leaves_the_standard_library_and_the_allow_list(tm
     assert local_import_violations(root) == []  # CLEAN's bot/cli.py has the allowed lazy import
     root = write(tmp_path, {"bot/cli.py": "def run():\n    from bot.logs import setup_logging\n"})
     assert local_import_violations(root) == ["bot/cli.py:2 imports bot.logs inside a function"]
+
+
+def test_the_tests_mirror_the_source_tree():
+    """Each folder of tests/ is named for the package it tests (STYLE.md point 14)."""
+    packages = {"domain": "bot/domain", "app": "bot/app", "store": "bot/store", "discordbot": "bot/discordbot",
+                "cogs": "cogs", "fakediscord": "fakediscord"}
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    assert folders == set(packages), folders ^ set(packages)
+    assert all((ROOT / source / "__init__.py").is_file() for source in packages.values())

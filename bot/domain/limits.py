@@ -3,7 +3,7 @@
 The domain refuses input over these limits with a clear message, and the Discord layer gives the
 same numbers to Discord as each option's ``max_length``, so Discord's client stops the typing
 first. Messages are built to fit Discord's limits for the longest and most of everything allowed
-here, so raising a number here means re-checking the worst-case tests in tests/bot.
+here, so raising a number here means re-checking the worst-case tests in tests/cogs.
 """
 
 from __future__ import annotations
