@@ -16,7 +16,6 @@ from bot.domain import delivery as rules
 from bot.domain.errors import InsufficientBalance
 from bot.domain.models import AuditRecord, Delivery, DeliveryFailure
 from bot.store.sqlite import SqliteStore
-from tests.conftest import ALICE, GUILD, MOD, Clock, Keys
 from tests.app._support import (
     books_balance_after_each_test,  # noqa: F401 (autouse: verify after each test)
     corrupts_db,
@@ -24,6 +23,7 @@ from tests.app._support import (
     db_execute,
     db_rows,
 )
+from tests.conftest import ALICE, GUILD, MOD, Clock, Keys
 
 ROLE = 555
 

@@ -17,8 +17,8 @@ from bot.app.ledger import Ledger
 from bot.domain.recurrence import next_run
 from bot.domain.timeparse import to_unix
 from fakediscord import Member
-from tests.e2e import Restart, World, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
+from tests.e2e import Restart, World, text_of
 
 DAY = 86400
 VIP = 77

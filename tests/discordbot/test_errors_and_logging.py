@@ -20,8 +20,8 @@ from bot.discordbot.client import point_at
 from bot.domain.codes import gift_code_key
 from bot.logs import CHATTY_LOGGERS, OWN_LOGGERS, setup_logging
 from fakediscord import FakeDiscord, Perm
-from tests.e2e import World, start_bot, stop_bot, text_of
 from tests.conftest import Clock
+from tests.e2e import World, start_bot, stop_bot, text_of
 
 ERROR_ID = re.compile(r"Error id `([0-9a-f]{8})`")
 

@@ -21,8 +21,8 @@ import pytest
 from bot.config import Settings
 from bot.discordbot.client import PromoBalanceBot, point_at
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role
-from tests.e2e import start_bot, stop_bot, text_of
 from tests.conftest import Clock
+from tests.e2e import start_bot, stop_bot, text_of
 
 LOADING = "still loading"
 

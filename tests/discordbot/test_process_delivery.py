@@ -20,8 +20,8 @@ from bot.app.ledger import Ledger
 from bot.store.sqlite import SqliteStore
 from fakediscord import FakeDiscord, Role
 from tests.discordbot import test_process as process
-from tests.e2e import button, text_of
 from tests.discordbot.test_process import Launch, Shop, assert_clean
+from tests.e2e import button, text_of
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 fake = process.fake  # the fixtures of tests/discordbot/test_process.py: a fake Discord, `python -m bot` launcher

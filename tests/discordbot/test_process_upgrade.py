@@ -19,8 +19,8 @@ import pytest
 from bot.store.migrate import code_version, migrations
 from fakediscord import FakeDiscord
 from tests.discordbot import test_process as process
-from tests.e2e import text_of
 from tests.discordbot.test_process import Launch, Shop, assert_clean
+from tests.e2e import text_of
 from tests.store.versions import file_state, newer_database, old_database, siblings, user_version
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -36,8 +36,8 @@ from bot.discordbot.client import PromoBalanceBot
 from bot.domain.models import DueReminder, Lot
 from bot.store.sqlite import SqliteStore
 from fakediscord import Member
-from tests.e2e import Restart, World, stop_bot, text_of
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
+from tests.e2e import Restart, World, stop_bot, text_of
 
 REPO = Path(__file__).resolve().parents[2]
 MIN = 60

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.discordbot.render import DISCORD, DiscordMarkup, discord_timestamp, error_text
-from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
+from bot.domain.errors import Conflict, Forbidden, InvalidInput, RateLimited
 from bot.domain.text import TIME_STYLES, render
 
 AT = 1798761599  # 2026-12-31 23:59:59 UTC

@@ -1,0 +1,1 @@
+"""The Discord layer: the client, the error handler, rendering, shared UI and notifications."""
