@@ -38,8 +38,14 @@ def summary(samples: list[int]) -> dict[str, Any]:
     def pct(q: float) -> float:
         return ordered[max(0, math.ceil(q * n) - 1)] / 1e6
 
-    return {"n": n, "ops_per_s": n * 1e9 / sum(ordered), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "mean_ms": sum(ordered) / n / 1e6, "max_ms": ordered[-1] / 1e6}
+    return {
+        "n": n,
+        "ops_per_s": n * 1e9 / sum(ordered),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": sum(ordered) / n / 1e6,
+        "max_ms": ordered[-1] / 1e6,
+    }
 
 
 class FixedClock:
@@ -86,7 +92,11 @@ def read_meta(path: Path, key: str) -> dict[str, Any] | None:
 
 
 def cached_build(
-    path: Path, meta_key: str, wanted: dict[str, Any], describe: str, build: Callable[..., dict[str, Any]],
+    path: Path,
+    meta_key: str,
+    wanted: dict[str, Any],
+    describe: str,
+    build: Callable[..., dict[str, Any]],
     *build_args: Any,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Reuse the database at `path` if its stored meta matches `wanted` (and the schema), else build

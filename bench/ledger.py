@@ -86,9 +86,7 @@ SETTINGS_SQL = (
     " audit_channel_id, promo_excluded_categories FROM guild_settings WHERE guild_id = ?"
 )
 IDEMPOTENCY_SELECT = "SELECT operation, result FROM idempotency WHERE key = ?"
-IDEMPOTENCY_INSERT = (
-    "INSERT INTO idempotency (key, guild_id, operation, result, created_at) VALUES (?, ?, ?, ?, ?)"
-)
+IDEMPOTENCY_INSERT = "INSERT INTO idempotency (key, guild_id, operation, result, created_at) VALUES (?, ?, ?, ?, ?)"
 NEXT_LOT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM lots"
 ACCOUNT_INSERT = "INSERT OR IGNORE INTO accounts (guild_id, user_id, created_at) VALUES (?, ?, ?)"
 LOT_INSERT = (
@@ -141,9 +139,7 @@ SWEEP_ENTRY = (
     "INSERT INTO entries (guild_id, user_id, lot_id, type, amount, reason, created_at)"
     " VALUES (?, ?, ?, 'expire', ?, 'expired', ?)"
 )
-STATE_UPSERT = (
-    "INSERT INTO bot_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-)
+STATE_UPSERT = "INSERT INTO bot_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 PRAGMAS = (  # bot/store/sqlite/engine.py `configure_writer`
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
@@ -200,7 +196,7 @@ def sweep_sets(rng: random.Random, lots: int, count: int, rounds: int, clusters:
     starts = rng.sample(range(0, int(lots * 0.95) - width, width), clusters * rounds)  # disjoint windows
     due: dict[int, int] = {}
     for r in range(rounds):
-        pool = [i for start in starts[r * clusters:(r + 1) * clusters] for i in range(start, start + width)]
+        pool = [i for start in starts[r * clusters : (r + 1) * clusters] for i in range(start, start + width)]
         due.update((i, r) for i in rng.sample(pool, count))
     return due
 
@@ -238,8 +234,13 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
     conn.executemany(
         "INSERT INTO accounts (guild_id, user_id, reminders_enabled, dm_closed_at, created_at) VALUES (?, ?, ?, ?, ?)",
         (
-            (GUILD, u, int(rng.random() > 0.05), now - rng.randrange(YEAR) if rng.random() < 0.03 else None,
-             now - YEAR - rng.randrange(YEAR))
+            (
+                GUILD,
+                u,
+                int(rng.random() > 0.05),
+                now - rng.randrange(YEAR) if rng.random() < 0.03 else None,
+                now - YEAR - rng.randrange(YEAR),
+            )
             for u in sorted(members)
         ),
     )
@@ -253,8 +254,19 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
             conn.execute(
                 "INSERT INTO shop_items (id, guild_id, name, name_key, description, price, category, stock,"
                 " role_id, per_member_limit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (item_id, GUILD, name, name.casefold(), f"A {category} item", price, category,
-                 10**7 if j % 3 == 0 else None, role_id, 3 if j == len(PRICES) - 1 else None, now - YEAR),
+                (
+                    item_id,
+                    GUILD,
+                    name,
+                    name.casefold(),
+                    f"A {category} item",
+                    price,
+                    category,
+                    10**7 if j % 3 == 0 else None,
+                    role_id,
+                    3 if j == len(PRICES) - 1 else None,
+                    now - YEAR,
+                ),
             )
             items.append((item_id, name, category, role_id))
     promo_items = [it for it in items if it[2] not in EXCLUDED]
@@ -351,14 +363,39 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
             if status == "active" and expires is not None:
                 nra, sent = reminder_state(expires, created, last_run)
                 reminder_rows.extend((lot_id, lead, at) for lead, at in sent)
-            lot_rows.append((lot_id, GUILD, user, kind, amount, remaining, starts, expires, categories, one_time,
-                             memo, MOD, created, status, nra))
+            lot_rows.append(
+                (
+                    lot_id,
+                    GUILD,
+                    user,
+                    kind,
+                    amount,
+                    remaining,
+                    starts,
+                    expires,
+                    categories,
+                    one_time,
+                    memo,
+                    MOD,
+                    created,
+                    status,
+                    nra,
+                )
+            )
             grant_rows.append((GUILD, user, lot_id, amount, MOD, memo, created, key))
             i += 1
         # what GrantResult.to_json and the audit record would hold (formatted directly: it is faster)
         expires_json = "null" if validity is None else created + validity
-        idem_rows.append((key, GUILD, "grant", f'{{"first_lot_id":{first},"count":{len(users)},"amount":{amount},'
-                          f'"kind":"{kind}","starts_at":{created},"expires_at":{expires_json}}}', created))
+        idem_rows.append(
+            (
+                key,
+                GUILD,
+                "grant",
+                f'{{"first_lot_id":{first},"count":{len(users)},"amount":{amount},'
+                f'"kind":"{kind}","starts_at":{created},"expires_at":{expires_json}}}',
+                created,
+            )
+        )
         details = f'{{"members": {len(users)}, "amount": {amount}, "kind": "{kind}"'
         if len(users) == 1:
             details += f', "user_id": {users[0]}'
@@ -382,19 +419,42 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
             okey = str(snowflake(t, seq))
             seq += 1
             promo = spend if kind == "promo" else 0
-            order = (order_id, GUILD, user, item_id, name, 1, spend, spend, promo, spend - promo, forfeit,
-                     role_id, "completed", t, None)
+            order = (
+                order_id,
+                GUILD,
+                user,
+                item_id,
+                name,
+                1,
+                spend,
+                spend,
+                promo,
+                spend - promo,
+                forfeit,
+                role_id,
+                "completed",
+                t,
+                None,
+            )
             order_rows.append(order[:-1])
             reason = f"1 × {name}"
             entry_rows.append((GUILD, user, lot_id, "spend", -spend, order_id, user, reason, t, okey))
             if forfeit:
                 entry_rows.append((GUILD, user, lot_id, "forfeit", -forfeit, order_id, user, reason, t, okey))
-            idem_rows.append((okey, GUILD, "checkout", (
-                f'{{"id":{order_id},"guild_id":{GUILD},"user_id":{user},"item_id":{item_id},"item_name":"{name}",'
-                f'"quantity":1,"unit_price":{spend},"total":{spend},"promo_applied":{promo},'
-                f'"gift_applied":{spend - promo},"forfeited":{forfeit},"role_id":{role_id or "null"},'
-                f'"status":"completed","created_at":{t},"refunded_at":null}}'
-            ), t))
+            idem_rows.append(
+                (
+                    okey,
+                    GUILD,
+                    "checkout",
+                    (
+                        f'{{"id":{order_id},"guild_id":{GUILD},"user_id":{user},"item_id":{item_id},"item_name":"{name}",'
+                        f'"quantity":1,"unit_price":{spend},"total":{spend},"promo_applied":{promo},'
+                        f'"gift_applied":{spend - promo},"forfeited":{forfeit},"role_id":{role_id or "null"},'
+                        f'"status":"completed","created_at":{t},"refunded_at":null}}'
+                    ),
+                    t,
+                )
+            )
         if len(entry_rows) >= CHUNK:
             conn.executemany(
                 "INSERT INTO orders (id, guild_id, user_id, item_id, item_name, quantity, unit_price, total,"
@@ -419,8 +479,17 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
         "INSERT INTO reminders (lot_id, lead_seconds, status, attempts, updated_at) VALUES (?, ?, 'sent', 1, ?)",
         reminder_rows,
     )
-    meta = {"version": BUILD_VERSION, "schema": schema_hash(), "lots": lots, "members": members_n, "seed": seed,
-            "now": now, "sweep_due": sweep_n, "sweep_rounds": SWEEP_ROUNDS, "guild_id": GUILD}
+    meta = {
+        "version": BUILD_VERSION,
+        "schema": schema_hash(),
+        "lots": lots,
+        "members": members_n,
+        "seed": seed,
+        "now": now,
+        "sweep_due": sweep_n,
+        "sweep_rounds": SWEEP_ROUNDS,
+        "guild_id": GUILD,
+    }
     conn.executemany(STATE_UPSERT, [("last_sweep_at", str(last_sweep)), (META_KEY, json.dumps(meta))])
     for _, sql in indexes:
         conn.execute(sql)
@@ -431,7 +500,9 @@ def build_db(path: str, lots: int, seed: int) -> dict[str, Any]:
     if stats["due_for_sweep"] != sweep_n:
         raise RuntimeError(f"built {stats['due_for_sweep']} lots due for the sweep, wanted {sweep_n}")
     stats.update(
-        build_s=time.perf_counter() - started, build_cpu_s=cpu_s(), build_rss_mb=peak_rss_mb(),
+        build_s=time.perf_counter() - started,
+        build_cpu_s=cpu_s(),
+        build_rss_mb=peak_rss_mb(),
         size_mb=os.path.getsize(path) / 2**20,
     )
     return stats
@@ -450,7 +521,8 @@ def db_stats(conn: sqlite3.Connection, now: int) -> dict[str, Any]:
         ),
         "due_reminders": one(
             "SELECT COUNT(*) FROM lots WHERE status = 'active' AND next_reminder_at IS NOT NULL"
-            " AND next_reminder_at <= ?", now,
+            " AND next_reminder_at <= ?",
+            now,
         ),
         "members": one("SELECT COUNT(*) FROM accounts"),
         "entries": one("SELECT COUNT(*) FROM entries"),
@@ -471,8 +543,13 @@ def pristine_db(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str
         if path.is_dir():
             path = path / f"ledger-bench-{args.lots}.sqlite3"
     meta, stats = cached_build(
-        path, META_KEY, {"version": BUILD_VERSION, "lots": args.lots, "seed": args.seed},
-        f"{args.lots:,} lots for {max(args.lots // 10, 10):,} members", build_db, args.lots, args.seed,
+        path,
+        META_KEY,
+        {"version": BUILD_VERSION, "lots": args.lots, "seed": args.seed},
+        f"{args.lots:,} lots for {max(args.lots // 10, 10):,} members",
+        build_db,
+        args.lots,
+        args.seed,
     )
     return path, meta, stats
 
@@ -501,15 +578,18 @@ def make_plan(path: Path, meta: dict[str, Any], args: argparse.Namespace, reads:
     try:
         members = [u for (u,) in conn.execute("SELECT user_id FROM accounts WHERE guild_id = ?", (GUILD,))]
         # members with unrestricted, reusable credit, so any cheap item is affordable
-        pool = [list(r) for r in conn.execute(
-            "SELECT user_id, SUM(remaining) FROM lots WHERE guild_id = ? AND status = 'active' AND starts_at <= ?"
-            " AND (expires_at IS NULL OR expires_at > ?) AND one_time = 0 AND (kind = 'gift' OR categories IS NULL)"
-            # not the owners of lots the later sweeps expect (checkout spends the soonest-expiring first)
-            " AND user_id NOT IN (SELECT user_id FROM lots WHERE status = 'active' AND expires_at > ?"
-            " AND expires_at <= ?)"
-            " GROUP BY user_id HAVING SUM(remaining) >= ?",
-            (GUILD, now, now, now, now + (SWEEP_ROUNDS - 1) * 3600, 2 * CHEAP),
-        )]
+        pool = [
+            list(r)
+            for r in conn.execute(
+                "SELECT user_id, SUM(remaining) FROM lots WHERE guild_id = ? AND status = 'active' AND starts_at <= ?"
+                " AND (expires_at IS NULL OR expires_at > ?) AND one_time = 0 AND (kind = 'gift' OR categories IS NULL)"
+                # not the owners of lots the later sweeps expect (checkout spends the soonest-expiring first)
+                " AND user_id NOT IN (SELECT user_id FROM lots WHERE status = 'active' AND expires_at > ?"
+                " AND expires_at <= ?)"
+                " GROUP BY user_id HAVING SUM(remaining) >= ?",
+                (GUILD, now, now, now, now + (SWEEP_ROUNDS - 1) * 3600, 2 * CHEAP),
+            )
+        ]
         cheap = conn.execute(
             "SELECT id, price FROM shop_items WHERE guild_id = ? AND active = 1 AND price <= ?"
             " AND per_member_limit IS NULL AND category NOT IN (" + ",".join("?" * len(EXCLUDED)) + ")",
@@ -519,8 +599,9 @@ def make_plan(path: Path, meta: dict[str, Any], args: argparse.Namespace, reads:
     finally:
         conn.close()
     rng.shuffle(members)  # a role's members come in no particular order
-    plan = Plan(now=now, members=members, sweep_due=int(meta["sweep_due"]), sweep_rounds=int(meta["sweep_rounds"]),
-                stats=stats)
+    plan = Plan(
+        now=now, members=members, sweep_due=int(meta["sweep_due"]), sweep_rounds=int(meta["sweep_rounds"]), stats=stats
+    )
     seq = 0
 
     def key() -> str:
@@ -568,8 +649,16 @@ class Floor:
     def close(self) -> None:
         self.conn.close()
 
-    def grant(self, user_ids: Sequence[int], amount: int, kind: str, expires_at: int | None, memo: str | None,
-              key: str, now: int) -> int:
+    def grant(
+        self,
+        user_ids: Sequence[int],
+        amount: int,
+        kind: str,
+        expires_at: int | None,
+        memo: str | None,
+        key: str,
+        now: int,
+    ) -> int:
         c, g = self.conn, GUILD
         c.execute(SETTINGS_SQL, (g,)).fetchone()  # Ledger._lot_spec reads the settings first
         c.execute("BEGIN IMMEDIATE")
@@ -579,21 +668,47 @@ class Floor:
             nra = next_reminder_at(expires_at, leads, now)
             (first,) = c.execute(NEXT_LOT_ID).fetchone()
             c.executemany(ACCOUNT_INSERT, ((g, u, now) for u in user_ids))
-            c.executemany(LOT_INSERT, (
-                (first + i, g, u, kind, amount, amount, now, expires_at, None, 0, "grant", None, memo, MOD, now, nra)
-                for i, u in enumerate(user_ids)
-            ))
-            c.executemany(GRANT_ENTRY_INSERT, (
-                (g, u, first + i, amount, MOD, memo, now, key) for i, u in enumerate(user_ids)
-            ))
+            c.executemany(
+                LOT_INSERT,
+                (
+                    (
+                        first + i,
+                        g,
+                        u,
+                        kind,
+                        amount,
+                        amount,
+                        now,
+                        expires_at,
+                        None,
+                        0,
+                        "grant",
+                        None,
+                        memo,
+                        MOD,
+                        now,
+                        nra,
+                    )
+                    for i, u in enumerate(user_ids)
+                ),
+            )
+            c.executemany(
+                GRANT_ENTRY_INSERT, ((g, u, first + i, amount, MOD, memo, now, key) for i, u in enumerate(user_ids))
+            )
             details: dict[str, Any] = {"members": len(user_ids), "amount": amount, "kind": kind}
             if len(user_ids) == 1:
                 details["user_id"] = user_ids[0]
             if memo:
                 details["reason"] = memo
             c.execute(AUDIT_INSERT, (g, MOD, "grant", json.dumps(details, default=str), now))
-            result = {"first_lot_id": first, "count": len(user_ids), "amount": amount, "kind": kind,
-                      "starts_at": now, "expires_at": expires_at}
+            result = {
+                "first_lot_id": first,
+                "count": len(user_ids),
+                "amount": amount,
+                "kind": kind,
+                "starts_at": now,
+                "expires_at": expires_at,
+            }
             c.execute(IDEMPOTENCY_INSERT, (key, g, "grant", json.dumps(result, separators=(",", ":")), now))
         except BaseException:
             c.execute("ROLLBACK")
@@ -613,10 +728,18 @@ class Floor:
             lots = c.execute(MEMBER_LOTS, (g, user)).fetchall()
             total, category = item[4] * quantity, item[5].casefold()
             eligible = [
-                r for r in lots
-                if r[5] > 0 and r[6] <= now and (r[7] is None or now < r[7]) and (
-                    r[3] == "gift" or (category not in excluded and (
-                        r[8] is None or category in {x.casefold() for x in json.loads(r[8])})))
+                r
+                for r in lots
+                if r[5] > 0
+                and r[6] <= now
+                and (r[7] is None or now < r[7])
+                and (
+                    r[3] == "gift"
+                    or (
+                        category not in excluded
+                        and (r[8] is None or category in {x.casefold() for x in json.loads(r[8])})
+                    )
+                )
             ]
             eligible.sort(key=lambda r: (r[3] != "promo", math.inf if r[7] is None else r[7], r[14], r[0]))
             pieces: list[tuple[tuple[Any, ...], int, str]] = []
@@ -635,10 +758,23 @@ class Floor:
             promo = sum(t for r, t, _ in pieces if r[3] == "promo")
             if item[6] is not None:
                 c.execute("UPDATE shop_items SET stock = stock - ? WHERE id = ?", (quantity, item[0]))
-            order_id = c.execute(ORDER_INSERT, (
-                g, user, item[0], item[2], quantity, item[4], total, promo, total - promo,
-                sum(t for _, t, _ in forfeits), item[7], now,
-            )).lastrowid
+            order_id = c.execute(
+                ORDER_INSERT,
+                (
+                    g,
+                    user,
+                    item[0],
+                    item[2],
+                    quantity,
+                    item[4],
+                    total,
+                    promo,
+                    total - promo,
+                    sum(t for _, t, _ in forfeits),
+                    item[7],
+                    now,
+                ),
+            ).lastrowid
             reason = f"{quantity} × {item[2]}"
             remaining: dict[int, int] = {}
             for r, amount, type_ in pieces + forfeits:
@@ -747,23 +883,31 @@ async def run_ops(ours_path: Path, floor_path: Path, plan: Plan, reads: int, wri
     out: dict[str, Samples] = {}
     try:
         log("balance …")
-        out["balance"] = await paired(
-            plan.balance, warmup(reads), lambda u: ledger.balance(GUILD, u), floor.balance
-        )
+        out["balance"] = await paired(plan.balance, warmup(reads), lambda u: ledger.balance(GUILD, u), floor.balance)
         log("history page …")
         out["history_page"] = await paired(
             plan.history, warmup(reads), lambda u: ledger.history(GUILD, u, 1), floor.history
         )
         log("due reminders …")
         out["due_reminders"] = await paired(
-            range(warmup(reads) + reads), warmup(reads),
-            lambda _: ledger.due_reminders(), lambda _: floor.due_reminders(now),
+            range(warmup(reads) + reads),
+            warmup(reads),
+            lambda _: ledger.due_reminders(),
+            lambda _: floor.due_reminders(now),
         )
 
         async def grant(g: tuple[int, int, str, str]) -> Any:
             user, amount, kind, key = g
-            return await ledger.grant(GUILD, user, amount, actor_id=MOD, key=key, kind=kind,
-                                      expires="30d" if kind == "promo" else None, reason="event reward")
+            return await ledger.grant(
+                GUILD,
+                user,
+                amount,
+                actor_id=MOD,
+                key=key,
+                kind=kind,
+                expires="30d" if kind == "promo" else None,
+                reason="event reward",
+            )
 
         def floor_grant(g: tuple[int, int, str, str]) -> Any:
             user, amount, kind, key = g
@@ -774,7 +918,8 @@ async def run_ops(ours_path: Path, floor_path: Path, plan: Plan, reads: int, wri
         out["single_grant"] = await paired(plan.grants, warmup(writes), grant, floor_grant)
         log("checkout confirm …")
         out["checkout_confirm"] = await paired(
-            plan.checkouts, warmup(writes),
+            plan.checkouts,
+            warmup(writes),
             lambda c: ledger.checkout(GUILD, c[0], c[1], 1, key=c[2]),
             lambda c: floor.checkout(c[0], c[1], c[2], now),
         )
@@ -797,7 +942,7 @@ async def sweep_runs(ledger: Ledger, floor: Floor, clock: FixedClock, plan: Plan
     floor.sweep(plan.now - SWEEP_WINDOW)
     for r in range(plan.sweep_rounds):
         at = clock.at = plan.now + r * 3600
-        for side in (("ours", "floor") if r % 2 == 0 else ("floor", "ours")):
+        for side in ("ours", "floor") if r % 2 == 0 else ("floor", "ours"):
             c0, t0 = cpu_s(), time.perf_counter_ns()
             swept = len(await ledger.sweep_expired()) if side == "ours" else floor.sweep(at)
             c1, t1 = cpu_s(), time.perf_counter_ns()
@@ -819,13 +964,17 @@ async def grant_many_runs(ledger: Ledger, floor: Floor, plan: Plan, ours_path: P
     try:
         for index, (members, key) in enumerate(plan.bulk):
             c0, t0 = cpu_s(), time.perf_counter_ns()
-            result = await ledger.grant_many(GUILD, members, 100, actor_id=MOD, key=key, expires="30d",
-                                             reason="role reward")
+            result = await ledger.grant_many(
+                GUILD, members, 100, actor_id=MOD, key=key, expires="30d", reason="role reward"
+            )
             c1, t1 = cpu_s(), time.perf_counter_ns()
-            written = [u for (u,) in reader.execute(
-                "SELECT user_id FROM lots WHERE id >= ? AND id < ? ORDER BY id",
-                (result.first_lot_id, result.first_lot_id + result.count),
-            )]
+            written = [
+                u
+                for (u,) in reader.execute(
+                    "SELECT user_id FROM lots WHERE id >= ? AND id < ? ORDER BY id",
+                    (result.first_lot_id, result.first_lot_id + result.count),
+                )
+            ]
             c2, t2 = cpu_s(), time.perf_counter_ns()
             floor.grant(written, 100, "promo", plan.now + 30 * DAY, "role reward", key, plan.now)
             c3, t3 = cpu_s(), time.perf_counter_ns()
@@ -845,7 +994,7 @@ def fingerprint(path: Path) -> dict[str, Any]:
     try:
         queries = {
             "lots": "SELECT COUNT(*), SUM(remaining), SUM(original), SUM(status = 'active'),"
-                    " SUM(COALESCE(expires_at, 0)), SUM(COALESCE(next_reminder_at, 0)) FROM lots",
+            " SUM(COALESCE(expires_at, 0)), SUM(COALESCE(next_reminder_at, 0)) FROM lots",
             "entries": "SELECT COUNT(*), SUM(amount), SUM(COALESCE(order_id, 0)), COUNT(idempotency_key) FROM entries",
             "orders": "SELECT COUNT(*), SUM(total), SUM(promo_applied), SUM(forfeited) FROM orders",
             "accounts": "SELECT COUNT(*) FROM accounts",
@@ -877,40 +1026,60 @@ def evaluate(results: dict[str, Any], rss: float) -> dict[str, dict[str, Any]]:
     r = results
     grant_many_s = r["grant_many"]["max_ms"] / 1000
     return {
-        "single_grant": target(">= 0.70x sqlite3 ops/s", r["single_grant"]["ratio_to_sqlite3"],
-                               r["single_grant"]["ratio_to_sqlite3"] >= 0.7, "x"),
-        "checkout_confirm": target(">= 0.70x sqlite3 ops/s", r["checkout_confirm"]["ratio_to_sqlite3"],
-                                   r["checkout_confirm"]["ratio_to_sqlite3"] >= 0.7, "x"),
+        "single_grant": target(
+            ">= 0.70x sqlite3 ops/s",
+            r["single_grant"]["ratio_to_sqlite3"],
+            r["single_grant"]["ratio_to_sqlite3"] >= 0.7,
+            "x",
+        ),
+        "checkout_confirm": target(
+            ">= 0.70x sqlite3 ops/s",
+            r["checkout_confirm"]["ratio_to_sqlite3"],
+            r["checkout_confirm"]["ratio_to_sqlite3"] >= 0.7,
+            "x",
+        ),
         "balance": target("p99 < 1 ms", r["balance"]["p99_ms"], r["balance"]["p99_ms"] < 1.0, "ms"),
-        "due_reminders": target("p99 < 1 ms", r["due_reminders"]["p99_ms"], r["due_reminders"]["p99_ms"] < 1.0,
-                                "ms"),
+        "due_reminders": target("p99 < 1 ms", r["due_reminders"]["p99_ms"], r["due_reminders"]["p99_ms"] < 1.0, "ms"),
         "grant_many_time": target("< 1.5 s (slowest run)", grant_many_s, grant_many_s < 1.5, "s"),
-        "grant_many_ratio": target("within 2x of sqlite3 (ratio >= 0.5)", r["grant_many"]["ratio_to_sqlite3"],
-                                   r["grant_many"]["ratio_to_sqlite3"] >= 0.5, "x"),
-        "expiry_sweep": target("< 0.5 s (slowest run)", r["expiry_sweep"]["max_ms"] / 1000,
-                               r["expiry_sweep"]["max_ms"] < 500, "s"),
+        "grant_many_ratio": target(
+            "within 2x of sqlite3 (ratio >= 0.5)",
+            r["grant_many"]["ratio_to_sqlite3"],
+            r["grant_many"]["ratio_to_sqlite3"] >= 0.5,
+            "x",
+        ),
+        "expiry_sweep": target(
+            "< 0.5 s (slowest run)", r["expiry_sweep"]["max_ms"] / 1000, r["expiry_sweep"]["max_ms"] < 500, "s"
+        ),
         "peak_rss": target("< 150 MB", rss, rss < 150, "MB"),
     }
 
 
 def print_table(report: dict[str, Any]) -> None:
     meta = report["meta"]
-    print(f"Promo Balance ledger benchmark — {meta['lots']:,} lots, {meta['members']:,} members "
-          f"(SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, aiosqlite {aiosqlite.__version__}, "
-          f"{os.cpu_count()} CPUs)")
+    print(
+        f"Promo Balance ledger benchmark — {meta['lots']:,} lots, {meta['members']:,} members "
+        f"(SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, aiosqlite {aiosqlite.__version__}, "
+        f"{os.cpu_count()} CPUs)"
+    )
     stats = meta["db"]
-    print(f"database: {stats['lots']:,} lots ({stats['active_lots']:,} active, {stats['never_expiring_active']:,} "
-          f"of them never expiring; {stats['due_for_sweep']:,} due for the sweep, {stats['due_reminders']:,} "
-          f"reminders due; at most {stats['max_active_lots_per_member']} active lots per member), "
-          f"{stats['entries']:,} entries, {stats['orders']:,} orders, {stats['idempotency']:,} idempotency keys; "
-          f"{meta['db_size_mb']:.0f} MB")
+    print(
+        f"database: {stats['lots']:,} lots ({stats['active_lots']:,} active, {stats['never_expiring_active']:,} "
+        f"of them never expiring; {stats['due_for_sweep']:,} due for the sweep, {stats['due_reminders']:,} "
+        f"reminders due; at most {stats['max_active_lots_per_member']} active lots per member), "
+        f"{stats['entries']:,} entries, {stats['orders']:,} orders, {stats['idempotency']:,} idempotency keys; "
+        f"{meta['db_size_mb']:.0f} MB"
+    )
     if meta.get("build"):
         b = meta["build"]
-        print(f"built in {b['build_s']:.1f} s ({b['build_cpu_s']:.1f} s CPU) in a child process "
-              f"(its peak RSS {b['build_rss_mb']:.0f} MB)")
+        print(
+            f"built in {b['build_s']:.1f} s ({b['build_cpu_s']:.1f} s CPU) in a child process "
+            f"(its peak RSS {b['build_rss_mb']:.0f} MB)"
+        )
     print()
-    head = (f"{'operation':<28}{'n':>6} {'ours ops/s':>11} {'p50 ms':>8} {'p99 ms':>8} │"
-            f" {'sqlite3 ops/s':>13} {'p50 ms':>8} {'p99 ms':>8} │ {'ratio':>6}")
+    head = (
+        f"{'operation':<28}{'n':>6} {'ours ops/s':>11} {'p50 ms':>8} {'p99 ms':>8} │"
+        f" {'sqlite3 ops/s':>13} {'p50 ms':>8} {'p99 ms':>8} │ {'ratio':>6}"
+    )
     print(head)
     print("─" * len(head))
     for key, label in OPERATIONS:
@@ -920,34 +1089,43 @@ def print_table(report: dict[str, Any]) -> None:
             label = f"grant to {meta['members']:,} members, 1 tx"
         elif key == "expiry_sweep":
             label = f"expiry sweep, {meta['sweep_due']:,} due"
-        print(f"{label:<28}{r['n']:>6} {r['ops_per_s']:>11,.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} │"
-              f" {s['ops_per_s']:>13,.1f} {s['p50_ms']:>8.3f} {s['p99_ms']:>8.3f} │ {r['ratio_to_sqlite3']:>5.2f}x")
+        print(
+            f"{label:<28}{r['n']:>6} {r['ops_per_s']:>11,.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} │"
+            f" {s['ops_per_s']:>13,.1f} {s['p50_ms']:>8.3f} {s['p99_ms']:>8.3f} │ {r['ratio_to_sqlite3']:>5.2f}x"
+        )
     print("(ratio = our ops/s ÷ plain sqlite3 ops/s on an identical copy, same pragmas and statements)")
     for key in ("grant_many", "expiry_sweep"):
         r = report[key]
-        print(f"CPU time per {key.replace('_', ' ')}: ours {r['cpu_s']:.2f} s, sqlite3 {r['sqlite3']['cpu_s']:.2f} s "
-              f"(wall: {r['mean_ms'] / 1000:.2f} s, {r['sqlite3']['mean_ms'] / 1000:.2f} s)")
+        print(
+            f"CPU time per {key.replace('_', ' ')}: ours {r['cpu_s']:.2f} s, sqlite3 {r['sqlite3']['cpu_s']:.2f} s "
+            f"(wall: {r['mean_ms'] / 1000:.2f} s, {r['sqlite3']['mean_ms'] / 1000:.2f} s)"
+        )
     load = meta["loadavg_before"][0], meta["loadavg_after"][0]
     busy = " — the machine was busy: wall times include waiting for a CPU" if max(load) > (meta["cpus"] or 1) else ""
-    print(f"load average (1 min) before / after the timed part: {load[0]:.2f} / {load[1]:.2f} on "
-          f"{meta['cpus']} CPUs{busy}")
+    print(
+        f"load average (1 min) before / after the timed part: {load[0]:.2f} / {load[1]:.2f} on "
+        f"{meta['cpus']} CPUs{busy}"
+    )
     print(f"\npeak RSS: {report['peak_rss_mb']:.1f} MB")
     print(f"both sides wrote the same rows: {'yes' if meta['same_writes'] else 'NO — the floor has drifted'}")
     print("\ntargets" + ("" if meta["lots"] >= 1_000_000 else " (set for the 1,000,000-lot run)") + ":")
     for name, t in report["targets"].items():
-        print(f"  {name:<18} {t['target']:<38} {t['value']:>10.3f} {t['unit']:<3} "
-              f"{'MET' if t['met'] else 'NOT MET'}")
+        print(f"  {name:<18} {t['target']:<38} {t['value']:>10.3f} {t['unit']:<3} {'MET' if t['met'] else 'NOT MET'}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--lots", type=int, default=1_000_000, help="lots in the database (members = lots / 10)")
-    p.add_argument("--ops", type=int, default=None,
-                   help="timed calls per operation (default 2000 for reads, 500 for writes)")
+    p.add_argument(
+        "--ops", type=int, default=None, help="timed calls per operation (default 2000 for reads, 500 for writes)"
+    )
     p.add_argument("--bulk-repeat", type=int, default=3, help="timed runs of the grant to all members (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--db", default=None,
-                   help="keep the built database here (a file, or a directory) and reuse it for the same --lots")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="keep the built database here (a file, or a directory) and reuse it for the same --lots",
+    )
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     if args.lots < 1000:
@@ -989,11 +1167,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["targets"] = evaluate(report, rss)
         report["all_targets_met"] = all(t["met"] for t in report["targets"].values())
         report["meta"] = {
-            "lots": args.lots, "members": len(plan.members), "sweep_due": plan.sweep_due, "reads": reads,
-            "writes": writes, "seed": args.seed, "now": plan.now, "db": plan.stats,
-            "db_size_mb": os.path.getsize(pristine) / 2**20, "build": build, "same_writes": same,
-            "sqlite": sqlite3.sqlite_version, "python": platform.python_version(), "cpus": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+            "lots": args.lots,
+            "members": len(plan.members),
+            "sweep_due": plan.sweep_due,
+            "reads": reads,
+            "writes": writes,
+            "seed": args.seed,
+            "now": plan.now,
+            "db": plan.stats,
+            "db_size_mb": os.path.getsize(pristine) / 2**20,
+            "build": build,
+            "same_writes": same,
+            "sqlite": sqlite3.sqlite_version,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in load_after],
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

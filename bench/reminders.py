@@ -264,9 +264,15 @@ def build_db(path: str, lots: int, due: int, seed: int) -> dict[str, Any]:
     conn.executemany(
         "INSERT INTO accounts (guild_id, user_id, reminders_enabled, dm_closed_at, created_at) VALUES (?, ?, ?, ?, ?)",
         (
-            (GUILD, u, 1, None, now - YEAR - rng.randrange(YEAR)) if u in due_set else
-            (GUILD, u, int(rng.random() > 0.05), now - rng.randrange(YEAR) if rng.random() < 0.03 else None,
-             now - YEAR - rng.randrange(YEAR))
+            (GUILD, u, 1, None, now - YEAR - rng.randrange(YEAR))
+            if u in due_set
+            else (
+                GUILD,
+                u,
+                int(rng.random() > 0.05),
+                now - rng.randrange(YEAR) if rng.random() < 0.03 else None,
+                now - YEAR - rng.randrange(YEAR),
+            )
             for u in sorted(members)
         ),
     )
@@ -297,8 +303,25 @@ def build_db(path: str, lots: int, due: int, seed: int) -> dict[str, Any]:
             amount = rng.choice((25, 50, 100, 150, 200, 250, 500, 1000))
             for earlier in (x for x in LEADS if x > lead):  # the longer leads were reminded already
                 reminder_rows.append((lot_id, earlier, f"r{lot_id:024x}", max(created, expires - earlier)))
-            lot_rows.append((lot_id, GUILD, user, kind, amount, amount, created, expires, categories, 0, memo, MOD,
-                             created, "active", nra))
+            lot_rows.append(
+                (
+                    lot_id,
+                    GUILD,
+                    user,
+                    kind,
+                    amount,
+                    amount,
+                    created,
+                    expires,
+                    categories,
+                    0,
+                    memo,
+                    MOD,
+                    created,
+                    "active",
+                    nra,
+                )
+            )
             entry_rows.append((GUILD, user, lot_id, "grant", amount, MOD, memo, created))
         else:
             user = rng.choice(members)
@@ -321,16 +344,42 @@ def build_db(path: str, lots: int, due: int, seed: int) -> dict[str, Any]:
             else:  # spent
                 status, remaining = "spent", 0
                 closing = ("spend", rng.randrange(created, now - 60) if created < now - 60 else created)
-            lot_rows.append((lot_id, GUILD, user, kind, amount, remaining, created, expires, categories, 0, memo, MOD,
-                             created, status, nra))
+            lot_rows.append(
+                (
+                    lot_id,
+                    GUILD,
+                    user,
+                    kind,
+                    amount,
+                    remaining,
+                    created,
+                    expires,
+                    categories,
+                    0,
+                    memo,
+                    MOD,
+                    created,
+                    status,
+                    nra,
+                )
+            )
             entry_rows.append((GUILD, user, lot_id, "grant", amount, MOD, memo, created))
             if closing is not None:
                 entry_rows.append((GUILD, user, lot_id, closing[0], -amount, None, closing[0] + "d", closing[1]))
         if len(lot_rows) >= CHUNK:
             flush()
     flush()
-    meta = {"version": BUILD_VERSION, "schema": schema_hash(), "lots": lots, "due": due, "seed": seed, "now": now,
-            "guild_id": GUILD, "due_members": due_members_n, "pairs": pairs}
+    meta = {
+        "version": BUILD_VERSION,
+        "schema": schema_hash(),
+        "lots": lots,
+        "due": due,
+        "seed": seed,
+        "now": now,
+        "guild_id": GUILD,
+        "due_members": due_members_n,
+        "pairs": pairs,
+    }
     conn.executemany(STATE_UPSERT, [("last_sweep_at", str(last_tick)), (META_KEY, json.dumps(meta))])
     conn.execute("COMMIT")
     stats = db_stats(conn, now)
@@ -353,13 +402,12 @@ def db_stats(conn: sqlite3.Connection, now: int) -> dict[str, Any]:
     return {
         "lots": one("SELECT COUNT(*) FROM lots"),
         "active_lots": one("SELECT COUNT(*) FROM lots WHERE status = 'active'"),
-        "with_next_reminder": one(
-            "SELECT COUNT(*) FROM lots WHERE status = 'active' AND next_reminder_at IS NOT NULL"
-        ),
+        "with_next_reminder": one("SELECT COUNT(*) FROM lots WHERE status = 'active' AND next_reminder_at IS NOT NULL"),
         "due_lots": one(DUE_COUNT, now),
         "due_members": one(
             "SELECT COUNT(DISTINCT user_id) FROM lots WHERE status = 'active' AND next_reminder_at IS NOT NULL"
-            " AND next_reminder_at <= ?", now,
+            " AND next_reminder_at <= ?",
+            now,
         ),
         "due_at_last_tick": one(DUE_COUNT, now - TICK_SECONDS),
         "due_for_sweep": one(SWEEP_COUNT, now),
@@ -378,8 +426,14 @@ def pristine_db(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str
         if path.is_dir():
             path = path / f"reminders-bench-{args.lots}-{args.due}.sqlite3"
     meta, stats = cached_build(
-        path, META_KEY, {"version": BUILD_VERSION, "lots": args.lots, "due": args.due, "seed": args.seed},
-        f"{args.lots:,} lots, {args.due:,} of them due", build_db, args.lots, args.due, args.seed,
+        path,
+        META_KEY,
+        {"version": BUILD_VERSION, "lots": args.lots, "due": args.due, "seed": args.seed},
+        f"{args.lots:,} lots, {args.due:,} of them due",
+        build_db,
+        args.lots,
+        args.due,
+        args.seed,
     )
     return path, meta, stats
 
@@ -460,8 +514,12 @@ async def start_bot(db: Path, fake: FakeDiscord, clock: FixedClock, guild_id: in
     """As tests/e2e.py `start_bot`: jobs only when called, DMs unpaced; then wait for the
     member cache, so DMs go to cached users as in production."""
     settings = Settings(
-        discord_token=fake.token, database_path=db, dev_guild_id=None, log_level="WARNING",
-        discord_api_base=fake.api_base, discord_gateway_url=fake.gateway_url,
+        discord_token=fake.token,
+        database_path=db,
+        dev_guild_id=None,
+        log_level="WARNING",
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
     )
     point_at(settings)
     bot = PromoBalanceBot(settings, clock=clock, tick_seconds=None, dm_rate=float("inf"))
@@ -488,10 +546,13 @@ def expected_dues(path: Path, now: int) -> dict[int, int]:
     """Due lots per member, straight from the database."""
     conn = sqlite3.connect(path)
     try:
-        return dict(conn.execute(
-            "SELECT user_id, COUNT(*) FROM lots WHERE status = 'active' AND next_reminder_at IS NOT NULL"
-            " AND next_reminder_at <= ? GROUP BY user_id", (now,),
-        ).fetchall())
+        return dict(
+            conn.execute(
+                "SELECT user_id, COUNT(*) FROM lots WHERE status = 'active' AND next_reminder_at IS NOT NULL"
+                " AND next_reminder_at <= ? GROUP BY user_id",
+                (now,),
+            ).fetchall()
+        )
     finally:
         conn.close()
 
@@ -574,10 +635,17 @@ async def run_bench(db: Path, meta: dict[str, Any], args: argparse.Namespace) ->
                 floor_expire_ns.append(floor_times[1])
                 floor_tick_ns.append(sum(floor_times))
         out["idle_tick"] = {
-            "ours": {"tick": summary(tick_ns), "remind_job": summary(remind_ns), "expire_job": summary(expire_ns),
-                     "tick_cpu": summary(tick_cpu_ns)},
-            "sqlite3": {"tick": summary(floor_tick_ns), "due_query": summary(floor_remind_ns),
-                        "sweep": summary(floor_expire_ns)},
+            "ours": {
+                "tick": summary(tick_ns),
+                "remind_job": summary(remind_ns),
+                "expire_job": summary(expire_ns),
+                "tick_cpu": summary(tick_cpu_ns),
+            },
+            "sqlite3": {
+                "tick": summary(floor_tick_ns),
+                "due_query": summary(floor_remind_ns),
+                "sweep": summary(floor_expire_ns),
+            },
         }
         checkpoint("idle ticks")
 
@@ -601,11 +669,17 @@ async def run_bench(db: Path, meta: dict[str, Any], args: argparse.Namespace) ->
         if set(found) != {len(dues)} or floor_rows[0] < due_lots:
             raise RuntimeError(f"found {set(found)} reminders ({floor_rows[0]} rows), expected {len(dues)}")
         r, s = summary(mine), summary(base)
-        out["find"] = {**r, "ratio_to_sqlite3": r["ops_per_s"] / s["ops_per_s"], "cpu": summary(mine_cpu),
-                       "sqlite3": {**s, "cpu": summary(base_cpu)}, "reminders": len(dues), "lots": due_lots,
-                       # the collector's time over all runs (both sides, warm-up too), per run
-                       "gc_ms_per_run": find_gc.ns / 1e6 / (2 + args.find_runs),
-                       "gc_collections": {f"gen{g}": n for g, n in sorted(find_gc.collections.items())}}
+        out["find"] = {
+            **r,
+            "ratio_to_sqlite3": r["ops_per_s"] / s["ops_per_s"],
+            "cpu": summary(mine_cpu),
+            "sqlite3": {**s, "cpu": summary(base_cpu)},
+            "reminders": len(dues),
+            "lots": due_lots,
+            # the collector's time over all runs (both sides, warm-up too), per run
+            "gc_ms_per_run": find_gc.ns / 1e6 / (2 + args.find_runs),
+            "gc_collections": {f"gen{g}": n for g, n in sorted(find_gc.collections.items())},
+        }
         checkpoint("find")
 
         # 3. sending them through the bot to the fake Discord
@@ -633,14 +707,18 @@ async def run_bench(db: Path, meta: dict[str, Any], args: argparse.Namespace) ->
         checkpoint("send")
         requests = fake.requests[requests_before:]
         kinds = Counter(
-            "create DM" if rq.method == "POST" and rq.path == "/users/@me/channels"
-            else "post message" if rq.method == "POST" and rq.path.startswith("/channels/")
-            else f"{rq.method} {rq.path.split('/')[1]}" for rq in requests
+            "create DM"
+            if rq.method == "POST" and rq.path == "/users/@me/channels"
+            else "post message"
+            if rq.method == "POST" and rq.path.startswith("/channels/")
+            else f"{rq.method} {rq.path.split('/')[1]}"
+            for rq in requests
         )
         failed = [rq for rq in requests if rq.status >= 400]
         dm_counts = Counter(len(fake.dms(u)) for u in dues)
         pairs_ok = sum(
-            1 for u in pair_members
+            1
+            for u in pair_members
             if len(fake.dms(u)) == 1 and (fake.dms(u)[0].embeds[0].get("description") or "").count("•") == dues[u]
         )
         messages = kinds["post message"]
@@ -648,9 +726,11 @@ async def run_bench(db: Path, meta: dict[str, Any], args: argparse.Namespace) ->
         messages_after_second = len(fake.requests_to("POST", r"^/channels/\d+/messages$"))
         conn = sqlite3.connect(db)
         try:
-            outcomes = dict(conn.execute(
-                "SELECT status, COUNT(*) FROM reminders WHERE updated_at = ? GROUP BY status", (now,)
-            ).fetchall())
+            outcomes = dict(
+                conn.execute(
+                    "SELECT status, COUNT(*) FROM reminders WHERE updated_at = ? GROUP BY status", (now,)
+                ).fetchall()
+            )
             still_due = conn.execute(DUE_COUNT, (now,)).fetchone()[0]
         finally:
             conn.close()
@@ -663,14 +743,18 @@ async def run_bench(db: Path, meta: dict[str, Any], args: argparse.Namespace) ->
             "dms_at_fake_equal_due_members": messages == len(dues),
             "two_lots_in_one_dm": pairs_ok == len(pair_members),
             "no_failed_requests": not failed,
-            "second_run_sends_nothing": second.found == 0 and second.sent == 0
-            and messages_after_second == messages,
+            "second_run_sends_nothing": second.found == 0 and second.sent == 0 and messages_after_second == messages,
             "db_settled": outcomes.get("sent", 0) == due_lots and not outcomes.get("pending") and still_due == 0,
         }
         out["send"] = {
-            "found": run.found, "sent": run.sent, "failed": run.failed, "retried": run.retried,
+            "found": run.found,
+            "sent": run.sent,
+            "failed": run.failed,
+            "retried": run.retried,
             "errors": run.errors[:5],
-            "find_s": run.find_seconds, "send_s": run.send_seconds, "run_once_wall_s": wall,
+            "find_s": run.find_seconds,
+            "send_s": run.send_seconds,
+            "run_once_wall_s": wall,
             "run_once_cpu_s": cpu,  # the whole process: bot, store thread and fake Discord
             "per_dm_ms": {name: ns / 1e6 / max(run.sent, 1) for name, ns in spans.ns.items()},
             "gc_s": gc_timer.ns / 1e9,
@@ -678,8 +762,11 @@ async def run_bench(db: Path, meta: dict[str, Any], args: argparse.Namespace) ->
             "span_calls": dict(spans.calls),
             "dms_per_s": run.sent / run.send_seconds if run.send_seconds else 0.0,
             "ms_per_dm": per_dm * 1000,
-            "requests": dict(kinds), "failed_requests": len(failed),
-            "dms_at_fake": messages, "due_members": len(dues), "members_with_two_lots": len(pair_members),
+            "requests": dict(kinds),
+            "failed_requests": len(failed),
+            "dms_at_fake": messages,
+            "due_members": len(dues),
+            "members_with_two_lots": len(pair_members),
             "due_lots": due_lots,
             "paced_rate_per_s": rate,
             # Pacer: the first DM at once, then one every 1/rate s; each DM's own work fits in its slot.
@@ -717,80 +804,124 @@ def evaluate(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "idle_tick_p50": target(f"< {TARGET_IDLE_MS:g} ms", idle["p50_ms"], idle["p50_ms"] < TARGET_IDLE_MS, "ms"),
         "idle_tick_p99": target(f"< {TARGET_IDLE_MS:g} ms", idle["p99_ms"], idle["p99_ms"] < TARGET_IDLE_MS, "ms"),
         "find_due_p50": target(f"< {TARGET_FIND_MS:g} ms", find_p50, find_p50 < TARGET_FIND_MS, "ms"),
-        "find_due_max": target(f"< {TARGET_FIND_MS:g} ms (slowest, run_once's too)", find_worst,
-                               find_worst < TARGET_FIND_MS, "ms"),
-        "send_verified": target("all checks pass", sum(out["send"]["checks"].values()),
-                                all(out["send"]["checks"].values()), "ok"),
+        "find_due_max": target(
+            f"< {TARGET_FIND_MS:g} ms (slowest, run_once's too)", find_worst, find_worst < TARGET_FIND_MS, "ms"
+        ),
+        "send_verified": target(
+            "all checks pass", sum(out["send"]["checks"].values()), all(out["send"]["checks"].values()), "ok"
+        ),
     }
 
 
 def print_report(report: dict[str, Any]) -> None:
     meta, stats, out = report["meta"], report["meta"]["db"], report
-    print(f"Promo Balance reminder benchmark — {meta['lots']:,} lots, {meta['due']:,} due "
-          f"(SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, aiosqlite {aiosqlite.__version__}, "
-          f"discord.py {discord.__version__}, {os.cpu_count()} CPUs)")
-    print(f"database: {stats['lots']:,} lots ({stats['active_lots']:,} active, {stats['with_next_reminder']:,} with "
-          f"a reminder ahead; {stats['due_lots']:,} due now for {stats['due_members']:,} members), "
-          f"{stats['members']:,} members, {stats['entries']:,} entries, {stats['reminder_rows']:,} reminder rows; "
-          f"{meta['db_size_mb']:.0f} MB")
+    print(
+        f"Promo Balance reminder benchmark — {meta['lots']:,} lots, {meta['due']:,} due "
+        f"(SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, aiosqlite {aiosqlite.__version__}, "
+        f"discord.py {discord.__version__}, {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"database: {stats['lots']:,} lots ({stats['active_lots']:,} active, {stats['with_next_reminder']:,} with "
+        f"a reminder ahead; {stats['due_lots']:,} due now for {stats['due_members']:,} members), "
+        f"{stats['members']:,} members, {stats['entries']:,} entries, {stats['reminder_rows']:,} reminder rows; "
+        f"{meta['db_size_mb']:.0f} MB"
+    )
     if meta.get("build"):
         b = meta["build"]
         print(f"built in {b['build_s']:.1f} s in a child process (its peak RSS {b['build_rss_mb']:.0f} MB)")
-    print(f"bot started and cached the guild's members in {out['bot_start_s']:.1f} s; load average "
-          f"{out['load_average_at_start'][0]:.2f} at the start, {out['load_average_at_end'][0]:.2f} at the end "
-          f"(1 min), I/O pressure {out['io_pressure_at_start']}% / {out['io_pressure_at_end']}% (PSI some avg60): "
-          "other processes on this machine add noise")
+    print(
+        f"bot started and cached the guild's members in {out['bot_start_s']:.1f} s; load average "
+        f"{out['load_average_at_start'][0]:.2f} at the start, {out['load_average_at_end'][0]:.2f} at the end "
+        f"(1 min), I/O pressure {out['io_pressure_at_start']}% / {out['io_pressure_at_end']}% (PSI some avg60): "
+        "other processes on this machine add noise"
+    )
 
     idle = out["idle_tick"]
     o, f = idle["ours"], idle["sqlite3"]
     print(f"\n1. idle tick (nothing due; {o['tick']['n']} ticks)      p50 ms   p99 ms   max ms │ sqlite3 p50   p99")
-    rows = (("reminder job + sweep job", o["tick"], f["tick"]),
-            ("  reminder job (due query)", o["remind_job"], f["due_query"]),
-            ("  sweep job (+ last_sweep_at)", o["expire_job"], f["sweep"]))
+    rows = (
+        ("reminder job + sweep job", o["tick"], f["tick"]),
+        ("  reminder job (due query)", o["remind_job"], f["due_query"]),
+        ("  sweep job (+ last_sweep_at)", o["expire_job"], f["sweep"]),
+    )
     for label, a, b in rows:
-        print(f"   {label:<40}{a['p50_ms']:>8.3f} {a['p99_ms']:>8.3f} {a['max_ms']:>8.3f} │"
-              f" {b['p50_ms']:>10.3f} {b['p99_ms']:>6.3f}")
+        print(
+            f"   {label:<40}{a['p50_ms']:>8.3f} {a['p99_ms']:>8.3f} {a['max_ms']:>8.3f} │"
+            f" {b['p50_ms']:>10.3f} {b['p99_ms']:>6.3f}"
+        )
     c = o["tick_cpu"]
-    print(f"   {'  CPU of the process per tick':<40}{c['p50_ms']:>8.3f} {c['p99_ms']:>8.3f} {c['max_ms']:>8.3f} │"
-          " (the rest of the wall time is waiting: fsync, thread wake-ups)")
+    print(
+        f"   {'  CPU of the process per tick':<40}{c['p50_ms']:>8.3f} {c['p99_ms']:>8.3f} {c['max_ms']:>8.3f} │"
+        " (the rest of the wall time is waiting: fsync, thread wake-ups)"
+    )
 
     fd = out["find"]
     s = fd["sqlite3"]
     print(f"\n2. find {fd['reminders']:,} due reminders ({fd['lots']:,} lots; {fd['n']} runs)")
-    print(f"   Ledger.due_reminders     p50 {fd['p50_ms']:8.1f} ms  max {fd['max_ms']:8.1f} ms  "
-          f"(CPU p50 {fd['cpu']['p50_ms']:.1f} ms)")
-    print(f"   plain sqlite3 (same SQL) p50 {s['p50_ms']:8.1f} ms  max {s['max_ms']:8.1f} ms  "
-          f"(CPU p50 {s['cpu']['p50_ms']:.1f} ms)")
-    print(f"   garbage collector: {fd['gc_ms_per_run']:.1f} ms per run ({fd['gc_collections']} over "
-          f"{fd['n'] + 2} runs of both sides)")
-    print(f"   ratio (our ops/s ÷ sqlite3 ops/s) {fd['ratio_to_sqlite3']:.2f}x — ours takes "
-          f"{1 / fd['ratio_to_sqlite3']:.1f}x the time")
+    print(
+        f"   Ledger.due_reminders     p50 {fd['p50_ms']:8.1f} ms  max {fd['max_ms']:8.1f} ms  "
+        f"(CPU p50 {fd['cpu']['p50_ms']:.1f} ms)"
+    )
+    print(
+        f"   plain sqlite3 (same SQL) p50 {s['p50_ms']:8.1f} ms  max {s['max_ms']:8.1f} ms  "
+        f"(CPU p50 {s['cpu']['p50_ms']:.1f} ms)"
+    )
+    print(
+        f"   garbage collector: {fd['gc_ms_per_run']:.1f} ms per run ({fd['gc_collections']} over "
+        f"{fd['n'] + 2} runs of both sides)"
+    )
+    print(
+        f"   ratio (our ops/s ÷ sqlite3 ops/s) {fd['ratio_to_sqlite3']:.2f}x — ours takes "
+        f"{1 / fd['ratio_to_sqlite3']:.1f}x the time"
+    )
 
     sd = out["send"]
     print("\n3. run_once through PromoBalanceBot → fake Discord (dm_rate=inf)")
-    print(f"   found {sd['found']:,} reminders in {sd['find_s'] * 1000:.1f} ms; sent {sd['sent']:,} DMs in "
-          f"{sd['send_s']:.2f} s = {sd['dms_per_s']:,.0f} DMs/s ({sd['ms_per_dm']:.2f} ms per DM)")
-    print("   per DM (wall ms, mean): " + ", ".join(f"{k.strip()} {v:.2f}" for k, v in sd["per_dm_ms"].items())
-          + f"; CPU of the whole process {sd['run_once_cpu_s'] * 1000 / max(sd['sent'], 1):.2f} ms per DM"
-          + f" (of which GC {sd['gc_s'] * 1000 / max(sd['sent'], 1):.2f} ms: {sd['gc_collections']})")
-    print(f"   requests: {', '.join(f'{k} {v:,}' for k, v in sorted(sd['requests'].items()))}; "
-          f"failed {sd['failed_requests']}")
-    print(f"   at the default pace of {sd['paced_rate_per_s']:g} DMs/s the same run is planned to take "
-          f"{sd['paced_planned_s']:.1f} s ({sd['paced_planned_s'] / 60:.1f} min)")
-    print(f"   DMs at the fake: {sd['dms_at_fake']:,} for {sd['due_members']:,} due members "
-          f"({sd['due_lots']:,} lots; {sd['members_with_two_lots']:,} members with two lots in one DM)")
-    print(f"   second run_once: found {sd['second_run']['found']}, sent {sd['second_run']['sent']} "
-          f"(find {sd['second_run']['find_s'] * 1000:.2f} ms)")
+    print(
+        f"   found {sd['found']:,} reminders in {sd['find_s'] * 1000:.1f} ms; sent {sd['sent']:,} DMs in "
+        f"{sd['send_s']:.2f} s = {sd['dms_per_s']:,.0f} DMs/s ({sd['ms_per_dm']:.2f} ms per DM)"
+    )
+    print(
+        "   per DM (wall ms, mean): "
+        + ", ".join(f"{k.strip()} {v:.2f}" for k, v in sd["per_dm_ms"].items())
+        + f"; CPU of the whole process {sd['run_once_cpu_s'] * 1000 / max(sd['sent'], 1):.2f} ms per DM"
+        + f" (of which GC {sd['gc_s'] * 1000 / max(sd['sent'], 1):.2f} ms: {sd['gc_collections']})"
+    )
+    print(
+        f"   requests: {', '.join(f'{k} {v:,}' for k, v in sorted(sd['requests'].items()))}; "
+        f"failed {sd['failed_requests']}"
+    )
+    print(
+        f"   at the default pace of {sd['paced_rate_per_s']:g} DMs/s the same run is planned to take "
+        f"{sd['paced_planned_s']:.1f} s ({sd['paced_planned_s'] / 60:.1f} min)"
+    )
+    print(
+        f"   DMs at the fake: {sd['dms_at_fake']:,} for {sd['due_members']:,} due members "
+        f"({sd['due_lots']:,} lots; {sd['members_with_two_lots']:,} members with two lots in one DM)"
+    )
+    print(
+        f"   second run_once: found {sd['second_run']['found']}, sent {sd['second_run']['sent']} "
+        f"(find {sd['second_run']['find_s'] * 1000:.2f} ms)"
+    )
     print(f"   reminder rows settled now: {sd['db_outcomes']}")
     print("   checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in sd["checks"].items()))
 
-    print(f"\n4. peak RSS {out['peak_rss_mb']:.1f} MB (this process: the bot and the fake Discord, whose records of "
-          f"the requests and messages hold about {out['fake_records_mb']:.0f} MB after the send)")
+    print(
+        f"\n4. peak RSS {out['peak_rss_mb']:.1f} MB (this process: the bot and the fake Discord, whose records of "
+        f"the requests and messages hold about {out['fake_records_mb']:.0f} MB after the send)"
+    )
     for name, r in out["rss"].items():
         print(f"   {name:<18} current {r['current_mb']:7.1f} MB   peak so far {r['peak_mb']:7.1f} MB")
 
-    print("\ntargets" + ("" if meta["lots"] >= 1_000_000 and meta["due"] >= 10_000 else
-                         " (set for the 1,000,000-lot, 10,000-due run)") + ":")
+    print(
+        "\ntargets"
+        + (
+            ""
+            if meta["lots"] >= 1_000_000 and meta["due"] >= 10_000
+            else " (set for the 1,000,000-lot, 10,000-due run)"
+        )
+        + ":"
+    )
     for name, t in report["targets"].items():
         print(f"  {name:<15} {t['target']:<38} {t['value']:>10.3f} {t['unit']:<3} {'MET' if t['met'] else 'NOT MET'}")
 
@@ -802,8 +933,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--ticks", type=int, default=500, help="timed idle ticks (default 500)")
     p.add_argument("--find-runs", type=int, default=10, help="timed runs of the due-reminder query (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    p.add_argument("--db", default=None,
-                   help="keep the built database here (a file, or a directory) and reuse it for the same --lots/--due")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="keep the built database here (a file, or a directory) and reuse it for the same --lots/--due",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", default=None, help="write a cProfile of the sending run_once to this file")
     args = p.parse_args(argv)
@@ -842,10 +976,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["targets"] = evaluate(out)
         report["all_targets_met"] = all(t["met"] for t in report["targets"].values())
         report["meta"] = {
-            "lots": args.lots, "due": args.due, "seed": args.seed, "now": meta["now"], "ticks": args.ticks,
-            "find_runs": args.find_runs, "db": stats, "db_size_mb": os.path.getsize(pristine) / 2**20,
-            "build": build, "sqlite": sqlite3.sqlite_version, "python": platform.python_version(),
-            "discord_py": discord.__version__, "tick_seconds": TICK_SECONDS,
+            "lots": args.lots,
+            "due": args.due,
+            "seed": args.seed,
+            "now": meta["now"],
+            "ticks": args.ticks,
+            "find_runs": args.find_runs,
+            "db": stats,
+            "db_size_mb": os.path.getsize(pristine) / 2**20,
+            "build": build,
+            "sqlite": sqlite3.sqlite_version,
+            "python": platform.python_version(),
+            "discord_py": discord.__version__,
+            "tick_seconds": TICK_SECONDS,
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

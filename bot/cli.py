@@ -106,9 +106,7 @@ async def open_store(settings: Settings, *, migrate: bool) -> SqliteStore | None
     return store
 
 
-def with_ledger(
-    settings: Settings, action: Callable[[Ledger], Awaitable[int]], *, needs_current: bool = False
-) -> int:
+def with_ledger(settings: Settings, action: Callable[[Ledger], Awaitable[int]], *, needs_current: bool = False) -> int:
     """Run `action` on the database opened without migrating it (SqliteStore(migrate=False)).
 
     A database newer than the code is refused; an older one is given to `action` as it is, unless
@@ -155,8 +153,11 @@ def db_upgrade(settings: Settings) -> int:
     try:
         lock.acquire()
     except DatabaseInUse as exc:
-        print(f"{exc}\nStop the bot before `python -m bot db upgrade` (or just restart it: it upgrades "
-              "the database at its start, after a backup).", file=sys.stderr)
+        print(
+            f"{exc}\nStop the bot before `python -m bot db upgrade` (or just restart it: it upgrades "
+            "the database at its start, after a backup).",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
     async def go() -> int:

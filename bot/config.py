@@ -50,9 +50,7 @@ class Settings:
     __str__ = __repr__
 
     @classmethod
-    def load(
-        cls, environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")
-    ) -> Settings:
+    def load(cls, environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
         """Settings from ``environ`` (default: the process environment) over the ``dotenv`` file.
 
         A variable set in the environment wins over the file even when it is empty, so

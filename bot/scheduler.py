@@ -33,8 +33,12 @@ RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member 
 
 class Jobs:
     def __init__(
-        self, ledger: Ledger, reminders: ReminderDispatcher, role_members: RoleMembers,
-        tick_seconds: float = TICK_SECONDS, deliveries: DeliveryWorker | None = None,
+        self,
+        ledger: Ledger,
+        reminders: ReminderDispatcher,
+        role_members: RoleMembers,
+        tick_seconds: float = TICK_SECONDS,
+        deliveries: DeliveryWorker | None = None,
     ) -> None:
         self.ledger = ledger
         self.reminders = reminders
@@ -54,15 +58,22 @@ class Jobs:
         # next_run_time=now: a start after downtime catches up at once (missed expiries, reminders
         # and recurring runs), then every tick.
         jobs: list[tuple[str, Callable[[], Awaitable[object]], float]] = [
-            ("expire", self.expire, self.tick_seconds), ("remind", self.remind, self.tick_seconds),
+            ("expire", self.expire, self.tick_seconds),
+            ("remind", self.remind, self.tick_seconds),
             ("recurring", self.recurring, self.tick_seconds),
         ]
         if self.deliveries is not None:
             jobs.append(("deliver", self.deliver, min(self.tick_seconds, DELIVERY_TICK_SECONDS)))
         for name, job, seconds in jobs:
             self.scheduler.add_job(
-                self._guard(name, job), IntervalTrigger(seconds=seconds), id=name, name=name,
-                max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+                self._guard(name, job),
+                IntervalTrigger(seconds=seconds),
+                id=name,
+                name=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC),
             )
         self.scheduler.start()
 

@@ -108,17 +108,33 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def grant(
-        self, interaction: discord.Interaction, member: discord.Member, amount: Amount,
-        expires: When | None = None, starts: When | None = None, categories: Categories | None = None,
-        one_time: bool = False, kind: Kind = "promo", reason: Reason | None = None,
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member,
+        amount: Amount,
+        expires: When | None = None,
+        starts: When | None = None,
+        categories: Categories | None = None,
+        one_time: bool = False,
+        kind: Kind = "promo",
+        reason: Reason | None = None,
     ) -> None:
         if member.bot:
             raise InvalidInput("bot_member", "Bots can't hold credit.")
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         result = await ledger.grant(
-            guild_id, member.id, amount, actor_id=interaction.user.id, key=key_of(interaction), kind=kind,
-            expires=expires, starts=starts, categories=categories, one_time=one_time, reason=reason,
+            guild_id,
+            member.id,
+            amount,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            kind=kind,
+            expires=expires,
+            starts=starts,
+            categories=categories,
+            one_time=one_time,
+            reason=reason,
         )
         settings = await ledger.settings(guild_id)
         lot = await ledger.get_lot(guild_id, result.first_lot_id)
@@ -141,9 +157,16 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def grant_role(
-        self, interaction: discord.Interaction, role: discord.Role, amount: Amount,
-        expires: When | None = None, starts: When | None = None, categories: Categories | None = None,
-        one_time: bool = False, kind: Kind = "promo", reason: Reason | None = None,
+        self,
+        interaction: discord.Interaction,
+        role: discord.Role,
+        amount: Amount,
+        expires: When | None = None,
+        starts: When | None = None,
+        categories: Categories | None = None,
+        one_time: bool = False,
+        kind: Kind = "promo",
+        reason: Reason | None = None,
     ) -> None:
         bot = bot_of(interaction)
         if not bot.members_intent:
@@ -170,8 +193,17 @@ class Credits(ModeratorCog):
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         result = await ledger.grant_many(
-            guild_id, members, amount, actor_id=interaction.user.id, key=key_of(interaction), kind=kind,
-            expires=expires, starts=starts, categories=categories, one_time=one_time, reason=reason,
+            guild_id,
+            members,
+            amount,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            kind=kind,
+            expires=expires,
+            starts=starts,
+            categories=categories,
+            one_time=one_time,
+            reason=reason,
             action="grant-role",
         )
         settings = await ledger.settings(guild_id)
@@ -193,18 +225,28 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(lot=lot_autocomplete)
     async def revoke(
-        self, interaction: discord.Interaction, member: discord.Member,
-        reason: Reason, lot: app_commands.Range[int, 1] | None = None, amount: Amount | None = None,
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member,
+        reason: Reason,
+        lot: app_commands.Range[int, 1] | None = None,
+        amount: Amount | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         result = await ledger.revoke(
-            guild_id, member.id, reason=reason, actor_id=interaction.user.id, key=key_of(interaction),
-            lot_id=lot, amount=amount,
+            guild_id,
+            member.id,
+            reason=reason,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            lot_id=lot,
+            amount=amount,
         )
         settings = await ledger.settings(guild_id)
         lots = fit.fit_lines(
-            [f"`#{lot_id}`" for lot_id in dict.fromkeys(c.lot_id for c in result.changes)], REVOKED_LOTS_SHOWN,
+            [f"`#{lot_id}`" for lot_id in dict.fromkeys(c.lot_id for c in result.changes)],
+            REVOKED_LOTS_SHOWN,
             separator=", ",
         )
         text = f"Revoked {money(settings, result.amount)} from {member.mention} (lots {lots})."
@@ -219,8 +261,12 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(lot=lot_autocomplete)
     async def extend(
-        self, interaction: discord.Interaction, lot: app_commands.Range[int, 1], expires: When,
-        reason: Reason | None = None, member: discord.Member | None = None,
+        self,
+        interaction: discord.Interaction,
+        lot: app_commands.Range[int, 1],
+        expires: When,
+        reason: Reason | None = None,
+        member: discord.Member | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -326,16 +372,27 @@ class Credits(ModeratorCog):
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def schedule_add(
-        self, interaction: discord.Interaction, role: discord.Role,
-        amount: Amount, rule: app_commands.Range[str, 1, limits.CRON_RULE],
+        self,
+        interaction: discord.Interaction,
+        role: discord.Role,
+        amount: Amount,
+        rule: app_commands.Range[str, 1, limits.CRON_RULE],
         valid_days: app_commands.Range[int, 1, 36500] | None = None,
-        categories: Categories | None = None, kind: Kind = "promo",
+        categories: Categories | None = None,
+        kind: Kind = "promo",
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         schedule = await ledger.add_schedule(
-            guild_id, role.id, amount, rule, actor_id=interaction.user.id, key=key_of(interaction),
-            valid_days=valid_days, categories=categories, kind=kind,
+            guild_id,
+            role.id,
+            amount,
+            rule,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            valid_days=valid_days,
+            categories=categories,
+            kind=kind,
         )
         settings = await ledger.settings(guild_id)
         text = "Recurring grant created: " + schedule_line(schedule, settings)
@@ -351,8 +408,11 @@ class Credits(ModeratorCog):
             schedules = await ledger.schedules(guild_id)
             embed = discord.Embed(title="Recurring grants", colour=GREEN)
             page, pages = page_of_lines(
-                embed, [schedule_line(s, settings) for s in schedules], page,
-                empty="None yet. Add one with `/credits schedule add`.", per_page=SCHEDULE_PAGE,
+                embed,
+                [schedule_line(s, settings) for s in schedules],
+                page,
+                empty="None yet. Add one with `/credits schedule add`.",
+                per_page=SCHEDULE_PAGE,
             )
             if pages > 1:
                 embed.set_footer(text=f"Page {page} of {pages} · {len(schedules)} recurring grants")

@@ -55,7 +55,9 @@ class GiftCards(ModeratorCog):
         claim_by="Last moment to redeem: a duration like 90d or a date. Empty: no limit.",
     )
     async def issue(
-        self, interaction: discord.Interaction, amount: Amount,
+        self,
+        interaction: discord.Interaction,
+        amount: Amount,
         count: app_commands.Range[int, 1, MAX_GIFT_CARDS] = 1,
         claim_by: When | None = None,
     ) -> None:
@@ -132,7 +134,9 @@ class GiftCards(ModeratorCog):
         card="The card's number (#) from /giftcard list, when several cards end alike.",
     )
     async def void(
-        self, interaction: discord.Interaction, last4: app_commands.Range[str, 4, limits.GIFT_LAST4_INPUT],
+        self,
+        interaction: discord.Interaction,
+        last4: app_commands.Range[str, 4, limits.GIFT_LAST4_INPUT],
         card: app_commands.Range[int, 1] | None = None,
     ) -> None:
         voided = await ledger_of(interaction).void_gift_card(

@@ -62,8 +62,11 @@ class Member(commands.Cog):
             "**Two kinds.** Gift balance (from gift cards and gifts) pays for anything in the shop. "
             "Promotional credit (from promo codes and grants) is spent first, and may be limited to some "
             "categories.",
-            (f"**Promotional credit can't be used on** {excluded} items." if excluded
-             else "**Promotional credit** can be used on every category unless a grant says otherwise."),
+            (
+                f"**Promotional credit can't be used on** {excluded} items."
+                if excluded
+                else "**Promotional credit** can be used on every category unless a grant says otherwise."
+            ),
             "**Expiry.** Some credit expires; `/balance` shows when. Expired credit is gone for good, and a "
             "refund never brings it back.",
             f"**Reminders.** I DM you {human_leads(settings.reminder_leads)} before credit expires. "

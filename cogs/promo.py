@@ -81,22 +81,36 @@ class Promo(ModeratorCog):
     )
     @app_commands.autocomplete(categories=category_autocomplete)
     async def create(
-        self, interaction: discord.Interaction,
+        self,
+        interaction: discord.Interaction,
         code: app_commands.Range[str, codes.PROMO_MIN_LENGTH, codes.PROMO_MAX_LENGTH],
         amount: Amount,
-        uses: app_commands.Range[int, 1] | None = None, per_member: app_commands.Range[int, 1, 1000] = 1,
+        uses: app_commands.Range[int, 1] | None = None,
+        per_member: app_commands.Range[int, 1, 1000] = 1,
         redeem_by: When | None = None,
         credit_days: app_commands.Range[int, 1, 36500] | None = None,
         credit_expires: When | None = None,
-        categories: Categories | None = None, one_time: bool = False,
-        role: discord.Role | None = None, min_member_days: app_commands.Range[int, 0, 3650] | None = None,
+        categories: Categories | None = None,
+        one_time: bool = False,
+        role: discord.Role | None = None,
+        min_member_days: app_commands.Range[int, 0, 3650] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         promo = await ledger.create_promo(
-            guild_id, code, amount, actor_id=interaction.user.id, key=key_of(interaction), uses=uses,
-            per_member=per_member, redeem_by=redeem_by, credit_days=credit_days, credit_expires=credit_expires,
-            categories=categories, one_time=one_time, role_id=role.id if role else None,
+            guild_id,
+            code,
+            amount,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            uses=uses,
+            per_member=per_member,
+            redeem_by=redeem_by,
+            credit_days=credit_days,
+            credit_expires=credit_expires,
+            categories=categories,
+            one_time=one_time,
+            role_id=role.id if role else None,
             min_member_days=min_member_days,
         )
         settings = await ledger.settings(guild_id)
@@ -113,7 +127,9 @@ class Promo(ModeratorCog):
             promos = await ledger.promos(guild_id)
             embed = discord.Embed(title="Promo codes", colour=BLUE)
             page, pages = page_of_lines(
-                embed, [promo_line(p, settings) for p in promos], page,
+                embed,
+                [promo_line(p, settings) for p in promos],
+                page,
                 empty="No promo codes yet. Create one with `/promo create`.",
             )
             if promos:

@@ -46,9 +46,7 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     embed.add_field(name="Timezone", value=settings.timezone)
     embed.add_field(name="Reminder lead times", value=format_lead_times(settings.reminder_leads))
     embed.add_field(name="Moderator role", value=f"<@&{settings.mod_role_id}>" if settings.mod_role_id else "—")
-    embed.add_field(
-        name="Audit channel", value=f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "—"
-    )
+    embed.add_field(name="Audit channel", value=f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "—")
     # Up to limits.EXCLUDED_CATEGORIES (25) names of 50 characters: 1,348 characters, more than one
     # field holds, so the list goes on in a second field rather than being cut.
     excluded = [f"`{c}`" for c in settings.promo_excluded_categories]
@@ -82,7 +80,8 @@ class Settings(ModeratorCog):
         no_symbol="True: show the name instead of a symbol again.",
     )
     async def currency(
-        self, interaction: discord.Interaction,
+        self,
+        interaction: discord.Interaction,
         name: app_commands.Range[str, 1, MAX_NAME_LENGTH] | None = None,
         symbol: app_commands.Range[str, 1, MAX_SYMBOL_LENGTH] | None = None,
         decimals: Literal[0, 2] | None = None,
@@ -93,8 +92,12 @@ class Settings(ModeratorCog):
         if no_symbol:
             symbol = ""
         updated = await ledger_of(interaction).update_settings(
-            guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
-            currency_name=name, currency_symbol=symbol, decimals=decimals,
+            guild_id_of(interaction),
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            currency_name=name,
+            currency_symbol=symbol,
+            decimals=decimals,
         )
         await self._changed(interaction, "Currency updated.", updated)
 
@@ -103,7 +106,8 @@ class Settings(ModeratorCog):
         lead_times=f"Comma-separated durations before expiry, e.g. 7d,1d (up to {MAX_LEAD_TIMES}, each at least 1m)."
     )
     async def reminders(
-        self, interaction: discord.Interaction,
+        self,
+        interaction: discord.Interaction,
         lead_times: app_commands.Range[str, 1, limits.LEAD_TIMES_INPUT] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
@@ -145,15 +149,15 @@ class Settings(ModeratorCog):
                 channel=channel.id,
             )
         updated = await ledger_of(interaction).update_settings(
-            guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction),
+            guild_id_of(interaction),
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
             audit_channel_id=channel.id,
         )
         await self._changed(interaction, f"Audit channel: {channel.mention}.", updated)
 
     @settings.command(name="exclude-category", description="Promotional credit can't be spent on this category.")
-    @app_commands.describe(
-        category=f"A shop category (up to {limits.EXCLUDED_CATEGORIES} can be excluded)."
-    )
+    @app_commands.describe(category=f"A shop category (up to {limits.EXCLUDED_CATEGORIES} can be excluded).")
     @app_commands.autocomplete(category=category_autocomplete)
     async def exclude_category(self, interaction: discord.Interaction, category: Category) -> None:
         await self._set_excluded(interaction, category, True)
@@ -167,9 +171,7 @@ class Settings(ModeratorCog):
     @settings.command(name="timezone", description="The timezone dates like 2026-12-31 are read in.")
     @app_commands.describe(tz="An IANA timezone, e.g. Europe/Berlin or America/New_York.")
     @app_commands.autocomplete(tz=timezone_autocomplete)
-    async def timezone(
-        self, interaction: discord.Interaction, tz: app_commands.Range[str, 1, limits.TIMEZONE]
-    ) -> None:
+    async def timezone(self, interaction: discord.Interaction, tz: app_commands.Range[str, 1, limits.TIMEZONE]) -> None:
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction), actor_id=interaction.user.id, key=key_of(interaction), timezone=tz
         )

@@ -98,7 +98,8 @@ def purchase_summary(order: Order, settings: GuildSettings) -> str:
     if order.status == "refunded":
         return fit.clip(
             f"Order #{order.id} ({bought}) was paid and then refunded automatically: "
-            f"{money(settings, order.total)} is back in your balance. See /orders.", fit.CONTENT,
+            f"{money(settings, order.total)} is back in your balance. See /orders.",
+            fit.CONTENT,
         )
     return fit.clip(
         f"You bought {bought} for {money(settings, order.total)} (order #{order.id}). See /orders.", fit.CONTENT
@@ -259,9 +260,7 @@ class Shop(commands.Cog):
     @app_commands.describe(category=f"Only show items of this category (up to {limits.CATEGORY} characters).")
     @app_commands.autocomplete(category=category_autocomplete)
     @app_commands.guild_only()
-    async def shop(
-        self, interaction: discord.Interaction, category: Category | None = None
-    ) -> None:
+    async def shop(self, interaction: discord.Interaction, category: Category | None = None) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         settings = await ledger.settings(guild_id)
@@ -293,7 +292,9 @@ class Shop(commands.Cog):
     @app_commands.autocomplete(item=item_autocomplete)
     @app_commands.guild_only()
     async def buy(
-        self, interaction: discord.Interaction, item: ItemInput,
+        self,
+        interaction: discord.Interaction,
+        item: ItemInput,
         quantity: app_commands.Range[int, 1, MAX_QUANTITY] = 1,
     ) -> None:
         ledger = ledger_of(interaction)
@@ -343,4 +344,3 @@ class Shop(commands.Cog):
 
 async def setup(bot: commands.Bot) -> None:
     await bot.add_cog(Shop(bot))
-

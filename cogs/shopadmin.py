@@ -59,7 +59,8 @@ def assignable(role: discord.Role | None) -> int | None:
     refusal = grant_refusal(role, role.guild.me)
     if refusal == deliveries.ROLE_MANAGED:
         raise InvalidInput(
-            "role_managed", "I can't give {role:role}: nobody can be given @everyone or a managed role.",
+            "role_managed",
+            "I can't give {role:role}: nobody can be given @everyone or a managed role.",
             role=role.id,
         )
     if refusal is not None:
@@ -87,16 +88,29 @@ class ShopAdmin(ModeratorCog):
     )
     @app_commands.autocomplete(category=category_autocomplete)
     async def add(
-        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, limits.ITEM_NAME], price: Amount,
-        category: Category, stock: app_commands.Range[int, 0] | None = None,
-        role: discord.Role | None = None, limit: app_commands.Range[int, 1] | None = None,
+        self,
+        interaction: discord.Interaction,
+        name: app_commands.Range[str, 1, limits.ITEM_NAME],
+        price: Amount,
+        category: Category,
+        stock: app_commands.Range[int, 0] | None = None,
+        role: discord.Role | None = None,
+        limit: app_commands.Range[int, 1] | None = None,
         description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
         item = await ledger.add_item(
-            guild_id, name, price, category, actor_id=interaction.user.id, key=key_of(interaction), stock=stock,
-            role_id=assignable(role), limit=limit, description=description,
+            guild_id,
+            name,
+            price,
+            category,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            stock=stock,
+            role_id=assignable(role),
+            limit=limit,
+            description=description,
         )
         settings = await ledger.settings(guild_id)
         text = fit.clip("Added to the shop: " + item_line(item, settings), fit.CONTENT)
@@ -119,12 +133,19 @@ class ShopAdmin(ModeratorCog):
     )
     @app_commands.autocomplete(item=any_item_autocomplete, category=category_autocomplete)
     async def edit(
-        self, interaction: discord.Interaction, item: ItemInput,
-        name: app_commands.Range[str, 1, limits.ITEM_NAME] | None = None, price: Amount | None = None,
+        self,
+        interaction: discord.Interaction,
+        item: ItemInput,
+        name: app_commands.Range[str, 1, limits.ITEM_NAME] | None = None,
+        price: Amount | None = None,
         category: Category | None = None,
-        stock: app_commands.Range[int, 0] | None = None, unlimited_stock: bool = False,
-        role: discord.Role | None = None, no_role: bool = False, limit: app_commands.Range[int, 1] | None = None,
-        no_limit: bool = False, description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
+        stock: app_commands.Range[int, 0] | None = None,
+        unlimited_stock: bool = False,
+        role: discord.Role | None = None,
+        no_role: bool = False,
+        limit: app_commands.Range[int, 1] | None = None,
+        no_limit: bool = False,
+        description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
         active: bool | None = None,
     ) -> None:
         one_of(stock, unlimited_stock, "stock", "unlimited_stock")
@@ -134,10 +155,21 @@ class ShopAdmin(ModeratorCog):
         guild_id = guild_id_of(interaction)
         chosen = await resolve_item(interaction, item, include_inactive=True)
         updated = await ledger.edit_item(
-            guild_id, chosen.id, actor_id=interaction.user.id, key=key_of(interaction), name=name, price=price,
-            category=category, stock=stock, role_id=assignable(role), limit=limit,
-            description=description, active=None if active is None else int(active),
-            clear_stock=unlimited_stock, clear_limit=no_limit, clear_role=no_role,
+            guild_id,
+            chosen.id,
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            name=name,
+            price=price,
+            category=category,
+            stock=stock,
+            role_id=assignable(role),
+            limit=limit,
+            description=description,
+            active=None if active is None else int(active),
+            clear_stock=unlimited_stock,
+            clear_limit=no_limit,
+            clear_role=no_role,
         )
         settings = await ledger.settings(guild_id)
         hidden = "" if updated.active else " (not in the shop)"
@@ -162,7 +194,9 @@ class ShopAdmin(ModeratorCog):
         reason=f"Why; kept with the refund in the ledger and the audit log (up to {limits.REASON} characters).",
     )
     async def refund(
-        self, interaction: discord.Interaction, order: app_commands.Range[int, 1],
+        self,
+        interaction: discord.Interaction,
+        order: app_commands.Range[int, 1],
         reason: Reason | None = None,
     ) -> None:
         # Taking the role back is a Discord call that can be slow (rate limits): answer within 3 s first.
@@ -176,10 +210,12 @@ class ShopAdmin(ModeratorCog):
         refunded = result.order
         kept = (
             f" {money(settings, result.expired_again)} had expired meanwhile and stays expired."
-            if result.expired_again else ""
+            if result.expired_again
+            else ""
         ) + (
             f" {money(settings, result.revoked_again)} came from revoked credit and stays revoked."
-            if result.revoked_again else ""
+            if result.revoked_again
+            else ""
         )
         text = (
             f"Order `#{refunded.id}` ({refunded.quantity} × {refunded.item_name}) of <@{refunded.user_id}> refunded: "
@@ -215,5 +251,3 @@ async def role_taken_back(interaction: discord.Interaction, guild_id: int, order
 
 async def setup(bot: commands.Bot) -> None:
     await bot.add_cog(ShopAdmin(bot))
-
-

@@ -70,8 +70,13 @@ def invite_url(application_id: int | str) -> str:
 
 class PromoBalanceBot(commands.Bot):
     def __init__(
-        self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, members_intent: bool = True,
-        tick_seconds: float | None = TICK_SECONDS, dm_rate: float = DEFAULT_DMS_PER_SECOND,
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        members_intent: bool = True,
+        tick_seconds: float | None = TICK_SECONDS,
+        dm_rate: float = DEFAULT_DMS_PER_SECOND,
         member_list_wait: float = MEMBER_LIST_WAIT,
     ) -> None:
         intents = discord.Intents.none()

@@ -53,7 +53,8 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         # the bot running with the same token. That answer stands, whatever this one did.
         log.warning(
             "interaction %s was already acknowledged: delivered twice, or is a second copy of the "
-            "bot running with the same token?", interaction.id,
+            "bot running with the same token?",
+            interaction.id,
         )
         return
     done = await committed_summary(interaction)
@@ -120,12 +121,12 @@ async def tell(interaction: discord.Interaction, text: str, *, dm: bool = False)
             return
         except discord.HTTPException as exc:
             if exc.code == 40060:  # answered already: an earlier delivery of this same interaction
-                log.info("interaction %s was answered already (delivered again?); not answering twice",
-                         interaction.id)
+                log.info("interaction %s was answered already (delivered again?); not answering twice", interaction.id)
                 return
             log.warning("could not answer interaction %s (%s %s); trying a DM", interaction.id, exc.status, exc.code)
     try:
         await interaction.user.send(text)
     except discord.HTTPException as exc:
-        log.warning("could not tell the user of interaction %s by DM either (%s %s)", interaction.id, exc.status,
-                    exc.code)
+        log.warning(
+            "could not tell the user of interaction %s by DM either (%s %s)", interaction.id, exc.status, exc.code
+        )

@@ -37,9 +37,7 @@ def and_more(count: int) -> str:
     return f"{ELLIPSIS} and {count} more"
 
 
-def fit_lines(
-    lines: Sequence[str], limit: int, *, separator: str = "\n", more: Callable[[int], str] = and_more
-) -> str:
+def fit_lines(lines: Sequence[str], limit: int, *, separator: str = "\n", more: Callable[[int], str] = and_more) -> str:
     """As many whole lines as fit in ``limit`` characters, then ``more(n)`` for the ``n`` left out.
 
     A single line longer than the room is cut with "…" rather than dropped, so the reader always

@@ -131,8 +131,10 @@ class DiscordDeliverySender:
             raise DeliveryImpossible(reason, _http(exc)) from exc
         except discord.NotFound as exc:
             reason = {
-                UNKNOWN_ROLE: deliveries.ROLE_DELETED, UNKNOWN_MEMBER: deliveries.MEMBER_LEFT,
-                UNKNOWN_USER: deliveries.MEMBER_LEFT, UNKNOWN_GUILD: deliveries.GUILD_GONE,
+                UNKNOWN_ROLE: deliveries.ROLE_DELETED,
+                UNKNOWN_MEMBER: deliveries.MEMBER_LEFT,
+                UNKNOWN_USER: deliveries.MEMBER_LEFT,
+                UNKNOWN_GUILD: deliveries.GUILD_GONE,
             }.get(exc.code, deliveries.REFUSED)
             raise DeliveryImpossible(reason, _http(exc)) from exc
         except discord.HTTPException as exc:  # 429 after discord.py's own retries, 5xx: passing
@@ -151,12 +153,16 @@ class DiscordDeliverySender:
                 raise DeliveryImpossible(refusal)
         if delivery.action == deliveries.ADD_ROLE:
             await self.client.http.add_role(
-                delivery.guild_id, delivery.user_id, delivery.role_id,
+                delivery.guild_id,
+                delivery.user_id,
+                delivery.role_id,
                 reason=f"Promo Balance order #{delivery.order_id}",
             )
         else:
             await self.client.http.remove_role(
-                delivery.guild_id, delivery.user_id, delivery.role_id,
+                delivery.guild_id,
+                delivery.user_id,
+                delivery.role_id,
                 reason=f"Promo Balance refund of order #{delivery.order_id}",
             )
 

@@ -56,7 +56,8 @@ async def resolve_item(interaction: discord.Interaction, value: str, include_ina
         if item.name.casefold() == text.casefold():
             return item
     raise NotFound(
-        "no_item_named", "The shop has no item called {name:lit}. Pick one from the list as you type.",
+        "no_item_named",
+        "The shop has no item called {name:lit}. Pick one from the list as you type.",
         name=fit.clip(text, limits.ITEM_NAME),
     )
 

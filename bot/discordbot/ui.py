@@ -52,9 +52,7 @@ def member_facts(member: discord.abc.User) -> MemberFacts:
 
 class NotModerator(app_commands.CheckFailure):
     def __init__(self) -> None:
-        super().__init__(
-            "This command is for moderators: members with Manage Server or this server's moderator role."
-        )
+        super().__init__("This command is for moderators: members with Manage Server or this server's moderator role.")
 
 
 async def is_moderator(interaction: discord.Interaction) -> bool:
@@ -166,7 +164,12 @@ class Pager(discord.ui.View):
     check, so a moderator who loses the role stops seeing further pages."""
 
     def __init__(
-        self, owner_id: int, render: PageRenderer, page: int, pages: int, origin_id: int,
+        self,
+        owner_id: int,
+        render: PageRenderer,
+        page: int,
+        pages: int,
+        origin_id: int,
         check: PageCheck | None = None,
     ) -> None:
         super().__init__(timeout=VIEW_TIMEOUT)
@@ -231,8 +234,12 @@ def page_of_lines(
 
 
 async def send_paged(
-    interaction: discord.Interaction, render: PageRenderer, page: int = 1, ephemeral: bool = True,
-    *, check: PageCheck | None = None,
+    interaction: discord.Interaction,
+    render: PageRenderer,
+    page: int = 1,
+    ephemeral: bool = True,
+    *,
+    check: PageCheck | None = None,
 ) -> None:
     """The first page, with page buttons when there are more; ``check`` runs again on every click
     (moderator views pass moderator_predicate, the rule their commands use)."""

@@ -10,8 +10,17 @@ from bot.domain.models import Entry
 from bot.domain.timeparse import from_unix
 
 COLUMNS = (
-    "entry_id", "created_at", "guild_id", "user_id", "lot_id", "lot_kind", "type", "amount", "order_id",
-    "actor_id", "reason",
+    "entry_id",
+    "created_at",
+    "guild_id",
+    "user_id",
+    "lot_id",
+    "lot_kind",
+    "type",
+    "amount",
+    "order_id",
+    "actor_id",
+    "reason",
 )
 
 

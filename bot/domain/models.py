@@ -115,12 +115,7 @@ class Lot(Record):
 
     def is_usable_at(self, now: int) -> bool:
         """Active, started, not past expiry (even before the sweep writes it) and not empty."""
-        return (
-            self.status == "active"
-            and self.remaining > 0
-            and self.starts_at <= now
-            and not self.is_expired_at(now)
-        )
+        return self.status == "active" and self.remaining > 0 and self.starts_at <= now and not self.is_expired_at(now)
 
     def is_upcoming_at(self, now: int) -> bool:
         return self.status == "active" and self.remaining > 0 and self.starts_at > now

@@ -64,7 +64,10 @@ def preview_purchase(
     total = check_purchase(item, quantity, already_bought)
     allocation = allocate(lots, total, item.category, excluded, now, currency)
     plan = PurchasePlan(
-        item_id=item.id, quantity=quantity, unit_price=item.price, total=total,
+        item_id=item.id,
+        quantity=quantity,
+        unit_price=item.price,
+        total=total,
         takes=tuple(LotUse(lot.id, lot.kind, amount) for lot, amount in allocation.takes),
         forfeits=tuple(LotUse(lot.id, lot.kind, amount) for lot, amount in allocation.forfeits),
     )

@@ -17,9 +17,7 @@ RATE_LIMIT_FAILURES = 5
 RATE_LIMIT_WINDOW = 15 * 60
 
 
-def check_promo_redeemable(
-    promo: PromoCode, member_uses: int, member: MemberFacts, now: int
-) -> None:
+def check_promo_redeemable(promo: PromoCode, member_uses: int, member: MemberFacts, now: int) -> None:
     """Every rule of a promo code but the global use cap (checked atomically by the store)."""
     if not promo.active:
         raise Conflict("promo_inactive", "That code is no longer active.")
