@@ -85,7 +85,8 @@ def test_cli_verify_backup_export(tmp_path):
     assert backed.returncode == 0, backed.stderr
     assert sqlite3.connect(copy).execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 3
     again = run_bot(tmp_path, "backup", str(copy), env_extra=env)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
 
     conn = sqlite3.connect(db)
     conn.execute("UPDATE lots SET remaining = remaining + 1 WHERE id = 1")

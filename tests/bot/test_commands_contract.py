@@ -181,7 +181,9 @@ async def test_every_command_and_option_has_a_description(world: World):
     for command in commands:
         for node in every_node(command):
             description = (node.get("description") or "").strip()
-            assert description and description not in ("…", "..."), f"{node['name']!r} of /{command['name']}"
+            where = f"{node['name']!r} of /{command['name']}"
+            assert description, where
+            assert description not in ("…", "..."), where
             assert len(description) <= 100, node["name"]
 
 

@@ -144,7 +144,8 @@ async def test_connects_syncs_once_serves_and_stops_on_sigterm(fake: FakeDiscord
     assert fake.token not in bot.log
 
     rec = await fake.invoke(shop.guild.id, shop.alice.id, "balance")
-    assert rec.ephemeral and "Your balance" in text_of(rec)
+    assert rec.ephemeral
+    assert "Your balance" in text_of(rec)
 
     db = tmp_path / "data" / "bot.sqlite3"
     assert has_wal(db)
@@ -233,7 +234,8 @@ async def test_a_bot_killed_while_sending_a_reminder_resends_it_once_under_its_n
     await fake.wait_for(lambda: len(fake.dms(shop.alice.id)) == 1, timeout=20, what="the resent DM")
     await fake.wait_for(lambda: reminder_statuses(db) == {lot: "sent"}, timeout=10, what="the settle")
     posts = fake.requests_to("POST", DM_POST)
-    assert len(posts) == 2 and posts[0].json["nonce"] == posts[1].json["nonce"]
+    assert len(posts) == 2
+    assert posts[0].json["nonce"] == posts[1].json["nonce"]
     assert [r.status for r in posts] == [429, 200]
     assert await again.stop() == 0
     assert_clean(again)
@@ -267,7 +269,8 @@ async def test_a_wrong_token_is_explained_without_a_traceback(fake: FakeDiscord,
     assert "DISCORD_TOKEN" in bot.log
     assert "Traceback" not in bot.log, bot.log
     assert "not-the-right-token" not in bot.log
-    assert fake.gateway.identify_count == 0 and fake.sync_count == 0
+    assert fake.gateway.identify_count == 0
+    assert fake.sync_count == 0
 
 
 async def test_without_the_server_members_intent_it_runs_on_and_says_how_to_enable_it(launch: Launch):
@@ -380,7 +383,8 @@ async def test_grant_role_right_after_a_start_grants_the_whole_role_once(
     await fake.wait_for(lambda: fake.pending_member_chunks == 1, timeout=10, what="the bot's op 8")
 
     rec = await fake.invoke(shop.guild.id, shop.mod.id, "credits grant-role", {"role": role.id, "amount": "5"})
-    assert rec.deferred and rec.followups == []
+    assert rec.deferred
+    assert rec.followups == []
 
     def lots() -> dict[int, int]:
         con = sqlite3.connect(f"file:{tmp_path / 'data' / 'bot.sqlite3'}?mode=ro", uri=True)

@@ -195,10 +195,12 @@ async def test_shop_of_many_longest_items_shows_every_item_whole_on_pages_that_f
             assert long_description(i) in embed["description"]  # the whole description
             item_line = embed["description"].split(f"**{name}**")[1]
             assert (MAX_MONEY if not symbol else f"{SYMBOL}10,000,000,000.00") in item_line.split("\n")[0]
-            assert "1000000000 left · max 1000000 per member" in item_line and f"<@&{w.vip_role.id}>" in item_line
+            assert "1000000000 left · max 1000000 per member" in item_line
+            assert f"<@&{w.vip_role.id}>" in item_line
             assert ("gift balance only" if i % 3 == 1 else "promo credit applies") in item_line
         assert "…" not in embed["description"]  # nothing cut
-        assert len(embed["description"]) <= fit.DESCRIPTION and embed_size(embed) <= fit.EMBEDS_TOTAL
+        assert len(embed["description"]) <= fit.DESCRIPTION
+        assert embed_size(embed) <= fit.EMBEDS_TOTAL
         seen += shown
         if page < pages:
             turned = await w.fake.click(rec, button(rec, "pager:next:"), w.alice.id)
@@ -242,7 +244,8 @@ async def test_item_and_category_autocompletes_with_the_longest_data(world: Worl
         label = choice["name"]
         assert len(label) <= fit.CHOICE_NAME
         name_part, rest = label.split(" — ", 1)
-        assert name_part.endswith("…") and item.name.startswith(name_part[:-1])  # cut visibly, not dropped
+        assert name_part.endswith("…")  # cut visibly, not dropped
+        assert item.name.startswith(name_part[:-1])
         assert len(name_part) >= 25  # the name keeps a useful share
         assert rest.startswith(MAX_MONEY + " (")  # the price always shows whole
         assert label.endswith(" · sold out") == (item.stock == 0)
@@ -261,7 +264,8 @@ async def test_item_and_category_autocompletes_with_the_longest_data(world: Worl
     assert edit == [{"name": long_name(3)[: fit.CHOICE_NAME - len(" (removed)") - 1] + "… (removed)",
                      "value": str(items[3].id)}]
     everything = await w.fake.autocomplete(w.guild.id, w.mod.id, "shopadmin remove", {"item": ""}, focused="item")
-    assert len(everything) == fit.CHOICES and all(len(c["name"]) <= fit.CHOICE_NAME for c in everything)
+    assert len(everything) == fit.CHOICES
+    assert all(len(c["name"]) <= fit.CHOICE_NAME for c in everything)
 
 
 # /buy: preview, receipt, /orders ---------------------------------------------------------------------
@@ -338,7 +342,8 @@ async def test_a_changed_plan_at_its_longest_shows_the_new_preview_and_what_chan
     )
     assert len(message.content) <= fit.CONTENT
     (embed,) = message.embeds
-    assert embed["title"] == f"Buy 100 × {item.name}?" and embed_size(embed) <= 6000
+    assert embed["title"] == f"Buy 100 × {item.name}?"
+    assert embed_size(embed) <= 6000
     assert fields(message)["Price"] == m(new_total)
     assert fields(message)["Forfeited"].startswith(m(MAX_AMOUNT - new_total))
 
@@ -486,7 +491,8 @@ async def test_confirm_after_the_token_expired_tells_the_member_by_dm(world: Wor
     await w.fake.wait_for(lambda: w.fake.dms(w.alice.id), what="the DM")
     (dm,) = w.fake.dms(w.alice.id)
     assert_told_what_was_done(dm.content, bought(item))
-    assert 50027 in click.rejection_codes and click.followups == []
+    assert 50027 in click.rejection_codes
+    assert click.followups == []
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 1
 
 
@@ -523,7 +529,8 @@ async def test_confirm_whose_acknowledgement_is_refused_buys_nothing_and_says_so
     confirm = button(preview, "buy:confirm:")
     click = await w.fake.click(preview, confirm, w.alice.id)
     await click.wait_until(lambda r: r.acknowledged)
-    assert NOTHING in text_of(click).casefold() and "Error id" in text_of(click)
+    assert NOTHING in text_of(click).casefold()
+    assert "Error id" in text_of(click)
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
     # True: nothing was bought, and the preview still works.
     again = await w.fake.click(preview, confirm, w.alice.id)
@@ -540,7 +547,8 @@ async def test_a_new_preview_whose_edit_is_refused_charges_nothing_and_the_old_p
     confirm = button(preview, "buy:confirm:")
     click = await w.fake.click(preview, confirm, w.alice.id)
     told = await click.wait_for_followup(1)
-    assert NOTHING in told.content.casefold() and "Error id" in told.content  # true: nothing was bought
+    assert NOTHING in told.content.casefold()  # true: nothing was bought
+    assert "Error id" in told.content
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
     again = await w.fake.click(preview, confirm, w.alice.id)  # the old buttons are still there and work
     await again.wait_for_edit(1)
@@ -565,7 +573,9 @@ async def test_confirm_too_late_to_acknowledge_buys_nothing_and_claims_nothing(
         lambda: any(f"interaction {late.id} expired" in r.getMessage() for r in caplog.records),
         what="the bot's decision about the expired click",
     )
-    assert late.rejection_codes == [10062] and late.followups == [] and w.fake.dms(w.alice.id) == []
+    assert late.rejection_codes == [10062]
+    assert late.followups == []
+    assert w.fake.dms(w.alice.id) == []
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
     w.fake.interaction_timeout = 3.0
     again = await w.fake.click(preview, confirm, w.alice.id)
@@ -648,7 +658,8 @@ async def test_item_changes_whose_answer_fails_say_what_was_done(world: World, c
     else:
         assert not items[long_name(1)].active
     await w.fake.wait_for(lambda: len(audit_posts(w)) == 1, what="the audit post, answer or not")
-    assert audit_posts(w)[0]["title"] == title and done in audit_posts(w)[0]["description"]
+    assert audit_posts(w)[0]["title"] == title
+    assert done in audit_posts(w)[0]["description"]
 
 
 async def test_item_added_too_late_to_answer_is_told_by_dm(world: World):

@@ -198,7 +198,8 @@ async def test_a_violation_is_answered_as_discord_does_and_recorded() -> None:
         async with session.post(url, json={"embeds": [{"title": "x" * 300}]}, headers=headers) as r:
             assert r.status == 400
             body = await r.json()
-        assert body["code"] == 50035 and body["message"] == "Invalid Form Body"
+        assert body["code"] == 50035
+        assert body["message"] == "Invalid Form Body"
         assert body["errors"]["embeds"]["0"]["title"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
         assert fake.channel_messages(channel.id) == []  # nothing was posted
 
@@ -207,7 +208,8 @@ async def test_a_violation_is_answered_as_discord_does_and_recorded() -> None:
         form.add_field("payload_json", json.dumps({"content": "x" * 2001}), content_type="application/json")
         form.add_field("files[0]", b"a,b\n", filename="a.csv", content_type="text/csv")
         async with session.post(url, data=form, headers=headers) as r:
-            assert r.status == 400 and (await r.json())["errors"]["content"]["_errors"]
+            assert r.status == 400
+            assert (await r.json())["errors"]["content"]["_errors"]
 
         async with session.post(url, json={"content": "fine"}, headers=headers) as r:
             assert r.status == 200
@@ -229,7 +231,8 @@ async def test_discordpy_sees_the_refusal_as_an_http_exception(monkeypatch: pyte
             assert isinstance(channel, discord.TextChannel)
             with pytest.raises(discord.HTTPException) as caught:
                 await channel.send(embed=discord.Embed(description="x" * 4097))
-            assert caught.value.status == 400 and caught.value.code == 50035
+            assert caught.value.status == 400
+            assert caught.value.code == 50035
             await channel.send(embed=discord.Embed(description="x" * 4096))  # the longest that fits
         finally:
             await client.close()

@@ -115,9 +115,10 @@ async def assert_each_refused_writes_nothing(
         try:
             await make_call(value)
         except error as exc:
-            assert str(exc), f"{value!r}: refused without a message"
+            message = str(exc)
         else:
             pytest.fail(f"{value!r} was accepted")
+        assert message, f"{value!r}: refused without a message"
         assert dump(store) == before["db"], f"{value!r} was refused but wrote something"
     after = await observe(ledger, store)
     assert after == before

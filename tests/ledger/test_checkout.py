@@ -203,7 +203,8 @@ async def test_excluded_categories_take_no_promo_but_gift_pays(ledger, store, ke
         ledger, store, lambda: ledger.checkout(GUILD, ALICE, nitro.id, key=key()), InsufficientBalance
     )
     message = str(info.value)
-    assert "160 credits" in message and "of which 80 credits can be used on `subscriptions` items" in message
+    assert "160 credits" in message
+    assert "of which 80 credits can be used on `subscriptions` items" in message
     cheaper = await item_of(ledger, key, 60, category="subscriptions")
     order = await ledger.checkout(GUILD, ALICE, cheaper.id, key=key())
     assert (order.promo_applied, order.gift_applied) == (0, 60)
@@ -385,7 +386,8 @@ async def test_refund_returns_credit_to_the_original_lots(ledger, store, key):
     assert await remaining(ledger, promo, gift) == [0, 20]
     result = await ledger.refund(GUILD, order.id, actor_id=MOD, key=key(), reason="wrong item")
     assert (result.returned, result.expired_again) == (60, 0)
-    assert result.order.status == "refunded" and result.order.refunded_at == NOW
+    assert result.order.status == "refunded"
+    assert result.order.refunded_at == NOW
     assert await remaining(ledger, promo, gift) == [30, 50]
     assert (await ledger.get_lot(GUILD, promo)).status == "active"
     assert (await ledger.item(GUILD, item.id)).stock == 5
@@ -428,7 +430,8 @@ async def test_refund_never_resurrects_credit_that_expired_after_the_sweep(ledge
     assert (got.remaining, got.status) == (0, "expired")
     assert (await ledger.balance(GUILD, ALICE)).total == 0
     newest = sorted((e.type, e.amount) for e in (await ledger.history(GUILD, ALICE)).items if e.order_id)
-    assert ("refund", 20) in newest and ("expire", -20) in newest
+    assert ("refund", 20) in newest
+    assert ("expire", -20) in newest
     assert (await ledger.item(GUILD, item.id)).stock == 1
     assert await ledger.sweep_expired() == []
     await healthy(ledger)
@@ -554,7 +557,8 @@ async def test_a_one_time_promo_lot_granted_after_the_preview_is_not_used_unseen
     gift = await lot_of(ledger, key, 10, kind="gift")
     item = await item_of(ledger, key, 10, name="Sticker")
     preview = await ledger.preview(GUILD, ALICE, item.id)
-    assert preview.plan.takes == (LotUse(gift, "gift", 10),) and preview.plan.forfeits == ()
+    assert preview.plan.takes == (LotUse(gift, "gift", 10),)
+    assert preview.plan.forfeits == ()
     once = await lot_of(ledger, key, 50, one_time=True, expires="30d")
     changed = await plan_changed(ledger, store, key, preview)
     assert str(changed) == (
@@ -697,7 +701,8 @@ async def test_a_replayed_confirm_returns_the_first_order_whatever_changed_since
     await lot_of(ledger, key, 50, one_time=True)  # would change the plan of a new purchase
     before = dump(store)
     again = await ledger.checkout(GUILD, ALICE, item.id, key="confirm", expected=preview.plan)
-    assert again == first and dump(store) == before
+    assert again == first
+    assert dump(store) == before
 
 
 async def test_a_refused_confirm_keeps_its_key_free_for_the_new_preview(ledger, store, key):

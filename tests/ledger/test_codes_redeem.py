@@ -115,7 +115,8 @@ async def test_redeem_a_promo_code(ledger, key, events):
     assert await ledger.get_lot(GUILD, lot.id) == lot
     assert (await ledger.balance(GUILD, ALICE)).promo == 25
     assert [name for name, _ in events] == ["code_redeemed", "credit_granted"]
-    assert events[0][1]["code_label"] == "SUMMER-SALE" and events[0][1]["amount"] == 25
+    assert events[0][1]["code_label"] == "SUMMER-SALE"
+    assert events[0][1]["amount"] == 25
     assert (await ledger.promos(GUILD))[0].uses == 1
     await healthy(ledger)
 
@@ -152,7 +153,8 @@ async def test_total_uses_hold_under_concurrency(ledger, key):
     assert sum(not isinstance(r, Exception) for r in results) == 3
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
     assert (await ledger.promos(GUILD))[0].uses == 3
-    assert count(store := ledger.store, "lots") == 3 and count(store, "promo_redemptions") == 3
+    assert count(store := ledger.store, "lots") == 3
+    assert count(store, "promo_redemptions") == 3
     await healthy(ledger)
 
 
@@ -247,9 +249,11 @@ async def test_credit_expires_is_a_fixed_date(ledger, store, key, clock):
 async def test_categories_and_one_time_are_carried_into_the_lot(ledger, key):
     await promo(ledger, key, categories="Games, Gear", one_time=True)
     got = await ledger.redeem(GUILD, ALICE, "summer-sale", key=key())
-    assert got.lot.categories == ("Games", "Gear") and got.lot.one_time is True
+    assert got.lot.categories == ("Games", "Gear")
+    assert got.lot.one_time is True
     stored = await ledger.get_lot(GUILD, got.lot.id)
-    assert stored.categories == ("Games", "Gear") and stored.one_time is True
+    assert stored.categories == ("Games", "Gear")
+    assert stored.one_time is True
     book = await ledger.add_item(GUILD, "Book", 5, "books", actor_id=MOD, key=key())
     with pytest.raises(Conflict):
         await ledger.checkout(GUILD, ALICE, book.id, key=key())
@@ -311,7 +315,8 @@ async def test_empty_or_absurd_input_is_refused_and_not_counted(ledger, store, k
 
 async def test_issue_gift_cards_shows_codes_once(ledger, key):
     issued = await cards(ledger, key, amount=25, count=3)
-    assert len(issued.codes) == 3 and len(set(issued.codes)) == 3
+    assert len(issued.codes) == 3
+    assert len(set(issued.codes)) == 3
     for code, last4 in zip(issued.codes, issued.last4s, strict=True):
         assert GIFT_CODE.fullmatch(code), code
         assert code[-4:] == last4
@@ -347,7 +352,8 @@ async def test_gift_card_codes_are_never_stored_in_plain_text(ledger, store, key
             raw += path.read_bytes()
     assert raw
     for s in secrets:
-        assert s.encode() not in raw and s.encode("utf-16-le") not in raw
+        assert s.encode() not in raw
+        assert s.encode("utf-16-le") not in raw
 
 
 async def test_redeem_a_gift_card_once(ledger, store, key, events):
@@ -355,7 +361,8 @@ async def test_redeem_a_gift_card_once(ledger, store, key, events):
     code = issued.codes[0]
     events.clear()
     got = await ledger.redeem(GUILD, ALICE, " " + code.lower().replace("-", " ") + " ", key=key())
-    assert got.kind == "gift_card" and got.code_label == f"gift card …{issued.last4s[0]}"
+    assert got.kind == "gift_card"
+    assert got.code_label == f"gift card …{issued.last4s[0]}"
     lot = got.lot
     assert (lot.kind, lot.original, lot.expires_at, lot.source, lot.categories) == ("gift", 40, None, "gift_card", None)
     assert [name for name, _ in events] == ["code_redeemed", "credit_granted"]
@@ -529,6 +536,7 @@ async def test_cards_sharing_last4_are_voided_by_number(ledger, store, key):
     with pytest.raises(Conflict, match=f"#{first.card_ids[0]}"):
         await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key())
     voided = await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key(), card_id=first.card_ids[1])
-    assert voided.id == first.card_ids[1] and voided.status == "voided"
+    assert voided.id == first.card_ids[1]
+    assert voided.status == "voided"
     statuses = {card.id: card.status for card in await ledger.gift_cards(GUILD)}
     assert statuses == {first.card_ids[0]: "unredeemed", first.card_ids[1]: "voided"}

@@ -87,7 +87,8 @@ async def test_a_purchase_records_its_role_grant_in_its_own_transaction(ledger: 
     order = await buy_role(ledger, key)
     [grant] = await ledger.order_deliveries(GUILD, order.id)
     assert (grant.action, grant.role_id, grant.user_id, grant.status) == ("add_role", ROLE, ALICE, "pending")
-    assert grant.due_at == ledger.now() and grant.attempts == 0
+    assert grant.due_at == ledger.now()
+    assert grant.attempts == 0
     assert [d.id for d in await ledger.due_deliveries()] == [grant.id]
 
     # A purchase without a role owes nothing; a refused one writes nothing, its delivery included.
@@ -101,7 +102,8 @@ async def test_a_purchase_records_its_role_grant_in_its_own_transaction(ledger: 
 
     # A replayed purchase (Discord delivered the click twice) records nothing more either.
     again = await ledger.checkout(GUILD, ALICE, order.item_id, key=f"k{key.n - 4}")
-    assert again.id == order.id and count(store, "deliveries") == 1
+    assert again.id == order.id
+    assert count(store, "deliveries") == 1
 
 
 async def test_a_refund_cancels_a_grant_never_sent_and_takes_back_one_that_was(
@@ -183,7 +185,8 @@ async def test_a_claim_is_atomic_across_connections(ledger: Ledger, store: Sqlit
         for other in others:
             await other.close()
     winners = [claim for claim in claims if claim is not None]
-    assert len(winners) == 1 and winners[0].attempts == 1
+    assert len(winners) == 1
+    assert winners[0].attempts == 1
 
 
 async def test_an_impossible_grant_refunds_once_and_records_the_members_dm(
@@ -208,11 +211,14 @@ async def test_an_impossible_grant_refunds_once_and_records_the_members_dm(
         grant, worker.token, rules.ROLE_ABOVE_BOT, True, AuditRecord(None, "refund"), f"delivery:{grant.id}:failed",
         ledger.now(),
     )
-    assert not replay.fresh and replay.value.refund is not None and replay.value.refund.order.id == order.id
+    assert not replay.fresh
+    assert replay.value.refund is not None
+    assert replay.value.refund.order.id == order.id
     assert await refunds(store, order.id) == entries_before
     assert count(store, "deliveries", "action = 'dm_refund'") == 1
     audit = db_rows(store, "SELECT action, details FROM audit_log WHERE action = 'refund'")
-    assert len(audit) == 1 and "automatic refund: the role is above the bot" in audit[0][1]
+    assert len(audit) == 1
+    assert "automatic refund: the role is above the bot" in audit[0][1]
 
 
 async def test_an_impossible_grant_of_an_order_refunded_meanwhile_is_not_refunded_again(

@@ -57,7 +57,9 @@ async def test_grant_creates_a_lot_an_entry_and_an_event(ledger, store, key, eve
     assert db_rows(store, "SELECT guild_id, user_id FROM accounts") == [(GUILD, ALICE)]  # created on first use
     assert [name for name, _ in events] == ["credit_granted"]
     payload = events[0][1]
-    assert payload["user_ids"] == [ALICE] and payload["amount"] == 100 and payload["kind"] == "promo"
+    assert payload["user_ids"] == [ALICE]
+    assert payload["amount"] == 100
+    assert payload["kind"] == "promo"
     json.dumps(payload)  # plain data, not database rows
     await healthy(ledger)
 
@@ -133,7 +135,8 @@ async def test_grant_many_gives_each_member_a_lot_in_one_go(ledger, key, events)
     assert [lot.user_id for lot in lots if lot] == [ALICE, BOB, CAROL]
     for member in (ALICE, BOB, CAROL):
         assert (await ledger.balance(GUILD, member)).gift == 25
-    assert len(events) == 1 and events[0][1]["user_ids"] == [ALICE, BOB, CAROL]
+    assert len(events) == 1
+    assert events[0][1]["user_ids"] == [ALICE, BOB, CAROL]
     await healthy(ledger)
 
 
@@ -152,10 +155,13 @@ async def test_categories_and_one_time_are_kept_on_the_lot(ledger, key):
         GUILD, ALICE, 10, actor_id=MOD, key=key(), categories="Games, gear, games, ", one_time=True
     )
     lot = await ledger.get_lot(GUILD, result.first_lot_id)
-    assert lot is not None and lot.categories == ("Games", "gear") and lot.one_time is True
+    assert lot is not None
+    assert lot.categories == ("Games", "gear")
+    assert lot.one_time is True
     blank = await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), categories="  ")
     lot = await ledger.get_lot(GUILD, blank.first_lot_id)
-    assert lot is not None and lot.categories is None
+    assert lot is not None
+    assert lot.categories is None
 
 
 # --- dates and durations ---------------------------------------------------------------------------
@@ -179,7 +185,8 @@ async def test_expiry_forms(ledger, key, text, expected):
     result = await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), expires=text)
     assert result.expires_at == expected
     lot = await ledger.get_lot(GUILD, result.first_lot_id)
-    assert lot is not None and lot.expires_at == expected
+    assert lot is not None
+    assert lot.expires_at == expected
 
 
 @pytest.mark.parametrize(
@@ -249,7 +256,9 @@ async def test_a_lot_past_its_expiry_is_unusable_at_once_before_the_sweep(ledger
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.promo, bal.total, bal.upcoming, bal.lots) == (0, 0, 0, ())
     lot = await ledger.get_lot(GUILD, granted.first_lot_id)
-    assert lot is not None and lot.status == "active" and lot.remaining == 50  # the sweep has not run
+    assert lot is not None
+    assert lot.status == "active"  # the sweep has not run
+    assert lot.remaining == 50
     await assert_refused_writes_nothing(ledger, store, lambda: ledger.checkout(GUILD, ALICE, item.id, key=key()),
                                         Conflict)
     await assert_refused_writes_nothing(
@@ -268,9 +277,11 @@ async def test_the_sweep_writes_expire_entries_and_events(ledger, key, clock, ev
     expired = await ledger.sweep_expired()
     assert [(e.lot_id, e.user_id, e.kind, e.amount) for e in expired] == [(soon.first_lot_id, ALICE, "promo", 50)]
     assert events == [("credit_expired", expired[0].to_dict())]
-    assert events[0][1]["amount"] == 50 and events[0][1]["expires_at"] == NOW + DAY
+    assert events[0][1]["amount"] == 50
+    assert events[0][1]["expires_at"] == NOW + DAY
     lot = await ledger.get_lot(GUILD, soon.first_lot_id)
-    assert lot is not None and (lot.status, lot.remaining) == ("expired", 0)
+    assert lot is not None
+    assert (lot.status, lot.remaining) == ("expired", 0)
     newest = (await ledger.history(GUILD, ALICE)).items[0]
     assert (newest.type, newest.amount, newest.lot_id) == ("expire", -50, soon.first_lot_id)
     assert await ledger.sweep_expired() == []  # nothing twice
@@ -291,7 +302,8 @@ async def test_a_partly_spent_lot_expires_only_its_remainder(ledger, key, clock)
     [expired] = await ledger.sweep_expired()
     assert expired.amount == 30
     lot = await ledger.get_lot(GUILD, granted.first_lot_id)
-    assert lot is not None and (lot.remaining, lot.status) == (0, "expired")
+    assert lot is not None
+    assert (lot.remaining, lot.status) == (0, "expired")
     await healthy(ledger)
 
 
@@ -308,18 +320,21 @@ async def test_balance_splits_and_names_the_next_expiry(ledger, key, clock):
     bal = await ledger.balance(GUILD, ALICE)
     assert isinstance(bal, Balance)
     assert (bal.gift, bal.promo, bal.upcoming, bal.total) == (50, 50, 5, 100)
-    assert bal.next_expiry is not None and bal.next_expiry.id == g_soon.first_lot_id
+    assert bal.next_expiry is not None
+    assert bal.next_expiry.id == g_soon.first_lot_id
     assert [lot.id for lot in bal.lots] == [
         p_soon.first_lot_id, p_late.first_lot_id, g_soon.first_lot_id, g1.first_lot_id, upcoming.first_lot_id,
     ]
     clock.advance(days=1)
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.promo, bal.upcoming) == (55, 0)
-    assert bal.next_expiry is not None and bal.next_expiry.id == upcoming.first_lot_id
+    assert bal.next_expiry is not None
+    assert bal.next_expiry.id == upcoming.first_lot_id
     clock.advance(days=5)
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.gift, bal.promo) == (10, 50)
-    assert bal.next_expiry is not None and bal.next_expiry.id == p_soon.first_lot_id
+    assert bal.next_expiry is not None
+    assert bal.next_expiry.id == p_soon.first_lot_id
 
 
 async def test_an_unknown_member_has_an_empty_balance_and_history(ledger):
@@ -352,7 +367,8 @@ async def test_revoke_a_whole_lot(ledger, key):
     assert (result.user_id, result.amount) == (ALICE, 40)
     assert [(c.lot_id, c.type, c.amount) for c in result.changes] == [(lot_id, "void", -40)]
     lot = await ledger.get_lot(GUILD, lot_id)
-    assert lot is not None and (lot.status, lot.remaining) == ("voided", 0)
+    assert lot is not None
+    assert (lot.status, lot.remaining) == ("voided", 0)
     newest = (await ledger.history(GUILD, ALICE)).items[0]
     assert (newest.type, newest.amount, newest.reason, newest.actor_id) == ("void", -40, "abuse", MOD)
     assert (await ledger.balance(GUILD, ALICE)).total == 10
@@ -364,7 +380,8 @@ async def test_revoke_part_of_a_lot(ledger, key):
     result = await ledger.revoke(GUILD, ALICE, lot_id=lot_id, amount="15", reason="oops", actor_id=MOD, key=key())
     assert result.amount == 15
     lot = await ledger.get_lot(GUILD, lot_id)
-    assert lot is not None and (lot.status, lot.remaining) == ("active", 25)
+    assert lot is not None
+    assert (lot.status, lot.remaining) == ("active", 25)
     await healthy(ledger)
 
 
@@ -562,7 +579,8 @@ async def test_verify_catches_a_hand_edited_remaining(ledger, store, key):
     await healthy(ledger)
     db_execute(store, "UPDATE lots SET remaining = remaining + 1 WHERE id = ?", (lot_id,))
     problems = await ledger.verify()
-    assert problems and any(f"lot {lot_id}" in p for p in problems)
+    assert problems
+    assert any(f"lot {lot_id}" in p for p in problems)
 
 
 @corrupts_db

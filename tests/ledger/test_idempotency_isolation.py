@@ -147,7 +147,8 @@ async def test_repeated_grant_emits_one_event_and_one_lot(ledger, store, events)
         await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=SAME)
     assert [name for name, _ in events] == ["credit_granted"]
     assert (await ledger.balance(GUILD, ALICE)).promo == 10
-    assert count(store, "lots") == 1 and count(store, "entries") == 1
+    assert count(store, "lots") == 1
+    assert count(store, "entries") == 1
 
 
 async def test_repeated_checkout_returns_the_first_order_even_when_it_could_no_longer_be_paid(ledger, key, events):

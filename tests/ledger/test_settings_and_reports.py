@@ -252,7 +252,8 @@ async def test_report_figures(ledger, key, clock):
     clock.advance(days=3)
     report = await ledger.report(GUILD)
     expired = [w.expired for w in report.weeks]
-    assert sum(expired) == 70 and expired[-1] == 70
+    assert sum(expired) == 70
+    assert expired[-1] == 70
     granted = [w.granted for w in report.weeks]
     assert granted[-2:] == [415, 0]
     assert (await ledger.get_lot(GUILD, soon.first_lot_id)).status == "expired"
@@ -302,5 +303,6 @@ async def test_report_of_an_empty_guild(ledger, key):
     await ledger.create_promo(GUILD, "MINE", 10, actor_id=MOD, key=key())
     report = await ledger.report(OTHER_GUILD)
     assert (report.outstanding_promo, report.outstanding_gift, report.expiring_7d, report.expiring_30d) == (0, 0, 0, 0)
-    assert report.redemptions_per_code == () and report.gift_cards_redeemed == 0
+    assert report.redemptions_per_code == ()
+    assert report.gift_cards_redeemed == 0
     assert all((w.granted, w.spent, w.expired) == (0, 0, 0) for w in report.weeks)

@@ -315,7 +315,8 @@ class Model:
         return item, total, takes, forfeits
 
     def debit(self, lot: MLot, amount: int, empty_status: str) -> None:
-        assert 0 < amount <= lot.remaining and lot.status == "active"
+        assert 0 < amount <= lot.remaining
+        assert lot.status == "active"
         lot.remaining -= amount
         if lot.remaining == 0:
             lot.status = empty_status
@@ -420,11 +421,14 @@ class LedgerMachine(RuleBasedStateMachine):
     ) -> Any:
         """Run one write with a fresh key; it must fail exactly as `expected` says (None: succeed)."""
         key = self.new_key()
+        refused: UserError | None = None
         try:
             result = self.run(call(key))
         except UserError as exc:
-            assert expected is not None, f"{operation} refused, the model expected success: {exc!r}"
-            assert type(exc) is expected, f"{operation}: expected {expected.__name__}, got {exc!r}"
+            refused = exc
+        if refused is not None:  # asserted outside the except block, so a failure shows no chained traceback
+            assert expected is not None, f"{operation} refused, the model expected success: {refused!r}"
+            assert type(refused) is expected, f"{operation}: expected {expected.__name__}, got {refused!r}"
             event(f"{operation}: {expected.__name__}")
             return None
         assert expected is None, f"{operation} succeeded, the model expected {expected.__name__}: {result!r}"
@@ -434,11 +438,14 @@ class LedgerMachine(RuleBasedStateMachine):
         return result
 
     def read_refused(self, expected: type[UserError] | None, awaitable: Awaitable[Any]) -> Any:
+        refused: UserError | None = None
         try:
             result = self.run(awaitable)
         except UserError as exc:
-            assert expected is not None, f"refused, the model expected success: {exc!r}"
-            assert type(exc) is expected, f"expected {expected.__name__}, got {exc!r}"
+            refused = exc
+        if refused is not None:
+            assert expected is not None, f"refused, the model expected success: {refused!r}"
+            assert type(refused) is expected, f"expected {expected.__name__}, got {refused!r}"
             return None
         assert expected is None, f"succeeded, the model expected {expected.__name__}: {result!r}"
         return result
@@ -535,7 +542,9 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.write("grant", expected, call)
         if result is None:
             return
-        assert result.count == len(members) and result.amount == amount and result.kind == kind
+        assert result.count == len(members)
+        assert result.amount == amount
+        assert result.kind == kind
         assert result.expires_at == expires_at
         assert result.starts_at == (self.now if starts_at is None else starts_at)
         for lot_id, user in zip(result.lot_ids, members, strict=True):
@@ -868,7 +877,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert target is not None
         target.active = False
-        assert result.id == target.id and not result.active
+        assert result.id == target.id
+        assert not result.active
         self.model.audits[guild] += 1
 
     @rule(member=st.sampled_from(MEMBERS), promo_pick=PICK, wild=WILD, spelling=st.integers(0, 3),
@@ -966,7 +976,8 @@ class LedgerMachine(RuleBasedStateMachine):
             guild, amount, count, actor_id=MOD, key=key, claim_by=text), normalise_result=cards_without_codes)
         if result is None:
             return
-        assert len(result.codes) == len(result.card_ids) == count and result.claim_by == claim_at
+        assert len(result.codes) == len(result.card_ids) == count
+        assert result.claim_by == claim_at
         for card_id, code, last4 in zip(result.card_ids, result.codes, result.last4s, strict=True):
             assert normalise(code)[-4:] == last4
             self.model.cards[card_id] = MCard(card_id, guild, code, last4, amount, claim_at)
@@ -993,7 +1004,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if result is None:
             return
         matches[0].status = "voided"
-        assert result.id == matches[0].id and result.status == "voided"
+        assert result.id == matches[0].id
+        assert result.status == "voided"
         self.model.audits[guild] += 1
 
     # time -------------------------------------------------------------------------------------
