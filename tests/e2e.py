@@ -104,7 +104,8 @@ async def start_bot(
     if members_loaded and bot.members_intent:
         await fake.wait_for(
             lambda: all(bot.member_list_complete(bot.get_guild(g)) for g in fake.guilds),
-            timeout=10, what="the bot's member lists",
+            timeout=10,
+            what="the bot's member lists",
         )
     return bot, task
 

@@ -6,14 +6,24 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OPERATIONS = ("single_grant", "checkout_confirm", "balance", "history_page", "grant_many", "expiry_sweep",
-              "due_reminders")
+OPERATIONS = (
+    "single_grant",
+    "checkout_confirm",
+    "balance",
+    "history_page",
+    "grant_many",
+    "expiry_sweep",
+    "due_reminders",
+)
 
 
 def run_bench(tmp_path: Path, *args: str) -> dict:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / args[0]), *args[1:], "--json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
@@ -29,8 +39,7 @@ def test_ledger_bench_prints_every_operation(tmp_path):
 
 
 def test_reminders_bench_finds_and_sends_every_due_reminder(tmp_path):
-    figures = run_bench(tmp_path, "reminders.py", "--lots", "5000", "--due", "100", "--ticks", "20",
-                        "--find-runs", "2")
+    figures = run_bench(tmp_path, "reminders.py", "--lots", "5000", "--due", "100", "--ticks", "20", "--find-runs", "2")
     assert figures["targets"]["send_verified"]["met"], figures["send"]
     assert figures["idle_tick"]["ours"]["tick"]["n"] == 20
     assert figures["find"]["lots"] == 100

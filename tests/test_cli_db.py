@@ -101,7 +101,8 @@ def test_upgrade_backs_the_old_database_up_beside_it_then_migrates_it(db, capsys
     match = BACKUP_LINE.search(out)
     assert match, out
     copy = Path(match.group(1))
-    assert copy.parent == db.parent and copy.name.startswith("pb.before-v")
+    assert copy.parent == db.parent
+    assert copy.name.startswith("pb.before-v")
     assert (int(match.group(2)), int(match.group(3))) == (CODE, 1)
     assert f"Upgraded {db} from schema version 1 to {CODE}: applied {', '.join(PENDING_AFTER_1)}." in out
     assert out.index("Backed up") < out.index("Upgraded")
@@ -157,7 +158,8 @@ def test_upgrade_refuses_while_the_bot_holds_the_database(db, capsys):
     with DatabaseLock(db):
         assert bot("db", "upgrade") == 2
     err = capsys.readouterr().err
-    assert "already running" in err and "Stop the bot" in err
+    assert "already running" in err
+    assert "Stop the bot" in err
     assert file_state(db) == before
     assert siblings(db) == set()
 
@@ -211,7 +213,8 @@ def test_every_reading_command_refuses_a_newer_database_and_writes_nothing(db, t
     assert "Traceback" not in err
     assert file_state(db) == before
     assert siblings(db) == set()
-    assert not copy.exists() and not out.exists()
+    assert not copy.exists()
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -221,7 +224,8 @@ def test_every_database_command_explains_a_missing_database_and_creates_none(db,
     copy = tmp_path / "copy.sqlite3"
     assert bot(*[str(copy) if a == "COPY" else a for a in command]) == 2
     assert f"No database at {db}" in capsys.readouterr().err
-    assert not db.exists() and not copy.exists()
+    assert not db.exists()
+    assert not copy.exists()
 
 
 async def test_a_store_opened_without_migrating_reads_a_current_database_beside_a_writer(tmp_path):
@@ -258,4 +262,5 @@ def test_db_commands_run_as_a_process(tmp_path):
     again = run_bot(tmp_path, "db", "status", env_extra=env)
     assert "Up to date" in again.stdout
     usage = run_bot(tmp_path, "db", env_extra=env)
-    assert usage.returncode == 2 and "status" in usage.stderr
+    assert usage.returncode == 2
+    assert "status" in usage.stderr

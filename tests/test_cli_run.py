@@ -14,7 +14,11 @@ def run_bot(tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None)
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -72,8 +76,19 @@ def test_cli_verify_backup_export(tmp_path):
     exported = run_bot(tmp_path, "export", "--guild", "1", "--out", str(out), env_extra=env)
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.reader(out.open()))
-    assert rows[0] == ["entry_id", "created_at", "guild_id", "user_id", "lot_id", "lot_kind", "type", "amount",
-                       "order_id", "actor_id", "reason"]
+    assert rows[0] == [
+        "entry_id",
+        "created_at",
+        "guild_id",
+        "user_id",
+        "lot_id",
+        "lot_kind",
+        "type",
+        "amount",
+        "order_id",
+        "actor_id",
+        "reason",
+    ]
     assert [r[6] for r in rows[1:]] == ["grant", "spend"]
     assert [r[7] for r in rows[1:]] == ["100", "-30"]
     assert rows[1][1].endswith("+00:00")
@@ -85,7 +100,8 @@ def test_cli_verify_backup_export(tmp_path):
     assert backed.returncode == 0, backed.stderr
     assert sqlite3.connect(copy).execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 3
     again = run_bot(tmp_path, "backup", str(copy), env_extra=env)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
 
     conn = sqlite3.connect(db)
     conn.execute("UPDATE lots SET remaining = remaining + 1 WHERE id = 1")

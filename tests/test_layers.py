@@ -31,11 +31,13 @@ BELOW_DISCORD = ("bot/domain", "bot/app", "bot/store", "bot/config.py", "bot/log
 #: (the files a rule reads, the modules they must not import, why)
 LAYER_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "a_below_discord": (
-        BELOW_DISCORD, ("discord", "aiohttp", "cogs", "bot.discordbot", "fakediscord"),
+        BELOW_DISCORD,
+        ("discord", "aiohttp", "cogs", "bot.discordbot", "fakediscord"),
         "imports the Discord layer",
     ),
     "b_pure_domain": (
-        ("bot/domain",), ("bot.app", "bot.store", "bot.scheduler", "bot.cli", "sqlite3", "aiosqlite"),
+        ("bot/domain",),
+        ("bot.app", "bot.store", "bot.scheduler", "bot.cli", "sqlite3", "aiosqlite"),
         "gives the domain I/O or the layers above it",
     ),
     "c_store_below_app": (("bot/store",), ("bot.app", "bot.scheduler", "bot.cli"), "makes the store call up"),
@@ -133,8 +135,9 @@ def cog_violations(root: Path) -> list[str]:
             named = {n.split(".")[1] for n in imp.names if n.startswith("cogs.")} - {own}
             # `from cogs import shop` names the cog shop; a name that is no module of cogs/ (one
             # defined in cogs/__init__.py) is not a cog.
-            others = sorted(name for name in named if (root / "cogs" / f"{name}.py").is_file()
-                            or (root / "cogs" / name).is_dir())
+            others = sorted(
+                name for name in named if (root / "cogs" / f"{name}.py").is_file() or (root / "cogs" / name).is_dir()
+            )
             if others:
                 found.append(f"{imp.path}:{imp.line} imports another cog: {', '.join(others)}")
     return found
@@ -252,12 +255,19 @@ def test_a_layer_rule_finds_an_import_across_its_line(tmp_path: Path, rule: str,
 def test_the_cog_rule_finds_a_cog_importing_another(tmp_path: Path, text: str):
     root = write(tmp_path, {**CLEAN, "cogs/credits.py": text})
     [violation] = cog_violations(root)
-    assert violation.startswith("cogs/credits.py:") and violation.endswith("another cog: shop")
+    assert violation.startswith("cogs/credits.py:")
+    assert violation.endswith("another cog: shop")
 
 
 def test_a_cog_may_import_its_own_modules(tmp_path: Path):
-    root = write(tmp_path, {**CLEAN, "cogs/shop/__init__.py": "from cogs.shop._view import View\n",
-                            "cogs/shop/_view.py": "from . import _api\n"})
+    root = write(
+        tmp_path,
+        {
+            **CLEAN,
+            "cogs/shop/__init__.py": "from cogs.shop._view import View\n",
+            "cogs/shop/_view.py": "from . import _api\n",
+        },
+    )
     root.joinpath("cogs/shop.py").unlink()
     assert cog_violations(root) == []
 
@@ -287,8 +297,14 @@ def test_the_local_import_rule_leaves_the_standard_library_and_the_allow_list(tm
 
 def test_the_tests_mirror_the_source_tree():
     """Each folder of tests/ is named for the package it tests (STYLE.md point 14)."""
-    packages = {"domain": "bot/domain", "app": "bot/app", "store": "bot/store", "discordbot": "bot/discordbot",
-                "cogs": "cogs", "fakediscord": "fakediscord"}
+    packages = {
+        "domain": "bot/domain",
+        "app": "bot/app",
+        "store": "bot/store",
+        "discordbot": "bot/discordbot",
+        "cogs": "cogs",
+        "fakediscord": "fakediscord",
+    }
     folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
     assert folders == set(packages), folders ^ set(packages)
     assert all((ROOT / source / "__init__.py").is_file() for source in packages.values())

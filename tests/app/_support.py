@@ -21,8 +21,28 @@ NOW = to_unix(START)
 
 # SPEC §1: "0, negative, NaN, 1e99, 12.345 with 2 decimals, empty" and > 10^12; with 0 decimals also 12.50.
 BAD_AMOUNTS_DECIMALS_0: list[Any] = [
-    "0", "-5", "−5", "NaN", "nan", "inf", "1e99", "1E3", "", "   ", "12.50", "12,5", "abc",
-    "1000000000001", "1,000,000,000,001", 0, -1, 10**12 + 1, float("nan"), 12.5, True, None,
+    "0",
+    "-5",
+    "−5",
+    "NaN",
+    "nan",
+    "inf",
+    "1e99",
+    "1E3",
+    "",
+    "   ",
+    "12.50",
+    "12,5",
+    "abc",
+    "1000000000001",
+    "1,000,000,000,001",
+    0,
+    -1,
+    10**12 + 1,
+    float("nan"),
+    12.5,
+    True,
+    None,
 ]
 BAD_AMOUNTS_DECIMALS_2: list[Any] = ["12.345", "0.00", "0.001", "-0.01", "", "NaN", "1e99", "10000000000.01"]
 
@@ -92,8 +112,11 @@ async def observe(ledger: Ledger, store: SqliteStore, members: tuple[int, ...] =
 
 
 async def assert_refused_writes_nothing(
-    ledger: Ledger, store: SqliteStore, call: Callable[[], Awaitable[Any]],
-    error: type[BaseException] = InvalidInput, match: str | None = None,
+    ledger: Ledger,
+    store: SqliteStore,
+    call: Callable[[], Awaitable[Any]],
+    error: type[BaseException] = InvalidInput,
+    match: str | None = None,
 ) -> pytest.ExceptionInfo[Any]:
     """Run `call`, expect `error`, and check that neither the API nor the database changed."""
     before = await observe(ledger, store)
@@ -106,7 +129,10 @@ async def assert_refused_writes_nothing(
 
 
 async def assert_each_refused_writes_nothing(
-    ledger: Ledger, store: SqliteStore, values: list[Any], make_call: Callable[[Any], Awaitable[Any]],
+    ledger: Ledger,
+    store: SqliteStore,
+    values: list[Any],
+    make_call: Callable[[Any], Awaitable[Any]],
     error: type[BaseException] = InvalidInput,
 ) -> None:
     """`make_call(value)` is refused with `error` for every value, and none of them writes anything."""
@@ -115,9 +141,10 @@ async def assert_each_refused_writes_nothing(
         try:
             await make_call(value)
         except error as exc:
-            assert str(exc), f"{value!r}: refused without a message"
+            message = str(exc)
         else:
             pytest.fail(f"{value!r} was accepted")
+        assert message, f"{value!r}: refused without a message"
         assert dump(store) == before["db"], f"{value!r} was refused but wrote something"
     after = await observe(ledger, store)
     assert after == before
@@ -146,4 +173,3 @@ async def books_balance_after_each_test(request: pytest.FixtureRequest, ledger: 
 async def use_decimals(ledger: Ledger, decimals: int, guild: int = GUILD) -> None:
     settings = await ledger.update_settings(guild, actor_id=MOD, key=None, decimals=decimals)
     assert settings.decimals == decimals
-

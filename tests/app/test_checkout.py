@@ -47,11 +47,26 @@ async def item_of(ledger, key, price, category="merch", name=None, **options):
 
 async def test_add_item_and_list_the_shop(ledger, key):
     item = await ledger.add_item(
-        GUILD, " VIP role ", "250", "Roles", actor_id=MOD, key=key(), stock=5, role_id=77, limit=1,
+        GUILD,
+        " VIP role ",
+        "250",
+        "Roles",
+        actor_id=MOD,
+        key=key(),
+        stock=5,
+        role_id=77,
+        limit=1,
         description="Shiny",
     )
     assert (item.name, item.price, item.category, item.stock, item.role_id, item.per_member_limit, item.active) == (
-        "VIP role", 250, "Roles", 5, 77, 1, True)
+        "VIP role",
+        250,
+        "Roles",
+        5,
+        77,
+        1,
+        True,
+    )
     assert item.description == "Shiny"
     assert await ledger.items(GUILD) == [item]
     assert await ledger.items(GUILD, category="roles") == [item]
@@ -62,12 +77,16 @@ async def test_add_item_and_list_the_shop(ledger, key):
 
 async def test_add_item_refuses_bad_prices_and_writes_nothing(ledger, store, key):
     await assert_each_refused_writes_nothing(
-        ledger, store, BAD_AMOUNTS_DECIMALS_0,
+        ledger,
+        store,
+        BAD_AMOUNTS_DECIMALS_0,
         lambda price: ledger.add_item(GUILD, "Thing", price, "merch", actor_id=MOD, key=key()),
     )
     await use_decimals(ledger, 2)
     await assert_each_refused_writes_nothing(
-        ledger, store, BAD_AMOUNTS_DECIMALS_2,
+        ledger,
+        store,
+        BAD_AMOUNTS_DECIMALS_2,
         lambda price: ledger.add_item(GUILD, "Thing", price, "merch", actor_id=MOD, key=key()),
     )
     assert (await ledger.add_item(GUILD, "Thing", "12.50", "merch", actor_id=MOD, key=key())).price == 1250
@@ -76,17 +95,25 @@ async def test_add_item_refuses_bad_prices_and_writes_nothing(ledger, store, key
 @pytest.mark.parametrize(
     "options",
     [
-        {"name": "  "}, {"name": "x" * 101}, {"category": " "}, {"category": "c" * 51}, {"stock": -1},
-        {"limit": 0}, {"limit": -2}, {"description": "d" * 501},
+        {"name": "  "},
+        {"name": "x" * 101},
+        {"category": " "},
+        {"category": "c" * 51},
+        {"stock": -1},
+        {"limit": 0},
+        {"limit": -2},
+        {"description": "d" * 501},
     ],
     ids=repr,
 )
 async def test_add_item_refuses_bad_fields(ledger, store, key, options):
     args = {"name": "Thing", "price": 10, "category": "merch", **options}
     await assert_refused_writes_nothing(
-        ledger, store,
-        lambda: ledger.add_item(GUILD, args.pop("name"), args.pop("price"), args.pop("category"), actor_id=MOD,
-                                key=key(), **args),
+        ledger,
+        store,
+        lambda: ledger.add_item(
+            GUILD, args.pop("name"), args.pop("price"), args.pop("category"), actor_id=MOD, key=key(), **args
+        ),
     )
 
 
@@ -114,9 +141,20 @@ async def test_checkout_spends_promo_then_gift_and_records_the_order(ledger, key
     events.clear()
     order = await ledger.checkout(GUILD, ALICE, item.id, 3, key=key())
     assert (order.user_id, order.item_id, order.item_name, order.quantity, order.unit_price, order.total) == (
-        ALICE, item.id, "Sticker", 3, 20, 60)
+        ALICE,
+        item.id,
+        "Sticker",
+        3,
+        20,
+        60,
+    )
     assert (order.promo_applied, order.gift_applied, order.forfeited, order.role_id, order.status) == (
-        30, 30, 0, 55, "completed")
+        30,
+        30,
+        0,
+        55,
+        "completed",
+    )
     assert await remaining(ledger, promo, gift) == [0, 20]
     assert (await ledger.get_lot(GUILD, promo)).status == "spent"
     assert (await ledger.item(GUILD, item.id)).stock == 7
@@ -125,7 +163,11 @@ async def test_checkout_spends_promo_then_gift_and_records_the_order(ledger, key
     assert [name for name, _ in events] == ["credit_spent"]
     payload = events[0][1]
     assert (payload["order_id"], payload["total"], payload["promo_applied"], payload["gift_applied"]) == (
-        order.id, 60, 30, 30)
+        order.id,
+        60,
+        30,
+        30,
+    )
     json.dumps(payload)
     assert await ledger.order(GUILD, order.id) == order
     listed = await ledger.orders(GUILD, ALICE)
@@ -205,7 +247,8 @@ async def test_excluded_categories_take_no_promo_but_gift_pays(ledger, store, ke
         ledger, store, lambda: ledger.checkout(GUILD, ALICE, nitro.id, key=key()), InsufficientBalance
     )
     message = str(info.value)
-    assert "160 credits" in message and "of which 80 credits can be used on subscriptions items" in message
+    assert "160 credits" in message
+    assert "of which 80 credits can be used on subscriptions items" in message
     assert (info.value.params["available"], info.value.params["category"]) == ("80 credits", "subscriptions")
     cheaper = await item_of(ledger, key, 60, category="subscriptions")
     order = await ledger.checkout(GUILD, ALICE, cheaper.id, key=key())
@@ -226,8 +269,11 @@ async def test_one_time_lot_partly_used_forfeits_the_rest(ledger, key, events):
     assert (order.promo_applied, order.gift_applied, order.forfeited, order.total) == (20, 0, 30, 20)
     lot = await ledger.get_lot(GUILD, once)
     assert (lot.remaining, lot.status) == (0, "forfeited")
-    entries = sorted((e.type, e.amount, e.lot_id, e.order_id) for e in (await ledger.history(GUILD, ALICE)).items
-                     if e.order_id is not None)
+    entries = sorted(
+        (e.type, e.amount, e.lot_id, e.order_id)
+        for e in (await ledger.history(GUILD, ALICE)).items
+        if e.order_id is not None
+    )
     assert entries == [("forfeit", -30, once, order.id), ("spend", -20, once, order.id)]
     assert events[0][1]["forfeited"] == 30
     assert await remaining(ledger, other) == [10]
@@ -367,14 +413,17 @@ async def test_largest_quantity_and_too_large_orders(ledger, store, key):
 async def test_edit_item_validates_and_clears(ledger, store, key):
     item = await item_of(ledger, key, 10, stock=3, limit=2, role_id=5)
     await assert_each_refused_writes_nothing(
-        ledger, store, ["0", "-1", "1e99", "", "12.5", 10**12 + 1],
+        ledger,
+        store,
+        ["0", "-1", "1e99", "", "12.5", 10**12 + 1],
         lambda price: ledger.edit_item(GUILD, item.id, price=price, actor_id=MOD, key=key()),
     )
     await assert_refused_writes_nothing(
         ledger, store, lambda: ledger.edit_item(GUILD, item.id, actor_id=MOD, key=key()), InvalidInput, "Nothing"
     )
-    edited = await ledger.edit_item(GUILD, item.id, price="15", clear_stock=True, clear_limit=True, clear_role=True,
-                                    actor_id=MOD, key=key())
+    edited = await ledger.edit_item(
+        GUILD, item.id, price="15", clear_stock=True, clear_limit=True, clear_role=True, actor_id=MOD, key=key()
+    )
     assert (edited.price, edited.stock, edited.per_member_limit, edited.role_id) == (15, None, None, None)
 
 
@@ -389,12 +438,16 @@ async def test_refund_returns_credit_to_the_original_lots(ledger, store, key):
     assert await remaining(ledger, promo, gift) == [0, 20]
     result = await ledger.refund(GUILD, order.id, actor_id=MOD, key=key(), reason="wrong item")
     assert (result.returned, result.expired_again) == (60, 0)
-    assert result.order.status == "refunded" and result.order.refunded_at == NOW
+    assert result.order.status == "refunded"
+    assert result.order.refunded_at == NOW
     assert await remaining(ledger, promo, gift) == [30, 50]
     assert (await ledger.get_lot(GUILD, promo)).status == "active"
     assert (await ledger.item(GUILD, item.id)).stock == 5
-    refunds = sorted((e.lot_id, e.amount, e.order_id, e.reason) for e in (await ledger.history(GUILD, ALICE)).items
-                     if e.type == "refund")
+    refunds = sorted(
+        (e.lot_id, e.amount, e.order_id, e.reason)
+        for e in (await ledger.history(GUILD, ALICE)).items
+        if e.type == "refund"
+    )
     assert refunds == [(promo, 30, order.id, "wrong item"), (gift, 30, order.id, "wrong item")]
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.promo, bal.gift) == (30, 50)
@@ -432,7 +485,8 @@ async def test_refund_never_resurrects_credit_that_expired_after_the_sweep(ledge
     assert (got.remaining, got.status) == (0, "expired")
     assert (await ledger.balance(GUILD, ALICE)).total == 0
     newest = sorted((e.type, e.amount) for e in (await ledger.history(GUILD, ALICE)).items if e.order_id)
-    assert ("refund", 20) in newest and ("expire", -20) in newest
+    assert ("refund", 20) in newest
+    assert ("expire", -20) in newest
     assert (await ledger.item(GUILD, item.id)).stock == 1
     assert await ledger.sweep_expired() == []
     await healthy(ledger)
@@ -527,7 +581,11 @@ def order_entries(store, order_id):
 def applies_exactly(store, order, plan) -> None:
     """The order took what the plan says from each lot, and forfeited what it says."""
     assert (order.total, order.promo_applied, order.gift_applied, order.forfeited) == (
-        plan.total, plan.promo_applied, plan.gift_applied, plan.forfeited)
+        plan.total,
+        plan.promo_applied,
+        plan.gift_applied,
+        plan.forfeited,
+    )
     assert (order.item_id, order.quantity, order.unit_price) == (plan.item_id, plan.quantity, plan.unit_price)
     assert order_entries(store, order.id) == (
         [("spend", u.lot_id, -u.amount) for u in plan.takes] + [("forfeit", u.lot_id, -u.amount) for u in plan.forfeits]
@@ -541,8 +599,12 @@ async def test_the_preview_is_a_plan_of_lots_and_amounts_that_confirm_applies(le
     item = await item_of(ledger, key, 20)
     preview = await ledger.preview(GUILD, ALICE, item.id, quantity=2)
     assert preview.plan == PurchasePlan(
-        item_id=item.id, quantity=2, unit_price=20, total=40,
-        takes=(LotUse(soon, "promo", 30), LotUse(later, "promo", 10)), forfeits=(),
+        item_id=item.id,
+        quantity=2,
+        unit_price=20,
+        total=40,
+        takes=(LotUse(soon, "promo", 30), LotUse(later, "promo", 10)),
+        forfeits=(),
     )
     assert (preview.total, preview.promo_applied, preview.gift_applied, preview.forfeited) == (40, 40, 0, 0)
     small = await ledger.preview(GUILD, ALICE, item.id)  # touches the one-time lot without using it up
@@ -558,7 +620,8 @@ async def test_a_one_time_promo_lot_granted_after_the_preview_is_not_used_unseen
     gift = await lot_of(ledger, key, 10, kind="gift")
     item = await item_of(ledger, key, 10, name="Sticker")
     preview = await ledger.preview(GUILD, ALICE, item.id)
-    assert preview.plan.takes == (LotUse(gift, "gift", 10),) and preview.plan.forfeits == ()
+    assert preview.plan.takes == (LotUse(gift, "gift", 10),)
+    assert preview.plan.forfeits == ()
     once = await lot_of(ledger, key, 50, one_time=True, expires="30d")
     changed = await plan_changed(ledger, store, key, preview)
     assert str(changed) == (
@@ -581,8 +644,10 @@ async def test_a_lot_spent_elsewhere_since_the_preview(ledger, store, key):
     preview = await ledger.preview(GUILD, ALICE, item.id)
     await ledger.checkout(GUILD, ALICE, item.id, key=key())  # another /buy, confirmed first
     changed = await plan_changed(ledger, store, key, preview)
-    assert "use 10 credits of promotional credit instead of 20 credits and 10 credits of gift balance instead " \
+    assert (
+        "use 10 credits of promotional credit instead of 20 credits and 10 credits of gift balance instead "
         "of 0 credits." in str(changed)
+    )
     assert changed.preview.plan.takes == (LotUse(promo, "promo", 10), LotUse(gift, "gift", 10))
     applies_exactly(store, await confirm(ledger, key, changed.preview), changed.preview.plan)
 
@@ -701,7 +766,8 @@ async def test_a_replayed_confirm_returns_the_first_order_whatever_changed_since
     await lot_of(ledger, key, 50, one_time=True)  # would change the plan of a new purchase
     before = dump(store)
     again = await ledger.checkout(GUILD, ALICE, item.id, key="confirm", expected=preview.plan)
-    assert again == first and dump(store) == before
+    assert again == first
+    assert dump(store) == before
 
 
 async def test_a_refused_confirm_keeps_its_key_free_for_the_new_preview(ledger, store, key):

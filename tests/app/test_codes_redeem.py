@@ -53,7 +53,10 @@ async def cards(ledger, key, amount=25, count=1, guild=GUILD, **options):
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("abc", "ABC"), ("summer-25", "SUMMER-25"), ("  Spring-Sale ", "SPRING-SALE"), ("A" * 32, "A" * 32),
+        ("abc", "ABC"),
+        ("summer-25", "SUMMER-25"),
+        ("  Spring-Sale ", "SPRING-SALE"),
+        ("A" * 32, "A" * 32),
         ("123", "123"),
     ],
 )
@@ -64,8 +67,20 @@ async def test_create_promo_accepts_and_upper_cases(ledger, key, text, shown):
 
 
 async def test_create_promo_refuses_bad_codes_and_writes_nothing(ledger, store, key):
-    bad = ["AB", "A" * 33, "SUMMER SALE", "SUMMER_SALE", "ÉTÉ25", "", "   ", "---", "SALE!", "SALE.25",
-           "7KQ2-M9XD-3F8B-ZT1C", "7kq2m9xd3f8bzt1c"]  # the last two have a gift card's shape
+    bad = [
+        "AB",
+        "A" * 33,
+        "SUMMER SALE",
+        "SUMMER_SALE",
+        "ÉTÉ25",
+        "",
+        "   ",
+        "---",
+        "SALE!",
+        "SALE.25",
+        "7KQ2-M9XD-3F8B-ZT1C",
+        "7kq2m9xd3f8bzt1c",
+    ]  # the last two have a gift card's shape
     await assert_each_refused_writes_nothing(ledger, store, bad, lambda code: promo(ledger, key, code))
 
 
@@ -83,9 +98,17 @@ async def test_create_promo_refuses_bad_amounts_and_writes_nothing(ledger, store
 @pytest.mark.parametrize(
     "options",
     [
-        {"uses": 0}, {"uses": -1}, {"per_member": 0}, {"credit_days": 0}, {"credit_days": 36501},
-        {"min_member_days": -1}, {"credit_days": 10, "credit_expires": "30d"}, {"redeem_by": "2026-11-01"},
-        {"redeem_by": "-1d"}, {"credit_expires": "2026-11-25"}, {"redeem_by": "not a date"},
+        {"uses": 0},
+        {"uses": -1},
+        {"per_member": 0},
+        {"credit_days": 0},
+        {"credit_days": 36501},
+        {"min_member_days": -1},
+        {"credit_days": 10, "credit_expires": "30d"},
+        {"redeem_by": "2026-11-01"},
+        {"redeem_by": "-1d"},
+        {"credit_expires": "2026-11-25"},
+        {"redeem_by": "not a date"},
         {"categories": "x" * 51},
     ],
     ids=repr,
@@ -97,8 +120,9 @@ async def test_create_promo_refuses_bad_options(ledger, store, key, options):
 @pytest.mark.parametrize("again", ["SUMMER-SALE", "summer-sale", "SUMMERSALE", "Summer--Sale", "S-U-M-M-E-R-SALE"])
 async def test_duplicate_codes_are_refused_ignoring_case_and_dashes(ledger, store, key, again):
     await promo(ledger, key)
-    await assert_refused_writes_nothing(ledger, store, lambda: promo(ledger, key, again, 99), Conflict,
-                                        "already exists")
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: promo(ledger, key, again, 99), Conflict, "already exists"
+    )
 
 
 # --- redeeming promo codes -----------------------------------------------------------------------------
@@ -115,15 +139,22 @@ async def test_redeem_a_promo_code(ledger, key, events):
     assert await ledger.get_lot(GUILD, lot.id) == lot
     assert (await ledger.balance(GUILD, ALICE)).promo == 25
     assert [name for name, _ in events] == ["code_redeemed", "credit_granted"]
-    assert events[0][1]["code_label"] == "SUMMER-SALE" and events[0][1]["amount"] == 25
+    assert events[0][1]["code_label"] == "SUMMER-SALE"
+    assert events[0][1]["amount"] == 25
     assert (await ledger.promos(GUILD))[0].uses == 1
     await healthy(ledger)
 
 
 async def test_redeem_normalises_case_spaces_and_dashes(ledger, key):
     await promo(ledger, key, per_member=10)
-    typed_forms = ("summer-sale", " Summer Sale ", "SUMMERSALE", "s-u-m-m-e-r-s-a-l-e", "summer\u2013sale",
-                   "ＳＵＭＭＥＲＳＡＬＥ")
+    typed_forms = (
+        "summer-sale",
+        " Summer Sale ",
+        "SUMMERSALE",
+        "s-u-m-m-e-r-s-a-l-e",
+        "summer\u2013sale",
+        "ＳＵＭＭＥＲＳＡＬＥ",
+    )
     for typed in typed_forms:
         got = await ledger.redeem(GUILD, ALICE, typed, key=key())
         assert got.code_label == "SUMMER-SALE", typed
@@ -152,7 +183,8 @@ async def test_total_uses_hold_under_concurrency(ledger, key):
     assert sum(not isinstance(r, Exception) for r in results) == 3
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
     assert (await ledger.promos(GUILD))[0].uses == 3
-    assert count(store := ledger.store, "lots") == 3 and count(store, "promo_redemptions") == 3
+    assert count(store := ledger.store, "lots") == 3
+    assert count(store, "promo_redemptions") == 3
     await healthy(ledger)
 
 
@@ -248,9 +280,11 @@ async def test_credit_expires_is_a_fixed_date(ledger, store, key, clock):
 async def test_categories_and_one_time_are_carried_into_the_lot(ledger, key):
     await promo(ledger, key, categories="Games, Gear", one_time=True)
     got = await ledger.redeem(GUILD, ALICE, "summer-sale", key=key())
-    assert got.lot.categories == ("Games", "Gear") and got.lot.one_time is True
+    assert got.lot.categories == ("Games", "Gear")
+    assert got.lot.one_time is True
     stored = await ledger.get_lot(GUILD, got.lot.id)
-    assert stored.categories == ("Games", "Gear") and stored.one_time is True
+    assert stored.categories == ("Games", "Gear")
+    assert stored.one_time is True
     book = await ledger.add_item(GUILD, "Book", 5, "books", actor_id=MOD, key=key())
     with pytest.raises(Conflict):
         await ledger.checkout(GUILD, ALICE, book.id, key=key())
@@ -267,7 +301,8 @@ async def test_required_role(ledger, store, key):
     )
     assert (info.value.code, info.value.params) == ("promo_role_required", {"role": ROLE})
     await assert_refused_writes_nothing(
-        ledger, store,
+        ledger,
+        store,
         lambda: ledger.redeem(GUILD, ALICE, "SUMMER-SALE", key=key(), member=MemberFacts(role_ids=frozenset({1, 2}))),
         Forbidden,
     )
@@ -312,7 +347,8 @@ async def test_empty_or_absurd_input_is_refused_and_not_counted(ledger, store, k
 
 async def test_issue_gift_cards_shows_codes_once(ledger, key):
     issued = await cards(ledger, key, amount=25, count=3)
-    assert len(issued.codes) == 3 and len(set(issued.codes)) == 3
+    assert len(issued.codes) == 3
+    assert len(set(issued.codes)) == 3
     for code, last4 in zip(issued.codes, issued.last4s, strict=True):
         assert GIFT_CODE.fullmatch(code), code
         assert code[-4:] == last4
@@ -348,7 +384,8 @@ async def test_gift_card_codes_are_never_stored_in_plain_text(ledger, store, key
             raw += path.read_bytes()
     assert raw
     for s in secrets:
-        assert s.encode() not in raw and s.encode("utf-16-le") not in raw
+        assert s.encode() not in raw
+        assert s.encode("utf-16-le") not in raw
 
 
 async def test_redeem_a_gift_card_once(ledger, store, key, events):
@@ -356,7 +393,8 @@ async def test_redeem_a_gift_card_once(ledger, store, key, events):
     code = issued.codes[0]
     events.clear()
     got = await ledger.redeem(GUILD, ALICE, " " + code.lower().replace("-", " ") + " ", key=key())
-    assert got.kind == "gift_card" and got.code_label == f"gift card …{issued.last4s[0]}"
+    assert got.kind == "gift_card"
+    assert got.code_label == f"gift card …{issued.last4s[0]}"
     lot = got.lot
     assert (lot.kind, lot.original, lot.expires_at, lot.source, lot.categories) == ("gift", 40, None, "gift_card", None)
     assert [name for name, _ in events] == ["code_redeemed", "credit_granted"]
@@ -392,8 +430,12 @@ async def test_void_an_unredeemed_card_by_its_last4(ledger, store, key):
         ledger, store, lambda: ledger.redeem(GUILD, ALICE, issued.codes[0], key=key()), Conflict, "cancelled"
     )
     await ledger.redeem(GUILD, ALICE, issued.codes[1], key=key())
-    for last4, error in ((issued.last4s[0], NotFound), (issued.last4s[1], NotFound), ("AB", InvalidInput),
-                         ("UUUU", InvalidInput)):
+    for last4, error in (
+        (issued.last4s[0], NotFound),
+        (issued.last4s[1], NotFound),
+        ("AB", InvalidInput),
+        ("UUUU", InvalidInput),
+    ):
         await assert_refused_writes_nothing(
             ledger, store, lambda t=last4: ledger.void_gift_card(GUILD, t, actor_id=MOD, key=key()), error
         )
@@ -411,7 +453,8 @@ async def test_claim_by_date(ledger, store, key, clock):
     info = await assert_refused_writes_nothing(
         ledger, store, lambda: ledger.redeem(GUILD, BOB, issued.codes[1], key=key()), Conflict
     )
-    assert info.value.code == "card_claim_lapsed" and info.value.params == {"by": NOW + 2 * DAY}
+    assert info.value.code == "card_claim_lapsed"
+    assert info.value.params == {"by": NOW + 2 * DAY}
 
 
 async def test_issue_gift_cards_refuses_bad_input(ledger, store, key):
@@ -530,6 +573,7 @@ async def test_cards_sharing_last4_are_voided_by_number(ledger, store, key):
     with pytest.raises(Conflict, match=f"#{first.card_ids[0]}"):
         await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key())
     voided = await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key(), card_id=first.card_ids[1])
-    assert voided.id == first.card_ids[1] and voided.status == "voided"
+    assert voided.id == first.card_ids[1]
+    assert voided.status == "voided"
     statuses = {card.id: card.status for card in await ledger.gift_cards(GUILD)}
     assert statuses == {first.card_ids[0]: "unredeemed", first.card_ids[1]: "voided"}

@@ -88,7 +88,8 @@ async def test_a_purchase_records_its_role_grant_in_its_own_transaction(ledger: 
     order = await buy_role(ledger, key)
     [grant] = await ledger.order_deliveries(GUILD, order.id)
     assert (grant.action, grant.role_id, grant.user_id, grant.status) == ("add_role", ROLE, ALICE, "pending")
-    assert grant.due_at == ledger.now() and grant.attempts == 0
+    assert grant.due_at == ledger.now()
+    assert grant.attempts == 0
     assert [d.id for d in await ledger.due_deliveries()] == [grant.id]
 
     # A purchase without a role owes nothing; a refused one writes nothing, its delivery included.
@@ -102,7 +103,8 @@ async def test_a_purchase_records_its_role_grant_in_its_own_transaction(ledger: 
 
     # A replayed purchase (Discord delivered the click twice) records nothing more either.
     again = await ledger.checkout(GUILD, ALICE, order.item_id, key=f"k{key.n - 4}")
-    assert again.id == order.id and count(store, "deliveries") == 1
+    assert again.id == order.id
+    assert count(store, "deliveries") == 1
 
 
 async def test_a_refund_cancels_a_grant_never_sent_and_takes_back_one_that_was(
@@ -127,8 +129,10 @@ async def test_a_refund_cancels_a_grant_never_sent_and_takes_back_one_that_was(
     assert await states(ledger, tried.id) == [("add_role", "cancelled"), ("remove_role", "pending")]
     await worker.run_once()
     assert discord_side.calls == [
-        ("add_role", given.id, ROLE), ("remove_role", given.id, ROLE),
-        ("add_role", tried.id, ROLE), ("remove_role", tried.id, ROLE),
+        ("add_role", given.id, ROLE),
+        ("remove_role", given.id, ROLE),
+        ("add_role", tried.id, ROLE),
+        ("remove_role", tried.id, ROLE),
     ]
 
 
@@ -184,7 +188,8 @@ async def test_a_claim_is_atomic_across_connections(ledger: Ledger, store: Sqlit
         for other in others:
             await other.close()
     winners = [claim for claim in claims if claim is not None]
-    assert len(winners) == 1 and winners[0].attempts == 1
+    assert len(winners) == 1
+    assert winners[0].attempts == 1
 
 
 async def test_an_impossible_grant_refunds_once_and_records_the_members_dm(
@@ -207,14 +212,28 @@ async def test_an_impossible_grant_refunds_once_and_records_the_members_dm(
     assert (await worker.run_once()).found == 0
     key = f"delivery:{grant.id}:failed"
     replay = await ledger.unit(  # the failure's unit of work again, under its key
-        "delivery_failure", DeliveryFailure.from_dict, key, GUILD, ledger.now(), fail_delivery, grant, worker.token,
-        rules.ROLE_ABOVE_BOT, True, AuditRecord(None, "refund"), key, ledger.now(),
+        "delivery_failure",
+        DeliveryFailure.from_dict,
+        key,
+        GUILD,
+        ledger.now(),
+        fail_delivery,
+        grant,
+        worker.token,
+        rules.ROLE_ABOVE_BOT,
+        True,
+        AuditRecord(None, "refund"),
+        key,
+        ledger.now(),
     )
-    assert not replay.fresh and replay.value.refund is not None and replay.value.refund.order.id == order.id
+    assert not replay.fresh
+    assert replay.value.refund is not None
+    assert replay.value.refund.order.id == order.id
     assert await refunds(store, order.id) == entries_before
     assert count(store, "deliveries", "action = 'dm_refund'") == 1
     audit = db_rows(store, "SELECT action, details FROM audit_log WHERE action = 'refund'")
-    assert len(audit) == 1 and "automatic refund: the role is above the bot" in audit[0][1]
+    assert len(audit) == 1
+    assert "automatic refund: the role is above the bot" in audit[0][1]
 
 
 async def test_an_impossible_grant_of_an_order_refunded_meanwhile_is_not_refunded_again(
@@ -235,9 +254,14 @@ async def test_an_impossible_grant_of_an_order_refunded_meanwhile_is_not_refunde
     assert discord_side.calls == [("add_role", order.id, ROLE)]
 
 
-@pytest.mark.parametrize(("reason", "status"), [
-    (rules.MEMBER_LEFT, "done"), (rules.ROLE_DELETED, "done"), (rules.MISSING_PERMISSIONS, "failed"),
-])
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        (rules.MEMBER_LEFT, "done"),
+        (rules.ROLE_DELETED, "done"),
+        (rules.MISSING_PERMISSIONS, "failed"),
+    ],
+)
 async def test_an_impossible_removal_is_done_when_the_role_or_member_is_gone_and_never_refunds(
     ledger: Ledger, store, key, worker: DeliveryWorker, discord_side: Discord, reason: str, status: str
 ):

@@ -41,7 +41,12 @@ from tests.app._support import (
 async def test_grant_creates_a_lot_an_entry_and_an_event(ledger, store, key, events):
     result = await ledger.grant(GUILD, ALICE, "100", actor_id=MOD, key=key(), reason="welcome")
     assert (result.amount, result.kind, result.count, result.starts_at, result.expires_at) == (
-        100, "promo", 1, NOW, None)
+        100,
+        "promo",
+        1,
+        NOW,
+        None,
+    )
     lot = await ledger.get_lot(GUILD, result.first_lot_id)
     assert lot is not None
     assert (lot.user_id, lot.kind, lot.original, lot.remaining, lot.status) == (ALICE, "promo", 100, 100, "active")
@@ -51,13 +56,21 @@ async def test_grant_creates_a_lot_an_entry_and_an_event(ledger, store, key, eve
     assert history.total == 1
     entry = history.items[0]
     assert (entry.type, entry.amount, entry.lot_id, entry.actor_id, entry.reason, entry.lot_kind) == (
-        "grant", 100, lot.id, MOD, "welcome", "promo")
+        "grant",
+        100,
+        lot.id,
+        MOD,
+        "welcome",
+        "promo",
+    )
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.promo, bal.gift, bal.total, bal.upcoming) == (100, 0, 100, 0)
     assert db_rows(store, "SELECT guild_id, user_id FROM accounts") == [(GUILD, ALICE)]  # created on first use
     assert [name for name, _ in events] == ["credit_granted"]
     payload = events[0][1]
-    assert payload["user_ids"] == [ALICE] and payload["amount"] == 100 and payload["kind"] == "promo"
+    assert payload["user_ids"] == [ALICE]
+    assert payload["amount"] == 100
+    assert payload["kind"] == "promo"
     json.dumps(payload)  # plain data, not database rows
     await healthy(ledger)
 
@@ -74,7 +87,9 @@ async def test_gift_and_promo_are_kept_apart(ledger, key):
 async def test_grant_refuses_bad_amounts_and_writes_nothing(ledger, store, key):
     await ledger.grant(GUILD, BOB, 5, actor_id=MOD, key=key())  # some existing state to keep intact
     await assert_each_refused_writes_nothing(
-        ledger, store, BAD_AMOUNTS_DECIMALS_0,
+        ledger,
+        store,
+        BAD_AMOUNTS_DECIMALS_0,
         lambda amount: ledger.grant(GUILD, ALICE, amount, actor_id=MOD, key=key()),
     )
     await healthy(ledger)
@@ -83,7 +98,9 @@ async def test_grant_refuses_bad_amounts_and_writes_nothing(ledger, store, key):
 async def test_grant_refuses_bad_amounts_with_two_decimals(ledger, store, key):
     await use_decimals(ledger, 2)
     await assert_each_refused_writes_nothing(
-        ledger, store, BAD_AMOUNTS_DECIMALS_2,
+        ledger,
+        store,
+        BAD_AMOUNTS_DECIMALS_2,
         lambda amount: ledger.grant(GUILD, ALICE, amount, actor_id=MOD, key=key()),
     )
 
@@ -133,7 +150,8 @@ async def test_grant_many_gives_each_member_a_lot_in_one_go(ledger, key, events)
     assert [lot.user_id for lot in lots if lot] == [ALICE, BOB, CAROL]
     for member in (ALICE, BOB, CAROL):
         assert (await ledger.balance(GUILD, member)).gift == 25
-    assert len(events) == 1 and events[0][1]["user_ids"] == [ALICE, BOB, CAROL]
+    assert len(events) == 1
+    assert events[0][1]["user_ids"] == [ALICE, BOB, CAROL]
     await healthy(ledger)
 
 
@@ -152,10 +170,13 @@ async def test_categories_and_one_time_are_kept_on_the_lot(ledger, key):
         GUILD, ALICE, 10, actor_id=MOD, key=key(), categories="Games, gear, games, ", one_time=True
     )
     lot = await ledger.get_lot(GUILD, result.first_lot_id)
-    assert lot is not None and lot.categories == ("Games", "gear") and lot.one_time is True
+    assert lot is not None
+    assert lot.categories == ("Games", "gear")
+    assert lot.one_time is True
     blank = await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), categories="  ")
     lot = await ledger.get_lot(GUILD, blank.first_lot_id)
-    assert lot is not None and lot.categories is None
+    assert lot is not None
+    assert lot.categories is None
 
 
 # --- dates and durations ---------------------------------------------------------------------------
@@ -179,7 +200,8 @@ async def test_expiry_forms(ledger, key, text, expected):
     result = await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), expires=text)
     assert result.expires_at == expected
     lot = await ledger.get_lot(GUILD, result.first_lot_id)
-    assert lot is not None and lot.expires_at == expected
+    assert lot is not None
+    assert lot.expires_at == expected
 
 
 @pytest.mark.parametrize(
@@ -249,9 +271,12 @@ async def test_a_lot_past_its_expiry_is_unusable_at_once_before_the_sweep(ledger
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.promo, bal.total, bal.upcoming, bal.lots) == (0, 0, 0, ())
     lot = await ledger.get_lot(GUILD, granted.first_lot_id)
-    assert lot is not None and lot.status == "active" and lot.remaining == 50  # the sweep has not run
-    await assert_refused_writes_nothing(ledger, store, lambda: ledger.checkout(GUILD, ALICE, item.id, key=key()),
-                                        Conflict)
+    assert lot is not None
+    assert lot.status == "active"  # the sweep has not run
+    assert lot.remaining == 50
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: ledger.checkout(GUILD, ALICE, item.id, key=key()), Conflict
+    )
     await assert_refused_writes_nothing(
         ledger, store, lambda: ledger.revoke(GUILD, ALICE, amount=1, reason="r", actor_id=MOD, key=key()), Conflict
     )
@@ -268,9 +293,11 @@ async def test_the_sweep_writes_expire_entries_and_events(ledger, key, clock, ev
     expired = await ledger.sweep_expired()
     assert [(e.lot_id, e.user_id, e.kind, e.amount) for e in expired] == [(soon.first_lot_id, ALICE, "promo", 50)]
     assert events == [("credit_expired", expired[0].to_dict())]
-    assert events[0][1]["amount"] == 50 and events[0][1]["expires_at"] == NOW + DAY
+    assert events[0][1]["amount"] == 50
+    assert events[0][1]["expires_at"] == NOW + DAY
     lot = await ledger.get_lot(GUILD, soon.first_lot_id)
-    assert lot is not None and (lot.status, lot.remaining) == ("expired", 0)
+    assert lot is not None
+    assert (lot.status, lot.remaining) == ("expired", 0)
     newest = (await ledger.history(GUILD, ALICE)).items[0]
     assert (newest.type, newest.amount, newest.lot_id) == ("expire", -50, soon.first_lot_id)
     assert await ledger.sweep_expired() == []  # nothing twice
@@ -291,7 +318,8 @@ async def test_a_partly_spent_lot_expires_only_its_remainder(ledger, key, clock)
     [expired] = await ledger.sweep_expired()
     assert expired.amount == 30
     lot = await ledger.get_lot(GUILD, granted.first_lot_id)
-    assert lot is not None and (lot.remaining, lot.status) == (0, "expired")
+    assert lot is not None
+    assert (lot.remaining, lot.status) == (0, "expired")
     await healthy(ledger)
 
 
@@ -308,18 +336,25 @@ async def test_balance_splits_and_names_the_next_expiry(ledger, key, clock):
     bal = await ledger.balance(GUILD, ALICE)
     assert isinstance(bal, Balance)
     assert (bal.gift, bal.promo, bal.upcoming, bal.total) == (50, 50, 5, 100)
-    assert bal.next_expiry is not None and bal.next_expiry.id == g_soon.first_lot_id
+    assert bal.next_expiry is not None
+    assert bal.next_expiry.id == g_soon.first_lot_id
     assert [lot.id for lot in bal.lots] == [
-        p_soon.first_lot_id, p_late.first_lot_id, g_soon.first_lot_id, g1.first_lot_id, upcoming.first_lot_id,
+        p_soon.first_lot_id,
+        p_late.first_lot_id,
+        g_soon.first_lot_id,
+        g1.first_lot_id,
+        upcoming.first_lot_id,
     ]
     clock.advance(days=1)
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.promo, bal.upcoming) == (55, 0)
-    assert bal.next_expiry is not None and bal.next_expiry.id == upcoming.first_lot_id
+    assert bal.next_expiry is not None
+    assert bal.next_expiry.id == upcoming.first_lot_id
     clock.advance(days=5)
     bal = await ledger.balance(GUILD, ALICE)
     assert (bal.gift, bal.promo) == (10, 50)
-    assert bal.next_expiry is not None and bal.next_expiry.id == p_soon.first_lot_id
+    assert bal.next_expiry is not None
+    assert bal.next_expiry.id == p_soon.first_lot_id
 
 
 async def test_an_unknown_member_has_an_empty_balance_and_history(ledger):
@@ -352,7 +387,8 @@ async def test_revoke_a_whole_lot(ledger, key):
     assert (result.user_id, result.amount) == (ALICE, 40)
     assert [(c.lot_id, c.type, c.amount) for c in result.changes] == [(lot_id, "void", -40)]
     lot = await ledger.get_lot(GUILD, lot_id)
-    assert lot is not None and (lot.status, lot.remaining) == ("voided", 0)
+    assert lot is not None
+    assert (lot.status, lot.remaining) == ("voided", 0)
     newest = (await ledger.history(GUILD, ALICE)).items[0]
     assert (newest.type, newest.amount, newest.reason, newest.actor_id) == ("void", -40, "abuse", MOD)
     assert (await ledger.balance(GUILD, ALICE)).total == 10
@@ -364,7 +400,8 @@ async def test_revoke_part_of_a_lot(ledger, key):
     result = await ledger.revoke(GUILD, ALICE, lot_id=lot_id, amount="15", reason="oops", actor_id=MOD, key=key())
     assert result.amount == 15
     lot = await ledger.get_lot(GUILD, lot_id)
-    assert lot is not None and (lot.status, lot.remaining) == ("active", 25)
+    assert lot is not None
+    assert (lot.status, lot.remaining) == ("active", 25)
     await healthy(ledger)
 
 
@@ -441,14 +478,17 @@ async def test_revoke_of_a_spent_voided_or_expired_lot_is_refused(ledger, store,
     clock.advance(hours=1)
     for lot_id in (spent, voided, expiring):
         await assert_refused_writes_nothing(
-            ledger, store,
+            ledger,
+            store,
             lambda lot_id=lot_id: ledger.revoke(GUILD, ALICE, lot_id=lot_id, reason="r", actor_id=MOD, key=key()),
             Conflict,
         )
     await ledger.sweep_expired()
     await assert_refused_writes_nothing(
-        ledger, store,
-        lambda: ledger.revoke(GUILD, ALICE, lot_id=expiring, reason="r", actor_id=MOD, key=key()), Conflict,
+        ledger,
+        store,
+        lambda: ledger.revoke(GUILD, ALICE, lot_id=expiring, reason="r", actor_id=MOD, key=key()),
+        Conflict,
     )
     await healthy(ledger)
 
@@ -461,10 +501,19 @@ async def test_extend_moves_the_expiry_with_a_zero_entry(ledger, key, clock):
     result = await ledger.extend(GUILD, lot_id, "2026-12-31", actor_id=MOD, key=key(), reason="goodwill")
     new = unix(datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC))
     assert (result.lot_id, result.user_id, result.old_expires_at, result.new_expires_at) == (
-        lot_id, ALICE, NOW + DAY, new)
+        lot_id,
+        ALICE,
+        NOW + DAY,
+        new,
+    )
     newest = (await ledger.history(GUILD, ALICE)).items[0]
     assert (newest.type, newest.amount, newest.lot_id, newest.reason, newest.actor_id) == (
-        "expiry_change", 0, lot_id, "goodwill", MOD)
+        "expiry_change",
+        0,
+        lot_id,
+        "goodwill",
+        MOD,
+    )
     clock.advance(days=2)
     assert await ledger.sweep_expired() == []
     assert (await ledger.balance(GUILD, ALICE)).promo == 20
@@ -549,8 +598,11 @@ async def test_the_database_refuses_impossible_lots_and_entries(ledger, store, k
     with pytest.raises(sqlite3.IntegrityError):  # an active lot can't be empty
         db_execute(store, "UPDATE lots SET remaining = 0 WHERE status = 'active'")
     with pytest.raises(sqlite3.IntegrityError):  # a spend must be negative
-        db_execute(store, "INSERT INTO entries (guild_id, user_id, lot_id, type, amount, created_at)"
-                          " VALUES (?, ?, 1, 'spend', 5, ?)", (GUILD, ALICE, NOW))
+        db_execute(
+            store,
+            "INSERT INTO entries (guild_id, user_id, lot_id, type, amount, created_at) VALUES (?, ?, 1, 'spend', 5, ?)",
+            (GUILD, ALICE, NOW),
+        )
     assert count(store, "lots") == 1
 
 
@@ -562,7 +614,8 @@ async def test_verify_catches_a_hand_edited_remaining(ledger, store, key):
     await healthy(ledger)
     db_execute(store, "UPDATE lots SET remaining = remaining + 1 WHERE id = ?", (lot_id,))
     problems = await ledger.verify()
-    assert problems and any(f"lot {lot_id}" in p for p in problems)
+    assert problems
+    assert any(f"lot {lot_id}" in p for p in problems)
 
 
 @corrupts_db

@@ -103,10 +103,21 @@ async def _exclude_category(ledger, key):
 
 
 MUTATIONS: dict[str, Setup] = {
-    "grant": _grant, "grant_many": _grant_many, "revoke": _revoke, "extend": _extend, "checkout": _checkout,
-    "refund": _refund, "redeem_promo": _redeem_promo, "redeem_card": _redeem_card, "create_promo": _create_promo,
-    "disable_promo": _disable_promo, "void_gift_card": _void_card, "add_item": _add_item, "edit_item": _edit_item,
-    "update_settings": _update_settings, "set_category_excluded": _exclude_category,
+    "grant": _grant,
+    "grant_many": _grant_many,
+    "revoke": _revoke,
+    "extend": _extend,
+    "checkout": _checkout,
+    "refund": _refund,
+    "redeem_promo": _redeem_promo,
+    "redeem_card": _redeem_card,
+    "create_promo": _create_promo,
+    "disable_promo": _disable_promo,
+    "void_gift_card": _void_card,
+    "add_item": _add_item,
+    "edit_item": _edit_item,
+    "update_settings": _update_settings,
+    "set_category_excluded": _exclude_category,
 }
 
 
@@ -147,7 +158,8 @@ async def test_repeated_grant_emits_one_event_and_one_lot(ledger, store, events)
         await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=SAME)
     assert [name for name, _ in events] == ["credit_granted"]
     assert (await ledger.balance(GUILD, ALICE)).promo == 10
-    assert count(store, "lots") == 1 and count(store, "entries") == 1
+    assert count(store, "lots") == 1
+    assert count(store, "entries") == 1
 
 
 async def test_repeated_checkout_returns_the_first_order_even_when_it_could_no_longer_be_paid(ledger, key, events):
@@ -194,7 +206,10 @@ async def test_a_retry_with_other_arguments_still_returns_the_first_result(ledge
 async def test_a_key_used_for_one_action_is_refused_for_another(ledger, store, key):
     await ledger.grant(GUILD, ALICE, 50, actor_id=MOD, key=SAME)
     await assert_refused_writes_nothing(
-        ledger, store, lambda: ledger.revoke(GUILD, ALICE, amount=5, reason="r", actor_id=MOD, key=SAME), Conflict,
+        ledger,
+        store,
+        lambda: ledger.revoke(GUILD, ALICE, amount=5, reason="r", actor_id=MOD, key=SAME),
+        Conflict,
         "another action",
     )
 
@@ -316,12 +331,17 @@ async def test_same_names_live_side_by_side_in_two_guilds(ledger, key):
 
 
 async def test_settings_and_exclusions_are_per_guild(ledger, key):
-    await ledger.update_settings(GUILD, actor_id=MOD, key=key(), currency_name="coins", decimals=2,
-                                 timezone="Asia/Tokyo")
+    await ledger.update_settings(
+        GUILD, actor_id=MOD, key=key(), currency_name="coins", decimals=2, timezone="Asia/Tokyo"
+    )
     await ledger.set_category_excluded(GUILD, "merch", True, actor_id=MOD, key=key())
     theirs = await ledger.settings(OTHER_GUILD)
     assert (theirs.currency_name, theirs.decimals, theirs.timezone, theirs.promo_excluded_categories) == (
-        "credits", 0, "UTC", ())
+        "credits",
+        0,
+        "UTC",
+        (),
+    )
     await ledger.grant(OTHER_GUILD, ALICE, "12", actor_id=MOD, key=key())  # whole credits there
     item = await ledger.add_item(OTHER_GUILD, "Sticker", 12, "merch", actor_id=MOD, key=key())
     assert (await ledger.checkout(OTHER_GUILD, ALICE, item.id, key=key())).promo_applied == 12

@@ -102,8 +102,9 @@ async def test_decimals_are_fixed_once_money_exists(ledger, store, key, setup):
             await ledger.remove_item(GUILD, item.id, actor_id=MOD, key=key())
     else:
         await ledger.create_promo(GUILD, "CODE", 10, actor_id=MOD, key=key())
-    await assert_refused_writes_nothing(ledger, store, lambda: settings_change(ledger, key, decimals=2), InvalidInput,
-                                        "Decimals")
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: settings_change(ledger, key, decimals=2), InvalidInput, "Decimals"
+    )
     # Restating the current scale, or changing the name, is fine.
     assert (await settings_change(ledger, key, decimals=0, currency_name="coins")).currency_name == "coins"
 
@@ -111,16 +112,18 @@ async def test_decimals_are_fixed_once_money_exists(ledger, store, key, setup):
 async def test_decimals_are_fixed_once_a_gift_card_exists(ledger, store, key):
     await settings_change(ledger, key, decimals=2)
     await ledger.issue_gift_cards(GUILD, "25.00", 1, actor_id=MOD, key=key())  # 2500 minor units = 25.00
-    await assert_refused_writes_nothing(ledger, store, lambda: settings_change(ledger, key, decimals=0), InvalidInput,
-                                        "Decimals")
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: settings_change(ledger, key, decimals=0), InvalidInput, "Decimals"
+    )
 
 
 async def test_decimals_are_fixed_while_credit_is_still_upcoming(ledger, store, key, clock):
     await ledger.grant(GUILD, ALICE, 10, actor_id=MOD, key=key(), starts="100d")  # granted now, usable in 100 days
     clock.advance(days=13 * 7)
     assert (await ledger.balance(GUILD, ALICE)).upcoming == 10
-    await assert_refused_writes_nothing(ledger, store, lambda: settings_change(ledger, key, decimals=2), InvalidInput,
-                                        "Decimals")
+    await assert_refused_writes_nothing(
+        ledger, store, lambda: settings_change(ledger, key, decimals=2), InvalidInput, "Decimals"
+    )
 
 
 async def test_decimals_can_change_in_an_empty_guild_and_other_guilds_do_not_count(ledger, key):
@@ -132,8 +135,13 @@ async def test_decimals_can_change_in_an_empty_guild_and_other_guilds_do_not_cou
 
 @pytest.mark.parametrize(
     ("typed", "stored"),
-    [("Europe/Berlin", "Europe/Berlin"), ("europe/berlin", "Europe/Berlin"), (" UTC ", "UTC"),
-     ("America/Argentina/Buenos_Aires", "America/Argentina/Buenos_Aires"), ("Etc/GMT+2", "Etc/GMT+2")],
+    [
+        ("Europe/Berlin", "Europe/Berlin"),
+        ("europe/berlin", "Europe/Berlin"),
+        (" UTC ", "UTC"),
+        ("America/Argentina/Buenos_Aires", "America/Argentina/Buenos_Aires"),
+        ("Etc/GMT+2", "Etc/GMT+2"),
+    ],
 )
 async def test_timezone_is_an_iana_name(ledger, key, typed, stored):
     assert (await settings_change(ledger, key, timezone=typed)).timezone == stored
@@ -141,16 +149,34 @@ async def test_timezone_is_an_iana_name(ledger, key, typed, stored):
 
 async def test_bad_timezones_are_refused(ledger, store, key):
     await assert_each_refused_writes_nothing(
-        ledger, store, ["Mars/Olympus", "", "  ", "UTC+2", "CEST", "posix/Europe/Berlin", "../../etc/passwd",
-                        "Europe/", "localtime", "x" * 80],
+        ledger,
+        store,
+        [
+            "Mars/Olympus",
+            "",
+            "  ",
+            "UTC+2",
+            "CEST",
+            "posix/Europe/Berlin",
+            "../../etc/passwd",
+            "Europe/",
+            "localtime",
+            "x" * 80,
+        ],
         lambda tz: settings_change(ledger, key, timezone=tz),
     )
 
 
 @pytest.mark.parametrize(
     ("typed", "stored"),
-    [("7d,1d", (7 * DAY, DAY)), ("1d, 7d", (7 * DAY, DAY)), ("90m", (5400,)), ("1m", (60,)),
-     ("2w,3d,12h,1d", (14 * DAY, 3 * DAY, DAY, DAY // 2)), ("1d,1d,24h", (DAY,))],
+    [
+        ("7d,1d", (7 * DAY, DAY)),
+        ("1d, 7d", (7 * DAY, DAY)),
+        ("90m", (5400,)),
+        ("1m", (60,)),
+        ("2w,3d,12h,1d", (14 * DAY, 3 * DAY, DAY, DAY // 2)),
+        ("1d,1d,24h", (DAY,)),
+    ],
 )
 async def test_reminder_lead_times(ledger, key, typed, stored):
     s = await settings_change(ledger, key, reminder_leads=typed)
@@ -160,9 +186,22 @@ async def test_reminder_lead_times(ledger, key, typed, stored):
 
 async def test_bad_reminder_lead_times_are_refused(ledger, store, key):
     await assert_each_refused_writes_nothing(
-        ledger, store,
-        ["59s", "30s", "7d,30s", "0m", "", " , ", "abc", "7", "-1d", "2y", "3 months",
-         ",".join(f"{n}h" for n in range(1, 12))],
+        ledger,
+        store,
+        [
+            "59s",
+            "30s",
+            "7d,30s",
+            "0m",
+            "",
+            " , ",
+            "abc",
+            "7",
+            "-1d",
+            "2y",
+            "3 months",
+            ",".join(f"{n}h" for n in range(1, 12)),
+        ],
         lambda leads: settings_change(ledger, key, reminder_leads=leads),
     )
     assert (await ledger.settings(GUILD)).reminder_leads == (7 * DAY, DAY)
@@ -205,8 +244,15 @@ async def test_moderator_actions_are_audited_with_their_actor(ledger, key):
     log = (await ledger.audit_log(GUILD, per_page=100)).items
     actions = [(row["action"], row["actor_id"]) for row in reversed(log)]
     assert actions == [
-        ("grant", MOD), ("revoke", MOD + 1), ("extend", MOD), ("shop-add", MOD), ("refund", MOD),
-        ("promo-create", MOD), ("giftcard-issue", MOD), ("giftcard-void", MOD), ("settings", MOD),
+        ("grant", MOD),
+        ("revoke", MOD + 1),
+        ("extend", MOD),
+        ("shop-add", MOD),
+        ("refund", MOD),
+        ("promo-create", MOD),
+        ("giftcard-issue", MOD),
+        ("giftcard-void", MOD),
+        ("settings", MOD),
         ("exclude-category", MOD),
     ]
     assert (await ledger.audit_log(OTHER_GUILD)).total == 0
@@ -252,7 +298,8 @@ async def test_report_figures(ledger, key, clock):
     clock.advance(days=3)
     report = await ledger.report(GUILD)
     expired = [w.expired for w in report.weeks]
-    assert sum(expired) == 70 and expired[-1] == 70
+    assert sum(expired) == 70
+    assert expired[-1] == 70
     granted = [w.granted for w in report.weeks]
     assert granted[-2:] == [415, 0]
     assert (await ledger.get_lot(GUILD, soon.first_lot_id)).status == "expired"
@@ -302,5 +349,6 @@ async def test_report_of_an_empty_guild(ledger, key):
     await ledger.create_promo(GUILD, "MINE", 10, actor_id=MOD, key=key())
     report = await ledger.report(OTHER_GUILD)
     assert (report.outstanding_promo, report.outstanding_gift, report.expiring_7d, report.expiring_30d) == (0, 0, 0, 0)
-    assert report.redemptions_per_code == () and report.gift_cards_redeemed == 0
+    assert report.redemptions_per_code == ()
+    assert report.gift_cards_redeemed == 0
     assert all((w.granted, w.spent, w.expired) == (0, 0, 0) for w in report.weeks)

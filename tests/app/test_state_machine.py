@@ -88,8 +88,15 @@ CATEGORY_NAMES = ("games", "Games", "roles", "subscriptions", "gear")
 EXCLUDABLE = ("subscriptions", "Games", "gear")
 ITEM_NAMES = ("Hat", "hat", "Badge", "VIP Role", "Sticker", "Season Pass")
 PROMO_CODES = (
-    "SUMMER", "summer", "Sum-Mer", "WINTER-25", "VIP",  # three spellings of one key, then two more
-    "AB", "HAS SPACE", "BAD_CHAR", "ABCD-EFGH-JKMN-PQRS",  # too short, space, underscore, gift-card shape
+    "SUMMER",
+    "summer",
+    "Sum-Mer",
+    "WINTER-25",
+    "VIP",  # three spellings of one key, then two more
+    "AB",
+    "HAS SPACE",
+    "BAD_CHAR",
+    "ABCD-EFGH-JKMN-PQRS",  # too short, space, underscore, gift-card shape
 )
 WRONG_CODES = ("NOPE-NOPE", "definitely not a code", "ZZZZ-ZZZZ-ZZZZ-ZZZZ")
 CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
@@ -268,14 +275,12 @@ class Model:
         key = normalise(text).translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
         if len(key) != 16 or not set(key) <= CROCKFORD:
             return None
-        return next(
-            (c for c in self.cards.values() if c.guild == guild and normalise(c.code) == key), None
-        )
+        return next((c for c in self.cards.values() if c.guild == guild and normalise(c.code) == key), None)
 
     # checking ---------------------------------------------------------------------------------
-    def plan_purchase(self, guild: int, user: int, item_id: int, quantity: int) -> tuple[
-        MItem, int, list[tuple[MLot, int]], list[tuple[MLot, int]]
-    ]:
+    def plan_purchase(
+        self, guild: int, user: int, item_id: int, quantity: int
+    ) -> tuple[MItem, int, list[tuple[MLot, int]], list[tuple[MLot, int]]]:
         item = self.items.get(item_id)
         if item is None or item.guild != guild:
             raise Refused(NotFound)
@@ -286,7 +291,8 @@ class Model:
         if item.stock is not None and item.stock < quantity:
             raise Refused(Conflict)
         bought = sum(
-            o.quantity for o in self.orders.values()
+            o.quantity
+            for o in self.orders.values()
             if o.item_id == item_id and o.user == user and o.status == "completed"
         )
         if item.limit is not None and bought + quantity > item.limit:
@@ -295,8 +301,11 @@ class Model:
         if total > MAX_AMOUNT:
             raise Refused(InvalidInput)
         eligible = sorted(
-            (lot for lot in self.member_lots(guild, user)
-             if lot.usable(self.now) and lot.pays_for(item.category, self.excluded[guild])),
+            (
+                lot
+                for lot in self.member_lots(guild, user)
+                if lot.usable(self.now) and lot.pays_for(item.category, self.excluded[guild])
+            ),
             key=spending_order,
         )
         if sum(lot.remaining for lot in eligible) < total:
@@ -315,7 +324,8 @@ class Model:
         return item, total, takes, forfeits
 
     def debit(self, lot: MLot, amount: int, empty_status: str) -> None:
-        assert 0 < amount <= lot.remaining and lot.status == "active"
+        assert 0 < amount <= lot.remaining
+        assert lot.status == "active"
         lot.remaining -= amount
         if lot.remaining == 0:
             lot.status = empty_status
@@ -323,6 +333,7 @@ class Model:
 
 
 # --- the machine --------------------------------------------------------------------------------
+
 
 def mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """`usual` about nine times in ten, `odd` otherwise (hypothesis has no weighted one_of)."""
@@ -348,12 +359,17 @@ CATEGORIES = mostly(
         st.lists(st.sampled_from(CATEGORY_NAMES), min_size=1, max_size=3).map(", ".join),
     ),
 )
-SEED_LOTS = st.lists(st.tuples(
-    st.sampled_from(["promo", "gift"]), st.integers(1, 150),
-    st.one_of(st.none(), st.tuples(st.just("in"), st.integers(HOUR, 2 * WEEK))),
-    st.one_of(st.none(), st.none(), st.lists(st.sampled_from(CATEGORY_NAMES), min_size=1, max_size=2)),
-    st.integers(0, 2).map(lambda n: n == 0),  # one-time
-), min_size=1, max_size=3)
+SEED_LOTS = st.lists(
+    st.tuples(
+        st.sampled_from(["promo", "gift"]),
+        st.integers(1, 150),
+        st.one_of(st.none(), st.tuples(st.just("in"), st.integers(HOUR, 2 * WEEK))),
+        st.one_of(st.none(), st.none(), st.lists(st.sampled_from(CATEGORY_NAMES), min_size=1, max_size=2)),
+        st.integers(0, 2).map(lambda n: n == 0),  # one-time
+    ),
+    min_size=1,
+    max_size=3,
+)
 VALID_OR_BAD_CODE = mostly(st.sampled_from(PROMO_CODES[:5]), st.sampled_from(PROMO_CODES[5:]))
 PICK = st.integers(0, 10**6)
 WILD = st.integers(0, 9)  # 0: aim somewhere else (another member, another server, a missing id)
@@ -366,9 +382,12 @@ STEP = st.one_of(
 )
 
 CHECKOUT_ARGS = {
-    "member": st.sampled_from(MEMBERS), "item_pick": PICK, "wild": WILD,
+    "member": st.sampled_from(MEMBERS),
+    "item_pick": PICK,
+    "wild": WILD,
     "quantity": mostly(st.sampled_from([1, 1, 1, 2, 3]), st.sampled_from([0, 101])),
-    "preview": st.booleans(), "agreed": st.sampled_from([None, "plan", "stale-price", "stale-lots"]),
+    "preview": st.booleans(),
+    "agreed": st.sampled_from([None, "plan", "stale-price", "stale-lots"]),
     "times": st.integers(1, 3),
 }
 
@@ -415,16 +434,22 @@ class LedgerMachine(RuleBasedStateMachine):
         return f"sm-{self.keys}"
 
     def write(
-        self, operation: str, expected: type[UserError] | None, call: Callable[[str], Awaitable[Any]],
+        self,
+        operation: str,
+        expected: type[UserError] | None,
+        call: Callable[[str], Awaitable[Any]],
         normalise_result: Callable[[Any], Any] = lambda r: r,
     ) -> Any:
         """Run one write with a fresh key; it must fail exactly as `expected` says (None: succeed)."""
         key = self.new_key()
+        refused: UserError | None = None
         try:
             result = self.run(call(key))
         except UserError as exc:
-            assert expected is not None, f"{operation} refused, the model expected success: {exc!r}"
-            assert type(exc) is expected, f"{operation}: expected {expected.__name__}, got {exc!r}"
+            refused = exc
+        if refused is not None:  # asserted outside the except block, so a failure shows no chained traceback
+            assert expected is not None, f"{operation} refused, the model expected success: {refused!r}"
+            assert type(refused) is expected, f"{operation}: expected {expected.__name__}, got {refused!r}"
             event(f"{operation}: {expected.__name__}")
             return None
         assert expected is None, f"{operation} succeeded, the model expected {expected.__name__}: {result!r}"
@@ -434,11 +459,14 @@ class LedgerMachine(RuleBasedStateMachine):
         return result
 
     def read_refused(self, expected: type[UserError] | None, awaitable: Awaitable[Any]) -> Any:
+        refused: UserError | None = None
         try:
             result = self.run(awaitable)
         except UserError as exc:
-            assert expected is not None, f"refused, the model expected success: {exc!r}"
-            assert type(exc) is expected, f"expected {expected.__name__}, got {exc!r}"
+            refused = exc
+        if refused is not None:
+            assert expected is not None, f"refused, the model expected success: {refused!r}"
+            assert type(refused) is expected, f"expected {expected.__name__}, got {refused!r}"
             return None
         assert expected is None, f"succeeded, the model expected {expected.__name__}: {result!r}"
         return result
@@ -449,8 +477,18 @@ class LedgerMachine(RuleBasedStateMachine):
             return BOGUS_ID
         return choices[pick % len(choices)]
 
-    def add_lot(self, lot_id: int, guild: int, user: int, kind: str, amount: int, starts_at: int,
-                expires_at: int | None, categories: frozenset[str] | None, one_time: bool) -> None:
+    def add_lot(
+        self,
+        lot_id: int,
+        guild: int,
+        user: int,
+        kind: str,
+        amount: int,
+        starts_at: int,
+        expires_at: int | None,
+        categories: frozenset[str] | None,
+        one_time: bool,
+    ) -> None:
         assert lot_id not in self.model.lots
         self.model.lots[lot_id] = MLot(
             lot_id, guild, user, kind, amount, amount, starts_at, expires_at, categories, one_time, self.now
@@ -458,12 +496,23 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.entries[(guild, user)] += 1
 
     # seeding ----------------------------------------------------------------------------------
-    @initialize(items=st.lists(st.tuples(
-        st.integers(1, 120), st.sampled_from(CATEGORY_NAMES), st.one_of(st.none(), st.integers(1, 3)),
-        st.one_of(st.none(), st.integers(1, 2))), min_size=3, max_size=3),
-        excluded=st.one_of(st.none(), st.integers(0, 2)), spelling=st.booleans())
-    def seed_shop(self, items: list[tuple[int, str, int | None, int | None]], excluded: int | None,
-                  spelling: bool) -> None:
+    @initialize(
+        items=st.lists(
+            st.tuples(
+                st.integers(1, 120),
+                st.sampled_from(CATEGORY_NAMES),
+                st.one_of(st.none(), st.integers(1, 3)),
+                st.one_of(st.none(), st.integers(1, 2)),
+            ),
+            min_size=3,
+            max_size=3,
+        ),
+        excluded=st.one_of(st.none(), st.integers(0, 2)),
+        spelling=st.booleans(),
+    )
+    def seed_shop(
+        self, items: list[tuple[int, str, int | None, int | None]], excluded: int | None, spelling: bool
+    ) -> None:
         """Three items (two here, one in the other server); maybe promo credit may not pay for one's category."""
         for guild, name, (price, category, stock, limit) in zip(
             (GUILD, GUILD, OTHER_GUILD), ("Seed Cap", "Seed Mug", "Seed Cap"), items, strict=True
@@ -473,9 +522,11 @@ class LedgerMachine(RuleBasedStateMachine):
             guild, category = (GUILD, GUILD, OTHER_GUILD)[excluded], items[excluded][1]
             self.exclude_category(guild, category.upper() if spelling else category, True)
 
-    @initialize(first=st.lists(SEED_LOTS, min_size=len(MEMBERS), max_size=len(MEMBERS)),
-                second=st.lists(SEED_LOTS, min_size=len(MEMBERS), max_size=len(MEMBERS)),
-                gap=st.integers(1, 3 * HOUR))
+    @initialize(
+        first=st.lists(SEED_LOTS, min_size=len(MEMBERS), max_size=len(MEMBERS)),
+        second=st.lists(SEED_LOTS, min_size=len(MEMBERS), max_size=len(MEMBERS)),
+        gap=st.integers(1, 3 * HOUR),
+    )
     def seed_credit(self, first: list[list[Any]], second: list[list[Any]], gap: int) -> None:
         """A few varied lots per member, in two rounds some minutes apart (so "oldest" matters)."""
         for round_ in (first, second):
@@ -485,34 +536,100 @@ class LedgerMachine(RuleBasedStateMachine):
             if round_ is first:
                 self.move_to(self.now + gap)
 
-    @initialize(amount=st.integers(1, 100), uses=st.one_of(st.none(), st.integers(1, 3)),
-                per_member=st.integers(1, 2), redeem_by=mostly(st.integers(HOUR, 3 * DAY), st.none()),
-                days=st.one_of(st.none(), st.integers(1, 14)), categories=CATEGORIES, one_time=st.booleans(),
-                card_amount=st.integers(1, 100), claim_by=st.one_of(st.none(), st.integers(DAY, 2 * WEEK)))
-    def seed_codes(self, amount: int, uses: int | None, per_member: int, redeem_by: int | None,
-                   days: int | None, categories: Any, one_time: bool, card_amount: int,
-                   claim_by: int | None) -> None:
-        self.promo_create(GUILD, "SEED-10", amount, uses, per_member, None if redeem_by is None else ("in", redeem_by),
-                          None if days is None else ("days", days), categories, one_time, 1)
+    @initialize(
+        amount=st.integers(1, 100),
+        uses=st.one_of(st.none(), st.integers(1, 3)),
+        per_member=st.integers(1, 2),
+        redeem_by=mostly(st.integers(HOUR, 3 * DAY), st.none()),
+        days=st.one_of(st.none(), st.integers(1, 14)),
+        categories=CATEGORIES,
+        one_time=st.booleans(),
+        card_amount=st.integers(1, 100),
+        claim_by=st.one_of(st.none(), st.integers(DAY, 2 * WEEK)),
+    )
+    def seed_codes(
+        self,
+        amount: int,
+        uses: int | None,
+        per_member: int,
+        redeem_by: int | None,
+        days: int | None,
+        categories: Any,
+        one_time: bool,
+        card_amount: int,
+        claim_by: int | None,
+    ) -> None:
+        self.promo_create(
+            GUILD,
+            "SEED-10",
+            amount,
+            uses,
+            per_member,
+            None if redeem_by is None else ("in", redeem_by),
+            None if days is None else ("days", days),
+            categories,
+            one_time,
+            1,
+        )
         self.cards_issue(GUILD, card_amount, 2, None if claim_by is None else ("in", claim_by))
 
     # credit -----------------------------------------------------------------------------------
-    @rule(member=st.sampled_from(MEMBERS), amount=AMOUNT, kind=st.sampled_from(["promo", "gift"]),
-          expires=EXPIRES, starts=STARTS, categories=CATEGORIES, one_time=st.booleans())
-    def grant(self, member: tuple[int, int], amount: int, kind: str, expires: tuple[str, int] | None,
-              starts: tuple[str, int] | None, categories: Any, one_time: bool) -> None:
+    @rule(
+        member=st.sampled_from(MEMBERS),
+        amount=AMOUNT,
+        kind=st.sampled_from(["promo", "gift"]),
+        expires=EXPIRES,
+        starts=STARTS,
+        categories=CATEGORIES,
+        one_time=st.booleans(),
+    )
+    def grant(
+        self,
+        member: tuple[int, int],
+        amount: int,
+        kind: str,
+        expires: tuple[str, int] | None,
+        starts: tuple[str, int] | None,
+        categories: Any,
+        one_time: bool,
+    ) -> None:
         self.grant_to(member[0], [member[1]], amount, kind, expires, starts, categories, one_time)
 
-    @rule(guild=st.sampled_from(GUILDS), who=st.lists(st.integers(0, 5), max_size=4), amount=AMOUNT,
-          kind=st.sampled_from(["promo", "gift"]), expires=EXPIRES, categories=CATEGORIES, one_time=st.booleans())
-    def grant_many(self, guild: int, who: list[int], amount: int, kind: str, expires: tuple[str, int] | None,
-                   categories: Any, one_time: bool) -> None:
+    @rule(
+        guild=st.sampled_from(GUILDS),
+        who=st.lists(st.integers(0, 5), max_size=4),
+        amount=AMOUNT,
+        kind=st.sampled_from(["promo", "gift"]),
+        expires=EXPIRES,
+        categories=CATEGORIES,
+        one_time=st.booleans(),
+    )
+    def grant_many(
+        self,
+        guild: int,
+        who: list[int],
+        amount: int,
+        kind: str,
+        expires: tuple[str, int] | None,
+        categories: Any,
+        one_time: bool,
+    ) -> None:
         pool = GUILD_MEMBERS[guild]
         users = [pool[i % len(pool)] for i in who]  # repeats included: each member gets one lot
         self.grant_to(guild, users, amount, kind, expires, None, categories, one_time, many=True)
 
-    def grant_to(self, guild: int, users: list[int], amount: int, kind: str, expires: tuple[str, int] | None,
-                 starts: tuple[str, int] | None, categories: Any, one_time: bool, many: bool = False) -> None:
+    def grant_to(
+        self,
+        guild: int,
+        users: list[int],
+        amount: int,
+        kind: str,
+        expires: tuple[str, int] | None,
+        starts: tuple[str, int] | None,
+        categories: Any,
+        one_time: bool,
+        many: bool = False,
+    ) -> None:
         expires_text, expires_at = self.when(expires)
         starts_text, starts_at = self.when(starts)
         members = sorted(set(users))  # lots are created in user-id order (see Ledger.grant_many)
@@ -526,8 +643,15 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = InvalidInput
 
         def call(key: str) -> Awaitable[Any]:
-            options = {"actor_id": MOD, "key": key, "kind": kind, "expires": expires_text,
-                       "starts": starts_text, "categories": categories, "one_time": one_time}
+            options = {
+                "actor_id": MOD,
+                "key": key,
+                "kind": kind,
+                "expires": expires_text,
+                "starts": starts_text,
+                "categories": categories,
+                "one_time": one_time,
+            }
             if many:
                 return self.ledger.grant_many(guild, users, amount, **options)
             return self.ledger.grant(guild, users[0], amount, **options)
@@ -535,12 +659,15 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.write("grant", expected, call)
         if result is None:
             return
-        assert result.count == len(members) and result.amount == amount and result.kind == kind
+        assert result.count == len(members)
+        assert result.amount == amount
+        assert result.kind == kind
         assert result.expires_at == expires_at
         assert result.starts_at == (self.now if starts_at is None else starts_at)
         for lot_id, user in zip(result.lot_ids, members, strict=True):
-            self.add_lot(lot_id, guild, user, kind, amount, result.starts_at, expires_at,
-                         categories_of(categories), one_time)
+            self.add_lot(
+                lot_id, guild, user, kind, amount, result.starts_at, expires_at, categories_of(categories), one_time
+            )
         self.model.audits[guild] += 1
 
     @rule(member=st.sampled_from(MEMBERS), lot_pick=PICK, wild=WILD, partial=st.one_of(st.none(), AMOUNT))
@@ -562,9 +689,19 @@ class LedgerMachine(RuleBasedStateMachine):
             take = lot.remaining if partial is None else partial
             if take > lot.remaining:
                 expected = Conflict
-        result = self.write("revoke", expected, lambda key: self.ledger.revoke(
-            guild, user, reason="state machine", actor_id=MOD, key=key, lot_id=lot_id, amount=partial,
-        ))
+        result = self.write(
+            "revoke",
+            expected,
+            lambda key: self.ledger.revoke(
+                guild,
+                user,
+                reason="state machine",
+                actor_id=MOD,
+                key=key,
+                lot_id=lot_id,
+                amount=partial,
+            ),
+        )
         if result is None:
             return
         assert lot is not None
@@ -576,16 +713,26 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(member=st.sampled_from(MEMBERS), amount=AMOUNT)
     def revoke_amount(self, member: tuple[int, int], amount: int) -> None:
         guild, user = member
-        usable = sorted((lot for lot in self.model.member_lots(guild, user) if lot.usable(self.now)),
-                        key=spending_order)
+        usable = sorted(
+            (lot for lot in self.model.member_lots(guild, user) if lot.usable(self.now)), key=spending_order
+        )
         expected: type[UserError] | None = None
         if not valid_amount(amount):
             expected = InvalidInput
         elif sum(lot.remaining for lot in usable) < amount:
             expected = Conflict
-        result = self.write("revoke", expected, lambda key: self.ledger.revoke(
-            guild, user, reason="state machine", actor_id=MOD, key=key, amount=amount,
-        ))
+        result = self.write(
+            "revoke",
+            expected,
+            lambda key: self.ledger.revoke(
+                guild,
+                user,
+                reason="state machine",
+                actor_id=MOD,
+                key=key,
+                amount=amount,
+            ),
+        )
         if result is None:
             return
         pieces = []
@@ -601,8 +748,13 @@ class LedgerMachine(RuleBasedStateMachine):
             self.model.debit(self.model.lots[lot_id], -signed, "voided")
         self.model.audits[guild] += 1
 
-    @rule(lot_pick=PICK, wild=WILD, expires=st.one_of(
-        st.tuples(st.just("in"), st.integers(1, 4 * WEEK)), st.tuples(st.just("at"), st.integers(-DAY, 4 * WEEK))))
+    @rule(
+        lot_pick=PICK,
+        wild=WILD,
+        expires=st.one_of(
+            st.tuples(st.just("in"), st.integers(1, 4 * WEEK)), st.tuples(st.just("at"), st.integers(-DAY, 4 * WEEK))
+        ),
+    )
     def extend(self, lot_pick: int, wild: int, expires: tuple[str, int]) -> None:
         lot_id = self.pick(self.model.lots, lot_pick, wild)
         lot = self.model.lots.get(lot_id)
@@ -618,8 +770,11 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = Conflict
         elif expires_at <= lot.starts_at:
             expected = InvalidInput
-        result = self.write("extend", expected, lambda key: self.ledger.extend(
-            guild, lot_id, text or "", actor_id=MOD, key=key, reason="state machine"))
+        result = self.write(
+            "extend",
+            expected,
+            lambda key: self.ledger.extend(guild, lot_id, text or "", actor_id=MOD, key=key, reason="state machine"),
+        )
         if result is None:
             return
         assert lot is not None
@@ -629,31 +784,47 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.audits[guild] += 1
 
     # shop -------------------------------------------------------------------------------------
-    @rule(guild=st.sampled_from((GUILD, GUILD, GUILD, OTHER_GUILD)), name=st.sampled_from(ITEM_NAMES),
-          price=PRICE, category=st.sampled_from(CATEGORY_NAMES),
-          stock=st.one_of(st.none(), st.integers(0, 4)), limit=st.one_of(st.none(), st.integers(1, 3)))
-    def shop_add(self, guild: int, name: str, price: int, category: str, stock: int | None,
-                 limit: int | None) -> None:
+    @rule(
+        guild=st.sampled_from((GUILD, GUILD, GUILD, OTHER_GUILD)),
+        name=st.sampled_from(ITEM_NAMES),
+        price=PRICE,
+        category=st.sampled_from(CATEGORY_NAMES),
+        stock=st.one_of(st.none(), st.integers(0, 4)),
+        limit=st.one_of(st.none(), st.integers(1, 3)),
+    )
+    def shop_add(self, guild: int, name: str, price: int, category: str, stock: int | None, limit: int | None) -> None:
         self.add_item(guild, name, price, category, stock, limit)
 
-    def add_item(self, guild: int, name: str, price: int, category: str, stock: int | None,
-                 limit: int | None) -> None:
+    def add_item(self, guild: int, name: str, price: int, category: str, stock: int | None, limit: int | None) -> None:
         expected: type[UserError] | None = None
         if not valid_amount(price):
             expected = InvalidInput
         elif any(i.guild == guild and i.name.casefold() == name.casefold() for i in self.model.items.values()):
             expected = Conflict
-        result = self.write("add_item", expected, lambda key: self.ledger.add_item(
-            guild, name, price, category, actor_id=MOD, key=key, stock=stock, limit=limit))
+        result = self.write(
+            "add_item",
+            expected,
+            lambda key: self.ledger.add_item(
+                guild, name, price, category, actor_id=MOD, key=key, stock=stock, limit=limit
+            ),
+        )
         if result is None:
             return
         assert (result.name, result.price, result.category, result.stock, result.per_member_limit) == (
-            name, price, category, stock, limit)
+            name,
+            price,
+            category,
+            stock,
+            limit,
+        )
         self.model.items[result.id] = MItem(result.id, guild, name, price, category, stock, limit)
         self.model.audits[guild] += 1
 
-    @rule(item_pick=PICK, wild=WILD, change=st.one_of(
-        st.none(), st.tuples(st.just("stock"), st.integers(0, 5)), st.tuples(st.just("price"), PRICE)))
+    @rule(
+        item_pick=PICK,
+        wild=WILD,
+        change=st.one_of(st.none(), st.tuples(st.just("stock"), st.integers(0, 5)), st.tuples(st.just("price"), PRICE)),
+    )
     def shop_edit(self, item_pick: int, wild: int, change: tuple[str, int] | None) -> None:
         """Retire an item (change None), set its stock or change its price."""
         item_id = self.pick(self.model.items, item_pick, wild)
@@ -665,11 +836,15 @@ class LedgerMachine(RuleBasedStateMachine):
         elif item is None or item.guild != guild:
             expected = NotFound
         if change is None:
-            result = self.write("edit_item", expected, lambda key: self.ledger.remove_item(
-                guild, item_id, actor_id=MOD, key=key))
+            result = self.write(
+                "edit_item", expected, lambda key: self.ledger.remove_item(guild, item_id, actor_id=MOD, key=key)
+            )
         else:
-            result = self.write("edit_item", expected, lambda key: self.ledger.edit_item(
-                guild, item_id, actor_id=MOD, key=key, **{change[0]: change[1]}))
+            result = self.write(
+                "edit_item",
+                expected,
+                lambda key: self.ledger.edit_item(guild, item_id, actor_id=MOD, key=key, **{change[0]: change[1]}),
+            )
         if result is None:
             return
         assert item is not None
@@ -684,8 +859,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(guild=st.sampled_from(GUILDS), category=st.sampled_from(EXCLUDABLE), excluded=st.booleans())
     def exclude_category(self, guild: int, category: str, excluded: bool) -> None:
-        result = self.write("settings", None, lambda key: self.ledger.set_category_excluded(
-            guild, category, excluded, actor_id=MOD, key=key))
+        result = self.write(
+            "settings",
+            None,
+            lambda key: self.ledger.set_category_excluded(guild, category, excluded, actor_id=MOD, key=key),
+        )
         kept = [c for c in self.model.excluded[guild] if c.casefold() != category.casefold()]
         if excluded:
             kept.append(category)
@@ -694,8 +872,16 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.audits[guild] += 1
 
     @rule(**CHECKOUT_ARGS)
-    def checkout(self, member: tuple[int, int], item_pick: int, wild: int, quantity: int, preview: bool,
-                 agreed: str | None, times: int) -> None:
+    def checkout(
+        self,
+        member: tuple[int, int],
+        item_pick: int,
+        wild: int,
+        quantity: int,
+        preview: bool,
+        agreed: str | None,
+        times: int,
+    ) -> None:
         """Buy (`times` times in a row: stock, limits and balance run out), maybe after a preview,
         maybe holding the member to the plan they agreed to (the model's), or to a stale one (the
         price changed, or other lots would pay)."""
@@ -716,9 +902,17 @@ class LedgerMachine(RuleBasedStateMachine):
         gift = sum(a for lot, a in takes if lot.kind == "gift")
         forfeited = sum(a for _, a in forfeits)
         # The agreed plan is checked after every other rule (their refusals come first).
-        plan = None if item is None else PurchasePlan(
-            item_id, quantity, item.price, total, tuple(LotUse(lot.id, lot.kind, a) for lot, a in takes),
-            tuple(LotUse(lot.id, lot.kind, a) for lot, a in forfeits),
+        plan = (
+            None
+            if item is None
+            else PurchasePlan(
+                item_id,
+                quantity,
+                item.price,
+                total,
+                tuple(LotUse(lot.id, lot.kind, a) for lot, a in takes),
+                tuple(LotUse(lot.id, lot.kind, a) for lot, a in forfeits),
+            )
         )
         agreed_plan = None
         if agreed is not None and plan is not None:
@@ -735,16 +929,28 @@ class LedgerMachine(RuleBasedStateMachine):
             if shown is not None:
                 before = sum(self.model.balance(guild, user)[:2])
                 assert (shown.total, shown.promo_applied, shown.gift_applied, shown.forfeited) == (
-                    total, promo, gift, forfeited)
+                    total,
+                    promo,
+                    gift,
+                    forfeited,
+                )
                 assert (shown.balance_before, shown.balance_after) == (before, before - total - forfeited)
-        order = self.write("checkout", expected, lambda key: self.ledger.checkout(
-            guild, user, item_id, quantity, key=key, expected=agreed_plan))
+        order = self.write(
+            "checkout",
+            expected,
+            lambda key: self.ledger.checkout(guild, user, item_id, quantity, key=key, expected=agreed_plan),
+        )
         if order is None:
             return
         mix = ", promo+gift" if promo and gift else ""
         event(f"checkout: {len(takes)} lot(s){', forfeit' if forfeits else ''}{mix}")
         assert (order.total, order.promo_applied, order.gift_applied, order.forfeited, order.status) == (
-            total, promo, gift, forfeited, "completed")
+            total,
+            promo,
+            gift,
+            forfeited,
+            "completed",
+        )
         assert item is not None
         for lot, amount in takes:
             self.model.debit(lot, amount, "spent")
@@ -775,8 +981,11 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = NotFound
         elif order.status == "refunded":
             expected = Conflict
-        result = self.write("refund", expected, lambda key: self.ledger.refund(
-            guild, order_id, actor_id=MOD, key=key, reason="state machine"))
+        result = self.write(
+            "refund",
+            expected,
+            lambda key: self.ledger.refund(guild, order_id, actor_id=MOD, key=key, reason="state machine"),
+        )
         if result is None:
             return
         assert order is not None
@@ -806,20 +1015,43 @@ class LedgerMachine(RuleBasedStateMachine):
             item.stock += order.quantity
         order.status = "refunded"
         assert (result.returned, result.expired_again, result.revoked_again, result.order.status) == (
-            returned, expired_again, revoked_again, "refunded")
+            returned,
+            expired_again,
+            revoked_again,
+            "refunded",
+        )
         self.model.audits[guild] += 1
 
     # promo codes ------------------------------------------------------------------------------
-    @rule(guild=st.sampled_from((GUILD, GUILD, OTHER_GUILD)), code=VALID_OR_BAD_CODE, amount=AMOUNT,
-          uses=st.one_of(st.none(), st.integers(1, 3)), per_member=st.integers(1, 2),
-          redeem_by=st.one_of(st.none(), st.tuples(st.just("in"), st.integers(1, 2 * WEEK))),
-          validity=st.one_of(
-              st.none(), st.integers(1, 30).map(lambda d: ("days", d)),
-              mostly(st.integers(1, 3 * WEEK).map(lambda s: ("at", s)), st.just(("both", 0)))),
-          categories=CATEGORIES, one_time=st.booleans(), role=st.integers(0, 3))
-    def promo_create(self, guild: int, code: str, amount: int, uses: int | None, per_member: int,
-                     redeem_by: tuple[str, int] | None, validity: tuple[str, int] | None, categories: Any,
-                     one_time: bool, role: int) -> None:
+    @rule(
+        guild=st.sampled_from((GUILD, GUILD, OTHER_GUILD)),
+        code=VALID_OR_BAD_CODE,
+        amount=AMOUNT,
+        uses=st.one_of(st.none(), st.integers(1, 3)),
+        per_member=st.integers(1, 2),
+        redeem_by=st.one_of(st.none(), st.tuples(st.just("in"), st.integers(1, 2 * WEEK))),
+        validity=st.one_of(
+            st.none(),
+            st.integers(1, 30).map(lambda d: ("days", d)),
+            mostly(st.integers(1, 3 * WEEK).map(lambda s: ("at", s)), st.just(("both", 0))),
+        ),
+        categories=CATEGORIES,
+        one_time=st.booleans(),
+        role=st.integers(0, 3),
+    )
+    def promo_create(
+        self,
+        guild: int,
+        code: str,
+        amount: int,
+        uses: int | None,
+        per_member: int,
+        redeem_by: tuple[str, int] | None,
+        validity: tuple[str, int] | None,
+        categories: Any,
+        one_time: bool,
+        role: int,
+    ) -> None:
         redeem_text, redeem_at = self.when(redeem_by)
         credit_days = validity[1] if validity and validity[0] == "days" else None
         credit_expires_text = credit_expires = None
@@ -841,16 +1073,43 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = InvalidInput
         elif self.model.promo_by_key(guild, key_) is not None:
             expected = Conflict
-        result = self.write("create_promo", expected, lambda key: self.ledger.create_promo(
-            guild, code, amount, actor_id=MOD, key=key, uses=uses, per_member=per_member, redeem_by=redeem_text,
-            credit_days=credit_days, credit_expires=credit_expires_text, categories=categories,
-            one_time=one_time, role_id=role_id))
+        result = self.write(
+            "create_promo",
+            expected,
+            lambda key: self.ledger.create_promo(
+                guild,
+                code,
+                amount,
+                actor_id=MOD,
+                key=key,
+                uses=uses,
+                per_member=per_member,
+                redeem_by=redeem_text,
+                credit_days=credit_days,
+                credit_expires=credit_expires_text,
+                categories=categories,
+                one_time=one_time,
+                role_id=role_id,
+            ),
+        )
         if result is None:
             return
         assert (result.code, result.uses, result.max_uses, result.redeem_by) == (display, 0, uses, redeem_at)
         self.model.promos[result.id] = MPromo(
-            result.id, guild, key_, display, amount, uses, per_member, redeem_at, credit_days, credit_expires,
-            categories_of(categories), one_time, role_id)
+            result.id,
+            guild,
+            key_,
+            display,
+            amount,
+            uses,
+            per_member,
+            redeem_at,
+            credit_days,
+            credit_expires,
+            categories_of(categories),
+            one_time,
+            role_id,
+        )
         self.model.audits[guild] += 1
 
     @rule(guild=st.sampled_from(GUILDS), promo_pick=PICK, wild=WILD)
@@ -862,19 +1121,28 @@ class LedgerMachine(RuleBasedStateMachine):
             guild = promo.guild
         target = self.model.promo_by_key(guild, normalise(code))
         expected = NotFound if target is None else None
-        result = self.write("set_promo_active", expected, lambda key: self.ledger.disable_promo(
-            guild, code, actor_id=MOD, key=key))
+        result = self.write(
+            "set_promo_active", expected, lambda key: self.ledger.disable_promo(guild, code, actor_id=MOD, key=key)
+        )
         if result is None:
             return
         assert target is not None
         target.active = False
-        assert result.id == target.id and not result.active
+        assert result.id == target.id
+        assert not result.active
         self.model.audits[guild] += 1
 
-    @rule(member=st.sampled_from(MEMBERS), promo_pick=PICK, wild=WILD, spelling=st.integers(0, 3),
-          has_role=st.booleans(), times=st.integers(1, 2))
-    def redeem_promo(self, member: tuple[int, int], promo_pick: int, wild: int, spelling: int,
-                     has_role: bool, times: int) -> None:
+    @rule(
+        member=st.sampled_from(MEMBERS),
+        promo_pick=PICK,
+        wild=WILD,
+        spelling=st.integers(0, 3),
+        has_role=st.booleans(),
+        times=st.integers(1, 2),
+    )
+    def redeem_promo(
+        self, member: tuple[int, int], promo_pick: int, wild: int, spelling: int, has_role: bool, times: int
+    ) -> None:
         promo_id = self.pick(self.model.promos, promo_pick, wild)
         promo = self.model.promos.get(promo_id)
         text = WRONG_CODES[promo_pick % len(WRONG_CODES)] if promo is None else promo.display
@@ -895,7 +1163,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def redeem_wrong_codes(self, member: tuple[int, int], tries: int, pick: int) -> None:
         """A burst of wrong codes (some are real codes of the other server): 5 in 15 minutes pause."""
         elsewhere = [p.display for p in self.model.promos.values() if p.guild != member[0]] + [
-            c.code for c in self.model.cards.values() if c.guild != member[0]]
+            c.code for c in self.model.cards.values() if c.guild != member[0]
+        ]
         pool = [*WRONG_CODES, *elsewhere]
         for n in range(tries):
             self.redeem(member, pool[(pick + n) % len(pool)], False)
@@ -934,8 +1203,9 @@ class LedgerMachine(RuleBasedStateMachine):
             failed = True
             expected = RateLimited if len(recent) + 1 >= RATE_FAILURES else NotFound
         facts = MemberFacts(role_ids=frozenset({ROLE}) if has_role else frozenset())
-        result = self.write("redeem", expected, lambda key: self.ledger.redeem(
-            guild, user, text, key=key, member=facts))
+        result = self.write(
+            "redeem", expected, lambda key: self.ledger.redeem(guild, user, text, key=key, member=facts)
+        )
         if failed:  # a wrong code counts toward the rate limit even though it was refused
             m.failures.setdefault(member, []).append(self.now)
         if result is None:
@@ -943,9 +1213,15 @@ class LedgerMachine(RuleBasedStateMachine):
         lot = result.lot
         if promo is not None:
             assert (result.kind, lot.kind, lot.original, lot.expires_at, lot.one_time) == (
-                "promo_code", "promo", promo.amount, credit_expires, promo.one_time)
-            self.add_lot(lot.id, guild, user, "promo", promo.amount, self.now, credit_expires, promo.categories,
-                         promo.one_time)
+                "promo_code",
+                "promo",
+                promo.amount,
+                credit_expires,
+                promo.one_time,
+            )
+            self.add_lot(
+                lot.id, guild, user, "promo", promo.amount, self.now, credit_expires, promo.categories, promo.one_time
+            )
             promo.uses += 1
             promo.by_member[user] += 1
         else:
@@ -955,18 +1231,28 @@ class LedgerMachine(RuleBasedStateMachine):
             card.status = "redeemed"
 
     # gift cards -------------------------------------------------------------------------------
-    @rule(guild=st.sampled_from((GUILD, GUILD, OTHER_GUILD)), amount=AMOUNT,
-          count=mostly(st.integers(1, 3), st.just(0)),
-          claim_by=mostly(st.one_of(st.none(), st.tuples(st.just("in"), st.integers(1, 2 * WEEK))),
-                          st.tuples(st.just("at"), st.integers(-DAY, 0))))
+    @rule(
+        guild=st.sampled_from((GUILD, GUILD, OTHER_GUILD)),
+        amount=AMOUNT,
+        count=mostly(st.integers(1, 3), st.just(0)),
+        claim_by=mostly(
+            st.one_of(st.none(), st.tuples(st.just("in"), st.integers(1, 2 * WEEK))),
+            st.tuples(st.just("at"), st.integers(-DAY, 0)),
+        ),
+    )
     def cards_issue(self, guild: int, amount: int, count: int, claim_by: tuple[str, int] | None) -> None:
         text, claim_at = self.when(claim_by)
         bad = not valid_amount(amount) or count < 1 or (claim_at is not None and claim_at <= self.now)
-        result = self.write("issue_gift_cards", InvalidInput if bad else None, lambda key: self.ledger.issue_gift_cards(
-            guild, amount, count, actor_id=MOD, key=key, claim_by=text), normalise_result=cards_without_codes)
+        result = self.write(
+            "issue_gift_cards",
+            InvalidInput if bad else None,
+            lambda key: self.ledger.issue_gift_cards(guild, amount, count, actor_id=MOD, key=key, claim_by=text),
+            normalise_result=cards_without_codes,
+        )
         if result is None:
             return
-        assert len(result.codes) == len(result.card_ids) == count and result.claim_by == claim_at
+        assert len(result.codes) == len(result.card_ids) == count
+        assert result.claim_by == claim_at
         for card_id, code, last4 in zip(result.card_ids, result.codes, result.last4s, strict=True):
             assert normalise(code)[-4:] == last4
             self.model.cards[card_id] = MCard(card_id, guild, code, last4, amount, claim_at)
@@ -980,20 +1266,25 @@ class LedgerMachine(RuleBasedStateMachine):
             guild = card.guild
         last4 = card.last4.lower() if card is not None else ("ZZ", "0000")[card_pick % 2]
         expected: type[UserError] | None = None
-        matches = [c for c in self.model.cards.values()
-                   if c.guild == guild and c.last4 == last4.upper() and c.status == "unredeemed"]
+        matches = [
+            c
+            for c in self.model.cards.values()
+            if c.guild == guild and c.last4 == last4.upper() and c.status == "unredeemed"
+        ]
         if len(last4) != 4:
             expected = InvalidInput
         elif not matches:
             expected = NotFound
         elif len(matches) > 1:
             expected = Conflict
-        result = self.write("void_gift_card", expected, lambda key: self.ledger.void_gift_card(
-            guild, last4, actor_id=MOD, key=key))
+        result = self.write(
+            "void_gift_card", expected, lambda key: self.ledger.void_gift_card(guild, last4, actor_id=MOD, key=key)
+        )
         if result is None:
             return
         matches[0].status = "voided"
-        assert result.id == matches[0].id and result.status == "voided"
+        assert result.id == matches[0].id
+        assert result.status == "voided"
         self.model.audits[guild] += 1
 
     # time -------------------------------------------------------------------------------------
@@ -1001,7 +1292,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def sweep(self) -> None:
         expired = self.run(self.ledger.sweep_expired())
         due = {
-            lot.id: lot.remaining for lot in self.model.lots.values()
+            lot.id: lot.remaining
+            for lot in self.model.lots.values()
             if lot.status == "active" and lot.expires_at is not None and lot.expires_at <= self.now
         }
         assert {e.lot_id: e.amount for e in expired} == due
@@ -1017,11 +1309,13 @@ class LedgerMachine(RuleBasedStateMachine):
     def advance_to_boundary(self, pick: int, nudge: int) -> None:
         """Land on (or a second around) an instant where something starts, expires or lapses."""
         m = self.model
-        moments = {lot.starts_at for lot in m.lots.values()} | {
-            t for lot in m.lots.values() for t in (lot.expires_at,) if t is not None
-        } | {p.redeem_by for p in m.promos.values() if p.redeem_by is not None} | {
-            c.claim_by for c in m.cards.values() if c.claim_by is not None
-        } | {t + RATE_WINDOW for times in m.failures.values() for t in times}
+        moments = (
+            {lot.starts_at for lot in m.lots.values()}
+            | {t for lot in m.lots.values() for t in (lot.expires_at,) if t is not None}
+            | {p.redeem_by for p in m.promos.values() if p.redeem_by is not None}
+            | {c.claim_by for c in m.cards.values() if c.claim_by is not None}
+            | {t + RATE_WINDOW for times in m.failures.values() for t in times}
+        )
         ahead = sorted(t + nudge for t in moments if t + nudge > self.now)
         if ahead:
             self.move_to(ahead[pick % len(ahead)])
@@ -1067,8 +1361,10 @@ class LedgerMachine(RuleBasedStateMachine):
             balance = self.run(self.ledger.balance(guild, user))
             assert (balance.gift, balance.promo, balance.upcoming) == m.balance(guild, user), (guild, user)
             usable = sorted((lot for lot in m.member_lots(guild, user) if lot.usable(m.now)), key=spending_order)
-            upcoming = sorted((lot for lot in m.member_lots(guild, user) if lot.upcoming(m.now)),
-                              key=lambda lot: (lot.starts_at, lot.id))
+            upcoming = sorted(
+                (lot for lot in m.member_lots(guild, user) if lot.upcoming(m.now)),
+                key=lambda lot: (lot.starts_at, lot.id),
+            )
             assert [lot.id for lot in balance.lots] == [lot.id for lot in usable + upcoming], (guild, user)
             expiring = [lot for lot in usable if lot.expires_at is not None]
             soonest = min(expiring, key=lambda lot: (lot.expires_at, lot.id)) if expiring else None
@@ -1091,7 +1387,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert cards == {c.id: c.status for c in m.cards.values() if c.guild == guild}
             orders = self.run(self.ledger.orders(guild, None, 1, 100))
             assert {o.id: o.status for o in orders.items} == {
-                o.id: o.status for o in m.orders.values() if o.guild == guild}
+                o.id: o.status for o in m.orders.values() if o.guild == guild
+            }
             assert self.run(self.ledger.audit_log(guild, 1, 1)).total == m.audits[guild]
         assert self.run(self.ledger.verify()) == []
 

@@ -30,12 +30,24 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "terms": {},
     # moderators
     "credits grant": {
-        "member": REQ, "amount": REQ, "expires": OPT, "starts": OPT, "categories": OPT, "one_time": OPT,
-        "kind": OPT, "reason": OPT,
+        "member": REQ,
+        "amount": REQ,
+        "expires": OPT,
+        "starts": OPT,
+        "categories": OPT,
+        "one_time": OPT,
+        "kind": OPT,
+        "reason": OPT,
     },
     "credits grant-role": {
-        "role": REQ, "amount": REQ, "expires": OPT, "starts": OPT, "categories": OPT, "one_time": OPT,
-        "kind": OPT, "reason": OPT,
+        "role": REQ,
+        "amount": REQ,
+        "expires": OPT,
+        "starts": OPT,
+        "categories": OPT,
+        "one_time": OPT,
+        "kind": OPT,
+        "reason": OPT,
     },
     "credits revoke": {"member": REQ, "lot": OPT, "amount": OPT, "reason": REQ},
     "credits extend": {"lot": REQ, "expires": REQ, "reason": OPT},
@@ -43,13 +55,27 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "credits export": {},
     "credits report": {},
     "credits schedule add": {
-        "role": REQ, "amount": REQ, "rule": REQ, "valid_days": OPT, "categories": OPT, "kind": OPT,
+        "role": REQ,
+        "amount": REQ,
+        "rule": REQ,
+        "valid_days": OPT,
+        "categories": OPT,
+        "kind": OPT,
     },
     "credits schedule list": {},
     "credits schedule remove": {"id": REQ},
     "promo create": {
-        "code": REQ, "amount": REQ, "uses": OPT, "per_member": OPT, "redeem_by": OPT, "credit_days": OPT,
-        "credit_expires": OPT, "categories": OPT, "one_time": OPT, "role": OPT, "min_member_days": OPT,
+        "code": REQ,
+        "amount": REQ,
+        "uses": OPT,
+        "per_member": OPT,
+        "redeem_by": OPT,
+        "credit_days": OPT,
+        "credit_expires": OPT,
+        "categories": OPT,
+        "one_time": OPT,
+        "role": OPT,
+        "min_member_days": OPT,
     },
     "promo list": {},
     "promo disable": {"code": REQ},
@@ -57,7 +83,13 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "giftcard list": {},
     "giftcard void": {"last4": REQ},
     "shopadmin add": {
-        "name": REQ, "price": REQ, "category": REQ, "stock": OPT, "role": OPT, "limit": OPT, "description": OPT,
+        "name": REQ,
+        "price": REQ,
+        "category": REQ,
+        "stock": OPT,
+        "role": OPT,
+        "limit": OPT,
+        "description": OPT,
     },
     "shopadmin edit": {"item": REQ},  # "item …": the changes are ours to choose (EXTRA_OPTIONS)
     "shopadmin remove": {"item": REQ},
@@ -79,8 +111,17 @@ EXTRA_OPTIONS: dict[str, set[str]] = {
     "orders": {"page"},
     "credits extend": {"member"},  # narrows the lot autocomplete, and is checked against the lot
     "shopadmin edit": {
-        "name", "price", "category", "stock", "unlimited_stock", "role", "no_role", "limit", "no_limit",
-        "description", "active",
+        "name",
+        "price",
+        "category",
+        "stock",
+        "unlimited_stock",
+        "role",
+        "no_role",
+        "limit",
+        "no_limit",
+        "description",
+        "active",
     },
     "shopadmin refund": {"reason"},
     "giftcard void": {"card"},  # which card, when several unredeemed cards share their last 4
@@ -90,9 +131,18 @@ EXTRA_OPTIONS: dict[str, set[str]] = {
 # What the spec's wording fixes about some options' types.
 USER, CHANNEL, ROLE, BOOLEAN, STRING, INTEGER = 6, 7, 8, 5, 3, 4
 OPTION_TYPES = {
-    "member": USER, "role": ROLE, "channel": CHANNEL, "one_time": BOOLEAN, "enabled": BOOLEAN,
-    "amount": STRING, "price": STRING,  # typed in the guild's currency: "12.50" must reach the parser
-    "lot": INTEGER, "order": INTEGER, "id": INTEGER, "last4": STRING, "code": STRING,
+    "member": USER,
+    "role": ROLE,
+    "channel": CHANNEL,
+    "one_time": BOOLEAN,
+    "enabled": BOOLEAN,
+    "amount": STRING,
+    "price": STRING,  # typed in the guild's currency: "12.50" must reach the parser
+    "lot": INTEGER,
+    "order": INTEGER,
+    "id": INTEGER,
+    "last4": STRING,
+    "code": STRING,
 }
 MANAGE_GUILD = str(discord.Permissions(manage_guild=True).value)
 
@@ -181,7 +231,9 @@ async def test_every_command_and_option_has_a_description(world: World):
     for command in commands:
         for node in every_node(command):
             description = (node.get("description") or "").strip()
-            assert description and description not in ("…", "..."), f"{node['name']!r} of /{command['name']}"
+            where = f"{node['name']!r} of /{command['name']}"
+            assert description, where
+            assert description not in ("…", "..."), where
             assert len(description) <= 100, node["name"]
 
 
@@ -268,7 +320,9 @@ async def test_every_text_option_has_a_length_limit_discord_enforces(world: Worl
     the bot ever sees an input longer than its messages are built for."""
     _, tree = synced(world)
     text_options = [
-        (path, o) for path, leaf in tree.items() for o in leaf.get("options") or []
+        (path, o)
+        for path, leaf in tree.items()
+        for o in leaf.get("options") or []
         if o["type"] == 3 and not o.get("choices")  # fixed choices need no length limit
     ]
     assert text_options

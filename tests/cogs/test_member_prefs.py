@@ -25,7 +25,8 @@ async def test_reminders_off_and_on_are_stored_per_member(world: World):
 
     off = await w.run(w.alice, "reminders", enabled=False)
     assert off.ephemeral
-    assert "Reminders are off for this server" in text_of(off) and "/reminders enabled:True" in text_of(off)
+    assert "Reminders are off for this server" in text_of(off)
+    assert "/reminders enabled:True" in text_of(off)
     assert await w.ledger.reminders_enabled(g, w.alice.id) is False
     assert await w.ledger.reminders_enabled(g, w.bob.id) is True  # only the invoker's preference
 
@@ -69,9 +70,11 @@ async def test_terms_say_non_transferable_not_cash_and_list_excluded_categories(
     text = text_of(rec)
     assert "Credit terms" in text
     assert "Non-transferable" in text
-    assert "can't be cashed out" in text and "exchanged for cash" in text
+    assert "can't be cashed out" in text
+    assert "exchanged for cash" in text
     assert "can't be used on** `subscriptions`, `gift cards` items" in text
-    assert "Expiry" in text and "/balance" in text
+    assert "Expiry" in text
+    assert "/balance" in text
     assert "7 days and 1 day before credit expires" in text
     assert "One-time credit" in text
     assert counts(w) == before

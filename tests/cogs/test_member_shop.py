@@ -83,7 +83,9 @@ async def test_shop_lists_items_with_prices_stock_and_whether_promo_applies(worl
     text = text_of(rec)
     lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("**")}
     assert set(lines) == {"Sword", "Shield", "Nitro", "Badge"}  # retired items are not for sale
-    assert "60 credits" in lines["Sword"] and "3 left" in lines["Sword"] and "max 1 per member" in lines["Sword"]
+    assert "60 credits" in lines["Sword"]
+    assert "3 left" in lines["Sword"]
+    assert "max 1 per member" in lines["Sword"]
     assert "promo credit applies" in lines["Sword"]
     assert "**sold out**" in lines["Shield"]
     assert "gift balance only" in lines["Nitro"]  # excluded category, whatever its case
@@ -105,7 +107,9 @@ async def test_shop_category_filter_and_its_autocomplete(world: World):
     rec = await w.run(w.alice, "shop", category="COSMETICS")
     assert rec.ephemeral
     text = text_of(rec)
-    assert "**Hat**" in text and "**Cape**" in text and "Sword" not in text
+    assert "**Hat**" in text
+    assert "**Cape**" in text
+    assert "Sword" not in text
 
     empty = await w.run(w.alice, "shop", category="food")
     assert empty.ephemeral
@@ -117,9 +121,11 @@ async def test_shop_pages_when_long(world: World):
     for n in range(12):
         await add_item(w, f"Item {n:02}", "1", "misc")
     rec = await w.run(w.alice, "shop")
-    assert "page 1 of 2" in text_of(rec) and "Item 11" not in text_of(rec)
+    assert "page 1 of 2" in text_of(rec)
+    assert "Item 11" not in text_of(rec)
     turned = await w.fake.click(rec, button(rec, "pager:next:"), w.alice.id)
-    assert "page 2 of 2" in text_of(turned) and "Item 11" in text_of(turned)
+    assert "page 2 of 2" in text_of(turned)
+    assert "Item 11" in text_of(turned)
 
 
 # /buy: autocomplete, preview, Confirm / Cancel --------------------------------------------------
@@ -184,7 +190,10 @@ async def test_preview_uses_gift_balance_for_what_promo_does_not_cover(world: Wo
     f = fields(preview)
     assert "Buy 2 × Cape?" in text_of(preview)
     assert (f["Price"], f["Promotional credit applied"], f["Gift balance applied"], f["Balance after"]) == (
-        "30 credits", "10 credits", "20 credits", "80 credits"
+        "30 credits",
+        "10 credits",
+        "20 credits",
+        "80 credits",
     )
     assert "Forfeited" not in f
     await press(w, preview, "confirm")
@@ -226,7 +235,8 @@ async def test_two_concurrent_confirm_clicks_buy_once(world: World):
         w.fake.click(preview, confirm, w.alice.id), w.fake.click(preview, confirm, w.alice.id)
     )
     await first.wait_for_edit(2)  # both clicks answered, on the same preview message
-    assert not first.rejections and not second.rejections
+    assert not first.rejections
+    assert not second.rejections
     assert "Order #1: 1 × Sword" in text_of(first.message)
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 1
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 70
@@ -275,9 +285,11 @@ async def test_insufficient_balance_says_how_much_can_be_used_on_that_category(w
     plain = await add_item(w, "Castle", "500", "gear")
     before = counts(w)
     rec = await buy(w, w.alice, item)
-    await refused(w, rec, (
-        "That costs 100 credits. You have 120 credits, of which 40 credits can be used on `subscriptions` items."
-    ))
+    await refused(
+        w,
+        rec,
+        ("That costs 100 credits. You have 120 credits, of which 40 credits can be used on `subscriptions` items."),
+    )
     await refused(w, await buy(w, w.alice, plain), "That costs 500 credits and you have 120 credits.")
     assert counts(w) == before
 
@@ -291,7 +303,8 @@ async def test_balance_gone_between_preview_and_confirm(world: World):
     before = counts(w)
     done = await press(w, preview, "confirm")
     text = text_of(done.message)
-    assert "Nothing was charged." in text and "That costs 30 credits and you have 10 credits." in text
+    assert "Nothing was charged." in text
+    assert "That costs 30 credits and you have 10 credits." in text
     assert done.message.custom_ids == []  # the stale preview is replaced, not left clickable
     assert counts(w) == before
 
@@ -410,7 +423,8 @@ async def test_role_is_given_on_purchase(world: World):
     assert f"You now have <@&{w.vip_role.id}>." in text_of(done.message)
     assert w.vip_role.id in w.fake.member(w.guild.id, w.alice.id).roles
     [order] = (await w.ledger.orders(w.guild.id, w.alice.id)).items
-    assert order.status == "completed" and order.role_id == w.vip_role.id
+    assert order.status == "completed"
+    assert order.role_id == w.vip_role.id
 
 
 async def test_buy_refuses_before_charging_when_the_role_is_above_the_bot(world: World):
@@ -524,18 +538,22 @@ async def test_orders_page_buttons_and_only_the_invoker_turns_pages(world: World
         await w.ledger.checkout(w.guild.id, w.alice.id, item.id, key=f"buy{n}")
     rec = await w.run(w.alice, "orders")
     assert "Page 1 of 2" in text_of(rec)
-    assert "`#12`" in text_of(rec) and "`#2` " not in text_of(rec)
+    assert "`#12`" in text_of(rec)
+    assert "`#2` " not in text_of(rec)
 
     nxt = button(rec, "pager:next:")
     with pytest.raises(InvalidInvocation):
         await w.fake.click(rec, nxt, w.bob.id)
     forged = await w.fake.click(rec, nxt, w.bob.id, skip_client_checks=True)
-    assert forged.ephemeral and "belong to someone else" in text_of(forged)
+    assert forged.ephemeral
+    assert "belong to someone else" in text_of(forged)
     assert "Page 1 of 2" in text_of(rec)
 
     turned = await w.fake.click(rec, nxt, w.alice.id)
     assert "Page 2 of 2" in text_of(turned)
-    assert "`#2` " in text_of(turned) and "`#1` " in text_of(turned) and "`#12`" not in text_of(turned)
+    assert "`#2` " in text_of(turned)
+    assert "`#1` " in text_of(turned)
+    assert "`#12`" not in text_of(turned)
     back = await w.fake.click(rec, button(rec, "pager:previous:"), w.alice.id)
     assert "Page 1 of 2" in text_of(back)
 
@@ -576,7 +594,10 @@ async def test_one_time_promo_granted_before_confirm_is_not_used_unseen(world: W
     ), text
     f = fields(changed.message)
     assert (f["Price"], f["Promotional credit applied"], f["Gift balance applied"]) == (
-        "10 credits", "10 credits", "0 credits")
+        "10 credits",
+        "10 credits",
+        "0 credits",
+    )
     assert f["Forfeited"].startswith("40 credits of one-time credit")
     assert f["Balance after"] == "10 credits"
     assert f"lapses <t:{now(w) + 120}:R>" in text
@@ -588,13 +609,16 @@ async def test_one_time_promo_granted_before_confirm_is_not_used_unseen(world: W
     done = await press(w, changed, "confirm")
     assert "Order #1: 1 × Sticker" in text_of(done.message)
     assert fields(done.message) == {
-        "Paid": "10 credits", "Promotional credit": "10 credits", "Gift balance": "0 credits",
+        "Paid": "10 credits",
+        "Promotional credit": "10 credits",
+        "Gift balance": "0 credits",
         "Forfeited": "40 credits",
     }
     assert done.message.custom_ids == []
     assert entries_of_order(w, 1) == [("spend", once.first_lot_id, -10), ("forfeit", once.first_lot_id, -40)]
     bal = await w.ledger.balance(w.guild.id, w.alice.id)
-    assert (bal.promo, bal.gift) == (0, 10) and gift.first_lot_id in [lot.id for lot in bal.lots]
+    assert (bal.promo, bal.gift) == (0, 10)
+    assert gift.first_lot_id in [lot.id for lot in bal.lots]
     assert await w.ledger.verify() == []
 
 
@@ -610,7 +634,8 @@ async def test_two_clicks_on_a_changed_preview_show_the_new_preview_and_buy_noth
         w.fake.click(preview, confirm, w.alice.id), w.fake.click(preview, confirm, w.alice.id)
     )
     await first.wait_for_edit(2)  # both answered on the same message: the new preview, twice
-    assert not first.rejections and not second.rejections
+    assert not first.rejections
+    assert not second.rejections
     assert db_dump(w) == before  # the second click did not confirm the new preview unseen
     assert fields(first.message)["Promotional credit applied"] == "20 credits"
     assert "20 credits of promotional credit instead of 0 credits" in text_of(first.message)
@@ -636,7 +661,8 @@ async def test_credit_that_changes_again_gives_a_third_preview_and_the_new_previ
     before = db_dump(w)
     lapsed = await press(w, third, "confirm")
     assert "This preview lapsed and nothing was charged." in text_of(lapsed.message)
-    assert lapsed.message.custom_ids == [] and db_dump(w) == before
+    assert lapsed.message.custom_ids == []
+    assert db_dump(w) == before
 
 
 async def test_a_category_excluded_after_the_preview_gives_a_new_preview_that_cancel_drops(world: World):
@@ -653,4 +679,5 @@ async def test_a_category_excluded_after_the_preview_gives_a_new_preview_that_ca
     before = db_dump(w)
     cancelled = await press(w, changed, "cancel")
     assert "Cancelled. Nothing was charged." in text_of(cancelled.message)
-    assert cancelled.message.custom_ids == [] and db_dump(w) == before
+    assert cancelled.message.custom_ids == []
+    assert db_dump(w) == before

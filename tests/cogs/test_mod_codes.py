@@ -32,18 +32,41 @@ def audit_text(w: World) -> str:
 async def test_promo_create_with_every_option_then_list_and_disable(world: World):
     w = world
     rec = await w.run(
-        w.mod, "promo create", code="summer-25", amount="25", uses=100, per_member=2, redeem_by="14d",
-        credit_days=30, categories="games", one_time=True, role=w.vip_role.id, min_member_days=7,
+        w.mod,
+        "promo create",
+        code="summer-25",
+        amount="25",
+        uses=100,
+        per_member=2,
+        redeem_by="14d",
+        credit_days=30,
+        categories="games",
+        one_time=True,
+        role=w.vip_role.id,
+        min_member_days=7,
     )
     assert rec.ephemeral
     text = text_of(rec)
-    assert "Promo code created" in text and "`SUMMER-25`" in text and "25 credits" in text
-    for shown in ("used 0/100", "2 per member", "credit lasts 30d", "only: games", "one-time",
-                  f"<@&{w.vip_role.id}>", "members of 7+ days"):
+    assert "Promo code created" in text
+    assert "`SUMMER-25`" in text
+    assert "25 credits" in text
+    for shown in (
+        "used 0/100",
+        "2 per member",
+        "credit lasts 30d",
+        "only: games",
+        "one-time",
+        f"<@&{w.vip_role.id}>",
+        "members of 7+ days",
+    ):
         assert shown in text, shown
     (promo,) = await w.ledger.promos(w.guild.id)
     assert (promo.code, promo.amount, promo.max_uses, promo.per_member, promo.credit_days) == (
-        "SUMMER-25", 25, 100, 2, 30
+        "SUMMER-25",
+        25,
+        100,
+        2,
+        30,
     )
     assert promo.redeem_by == to_unix(w.clock() + timedelta(days=14))
     assert (promo.one_time, promo.role_id, promo.min_member_days, promo.active) == (True, w.vip_role.id, 7, True)
@@ -54,7 +77,8 @@ async def test_promo_create_with_every_option_then_list_and_disable(world: World
 
     listed = await w.run(w.mod, "promo list")
     assert listed.ephemeral
-    assert "`SUMMER-25`" in text_of(listed) and "`WINTER`" in text_of(listed)
+    assert "`SUMMER-25`" in text_of(listed)
+    assert "`WINTER`" in text_of(listed)
 
     choices = await w.fake.autocomplete(w.guild.id, w.mod.id, "promo disable", {"code": "mer 2"}, focused="code")
     assert [c["value"] for c in choices] == ["SUMMER-25"]
@@ -91,8 +115,7 @@ async def test_promo_refusals_write_nothing(world: World):
     await refused(w, w.mod, "promo create", "amount", code="FREE", amount="lots")
     await refused(w, w.mod, "promo create", "past", code="FREE", amount="5", redeem_by="2026-01-01")
     await refused(w, w.mod, "promo create", "past", code="FREE", amount="5", credit_expires="2025-12-31")
-    await refused(w, w.mod, "promo create", "not both", code="FREE", amount="5", credit_days=3,
-                  credit_expires="30d")
+    await refused(w, w.mod, "promo create", "not both", code="FREE", amount="5", credit_days=3, credit_expires="30d")
     await refused(w, w.mod, "promo create", "gift card", code="ABCD-EFGH-JKMN-PQRS", amount="5")
     await refused(w, w.mod, "promo disable", "no such promo code", code="NOPE")
     assert [p.code for p in await w.ledger.promos(w.guild.id)] == ["SALE-1"]
@@ -151,7 +174,8 @@ async def test_giftcard_issue_shows_codes_only_to_the_issuer(world: World):
     assert rec.ephemeral
     codes = GIFT_CODE.findall(rec.content)
     assert len(set(codes)) == 3
-    assert "50 credits" in rec.content and "Redeem by <t:" in rec.content
+    assert "50 credits" in rec.content
+    assert "Redeem by <t:" in rec.content
     assert rec.attachments == []
     cards = await w.ledger.gift_cards(w.guild.id)
     assert sorted(c.last4 for c in cards) == sorted(code[-4:] for code in codes)
@@ -160,7 +184,8 @@ async def test_giftcard_issue_shows_codes_only_to_the_issuer(world: World):
     dump = repr(db_dump(w))
     await w.fake.wait_for(lambda: "Gift cards issued" in audit_text(w), what="the audit post")
     for code in codes:
-        assert code not in dump and code.replace("-", "") not in dump
+        assert code not in dump
+        assert code.replace("-", "") not in dump
         assert code not in audit_text(w)
         assert code[-4:] in audit_text(w)
     for message in w.fake.channel_messages(w.guild.text_channels()[0].id):
@@ -185,7 +210,8 @@ async def test_giftcard_issue_more_than_five_comes_as_a_csv_file(world: World):
     assert len({r["code"] for r in rows}) == 6
     assert {r["amount"] for r in rows} == {"1,250 credits"}  # quoted: the comma is not a column
     claim_by = datetime.fromisoformat(rows[0]["claim_by"])
-    assert claim_by.utcoffset() is not None and claim_by.date().isoformat() == "2027-06-30"
+    assert claim_by.utcoffset() is not None
+    assert claim_by.date().isoformat() == "2027-06-30"
     assert sorted(c.last4 for c in await w.ledger.gift_cards(w.guild.id)) == sorted(r["code"][-4:] for r in rows)
 
 
@@ -199,7 +225,8 @@ async def test_the_giftcard_csv_holds_no_formula_even_with_a_hostile_symbol(worl
     rec = await w.run(w.mod, "giftcard issue", amount="12.50", count=6, claim_by="30d")
     (attachment,) = rec.attachments
     rows = list(csv.reader(io.StringIO(attachment.data.decode())))
-    assert len(rows) == 7 and rows[0] == ["code", "amount", "claim_by"]
+    assert len(rows) == 7
+    assert rows[0] == ["code", "amount", "claim_by"]
     cells = [value for row in rows for value in row]
     assert not [value for value in cells if value.startswith(("=", "+", "-", "@", "\t", "\r"))]
     assert {row[1] for row in rows[1:]} == {"'=A12.50"}  # defused the way the ledger export is
@@ -214,10 +241,14 @@ async def test_giftcard_list_never_shows_full_codes_and_void_by_last4(world: Wor
     listed = await w.run(w.mod, "giftcard list")
     assert listed.ephemeral
     text = text_of(listed)
-    assert first not in text and second not in text
+    assert first not in text
+    assert second not in text
     assert not GIFT_CODE.search(text)
-    assert f"`…{first[-4:]}`" in text and f"`…{second[-4:]}`" in text
-    assert "redeemed by" in text and f"<@{w.alice.id}>" in text and "unredeemed" in text
+    assert f"`…{first[-4:]}`" in text
+    assert f"`…{second[-4:]}`" in text
+    assert "redeemed by" in text
+    assert f"<@{w.alice.id}>" in text
+    assert "unredeemed" in text
 
     void = await w.run(w.mod, "giftcard void", last4=f"…{second[-4:].lower()}")  # as the list shows it
     assert f"`…{second[-4:]}` is voided" in text_of(void)
@@ -274,7 +305,8 @@ async def test_code_actions_are_posted_to_the_audit_channel(world: World):
         await w.fake.wait_for(lambda n=posted: len(w.fake.channel_messages(w.audit_channel_id)) == n + 1)
         posted += 1
         (embed,) = w.fake.channel_messages(w.audit_channel_id)[-1].embeds
-        assert embed["title"] == title and str(w.mod.id) in embed["footer"]["text"]
+        assert embed["title"] == title
+        assert str(w.mod.id) in embed["footer"]["text"]
     await w.run(w.mod, "giftcard void", last4=last4)
     await w.fake.wait_for(lambda: len(w.fake.channel_messages(w.audit_channel_id)) == posted + 1)
     assert w.fake.channel_messages(w.audit_channel_id)[-1].embeds[0]["title"] == "Gift card voided"

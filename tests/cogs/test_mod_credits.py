@@ -47,8 +47,16 @@ async def grant(w: World, member, amount: int, **kw):
 async def test_grant_with_every_option(world: World):
     w = world
     rec = await w.run(
-        w.mod, "credits grant", member=w.alice.id, amount="40", expires="30d", starts="2026-11-28",
-        categories="games, Roles", one_time=True, kind="promo", reason="Event winner",
+        w.mod,
+        "credits grant",
+        member=w.alice.id,
+        amount="40",
+        expires="30d",
+        starts="2026-11-28",
+        categories="games, Roles",
+        one_time=True,
+        kind="promo",
+        reason="Event winner",
     )
     assert rec.ephemeral
     text = text_of(rec)
@@ -59,9 +67,13 @@ async def test_grant_with_every_option(world: World):
     assert lot.expires_at == to_unix(w.clock() + timedelta(days=30))
     day = to_unix(datetime.fromisoformat("2026-11-28T00:00:00+00:00"))
     assert day <= lot.starts_at < day + 86400  # a date is read in the guild's timezone (UTC)
-    assert lot.categories is not None and {c.casefold() for c in lot.categories} == {"games", "roles"}
-    assert lot.memo == "Event winner" and lot.created_by == w.mod.id
-    assert f"`#{lot.id}`" in text and "one-time" in text and "<t:" in text
+    assert lot.categories is not None
+    assert {c.casefold() for c in lot.categories} == {"games", "roles"}
+    assert lot.memo == "Event winner"
+    assert lot.created_by == w.mod.id
+    assert f"`#{lot.id}`" in text
+    assert "one-time" in text
+    assert "<t:" in text
 
     gift = await w.run(w.owner, "credits grant", member=w.bob.id, amount="15", kind="gift")
     assert "Granted 15 credits of gift credit" in text_of(gift)
@@ -104,8 +116,9 @@ async def test_amounts_that_could_be_misread_are_refused_and_write_nothing(world
     await refused(w, w.mod, "credits grant", "not this server's currency", member=w.alice.id, amount="$5")
     await w.run(w.mod, "settings currency", name="dollars", symbol="$", decimals=2)
     for amount in ("€5", "5 €", "£5", "¥5"):
-        text = await refused(w, w.mod, "credits grant", "not this server's currency ($)", member=w.alice.id,
-                             amount=amount)
+        text = await refused(
+            w, w.mod, "credits grant", "not this server's currency ($)", member=w.alice.id, amount=amount
+        )
         assert len(text) < 200, text
     assert await w.ledger.lots(w.guild.id, w.alice.id) == []
     # The guild's own symbol, full-width digits and the digits of one script are read as they say.
@@ -170,7 +183,8 @@ async def test_configured_moderator_role_may_run_moderator_commands(world: World
         ("settings show", {}),
     ):
         rec = await w.fake.invoke(w.guild.id, w.alice.id, command, options or None, enforce_permissions=False)
-        assert NOT_A_MODERATOR not in text_of(rec) and "Error id" not in text_of(rec), command
+        assert NOT_A_MODERATOR not in text_of(rec), command
+        assert "Error id" not in text_of(rec), command
     assert [p.code for p in await w.ledger.promos(w.guild.id)] == ["BY-ALICE"]
     assert [i.name for i in await w.ledger.items(w.guild.id)] == ["Mug"]
     # Losing the role takes the right away again.
@@ -230,12 +244,18 @@ async def test_revoke_lot_autocomplete_lists_the_members_lots(world: World):
     assert other.first_lot_id not in [c["value"] for c in choices]
     assert any("30 credits" in c["name"] for c in choices)
     typed = await w.fake.autocomplete(
-        w.guild.id, w.mod.id, "credits revoke", {"member": w.alice.id, "lot": str(second.first_lot_id)},
+        w.guild.id,
+        w.mod.id,
+        "credits revoke",
+        {"member": w.alice.id, "lot": str(second.first_lot_id)},
         focused="lot",
     )
     assert [c["value"] for c in typed] == [second.first_lot_id]
     hashed = await w.fake.autocomplete(
-        w.guild.id, w.mod.id, "credits revoke", {"member": w.alice.id, "lot": f"#{first.first_lot_id}"},
+        w.guild.id,
+        w.mod.id,
+        "credits revoke",
+        {"member": w.alice.id, "lot": f"#{first.first_lot_id}"},
         focused="lot",
     )
     assert [c["value"] for c in hashed] == [first.first_lot_id]
@@ -262,9 +282,9 @@ async def test_revoke_by_lot_and_by_amount(world: World):
     assert (await w.ledger.get_lot(w.guild.id, gift.first_lot_id)).remaining == 45
     history = (await w.ledger.history(w.guild.id, w.alice.id)).items
     voids = [(e.lot_id, e.amount, e.reason) for e in history if e.type == "void"]
-    assert sorted(voids) == sorted([
-        (later.first_lot_id, -40, "Duplicate"), (soon.first_lot_id, -30, "Abuse"), (gift.first_lot_id, -5, "Abuse")
-    ])
+    assert sorted(voids) == sorted(
+        [(later.first_lot_id, -40, "Duplicate"), (soon.first_lot_id, -30, "Abuse"), (gift.first_lot_id, -5, "Abuse")]
+    )
 
     # Part of a lot.
     rec = await w.run(w.mod, "credits revoke", member=w.alice.id, lot=gift.first_lot_id, amount="5", reason="fix")
@@ -280,23 +300,31 @@ async def test_revoke_refusals_write_nothing(world: World):
     await refused(w, w.mod, "credits revoke", "lot", member=w.alice.id, lot=999, reason="x")
     await refused(w, w.mod, "credits revoke", "Name a lot or an amount", member=w.alice.id, reason="x")
     await refused(w, w.mod, "credits revoke", "amount", member=w.alice.id, amount="0", reason="x")
-    await refused(w, w.mod, "credits revoke", "only 30 credits left", member=w.alice.id,
-                  lot=alices.first_lot_id, amount="31", reason="x")
-    await refused(w, w.mod, "credits revoke", "Only 30 credits of usable credit", member=w.alice.id, amount="31",
-                  reason="x")
+    await refused(
+        w,
+        w.mod,
+        "credits revoke",
+        "only 30 credits left",
+        member=w.alice.id,
+        lot=alices.first_lot_id,
+        amount="31",
+        reason="x",
+    )
+    await refused(
+        w, w.mod, "credits revoke", "Only 30 credits of usable credit", member=w.alice.id, amount="31", reason="x"
+    )
     await refused(w, w.mod, "credits revoke", "reason", member=w.alice.id, amount="1", reason="   ")
     await w.run(w.mod, "credits revoke", member=w.alice.id, lot=alices.first_lot_id, reason="gone")
-    await refused(w, w.mod, "credits revoke", "nothing left", member=w.alice.id, lot=alices.first_lot_id,
-                  reason="again")
+    await refused(
+        w, w.mod, "credits revoke", "nothing left", member=w.alice.id, lot=alices.first_lot_id, reason="again"
+    )
 
 
 # extend ------------------------------------------------------------------------------------------------
 async def test_extend_moves_the_expiry(world: World):
     w = world
     lot = await grant(w, w.alice, 30, expires="5d")
-    choices = await w.fake.autocomplete(
-        w.guild.id, w.mod.id, "credits extend", {"member": w.alice.id}, focused="lot"
-    )
+    choices = await w.fake.autocomplete(w.guild.id, w.mod.id, "credits extend", {"member": w.alice.id}, focused="lot")
     assert [c["value"] for c in choices] == [lot.first_lot_id]
     rec = await w.run(w.mod, "credits extend", lot=lot.first_lot_id, expires="2026-12-31", reason="Holidays")
     assert rec.ephemeral
@@ -328,9 +356,10 @@ async def test_inspect_shows_lots_and_ledger_with_page_buttons(world: World):
     rec = await w.run(w.mod, "credits inspect", member=w.alice.id)
     assert rec.ephemeral
     first = text_of(rec)
-    assert "Credit of alice" in first and "Ledger (page 1 of 2)" in first
+    assert "Credit of alice" in first
+    assert "Ledger (page 1 of 2)" in first
     assert "78 credits" in first  # 1 + … + 12 promotional
-    assert "777" not in first
+    assert not re.search(r"(?<!\d)777(?!\d)", first)  # not bob's grant; a snowflake id may hold the digits
     assert all(f"`#{lot.first_lot_id}`" in first for lot in lots)  # every active lot, not just the first 10
     prev_id, next_id = button(rec, "pager:previous:"), button(rec, "pager:next:")
     assert rec.message.component(prev_id).get("disabled") is True
@@ -350,7 +379,8 @@ async def test_inspect_shows_lots_and_ledger_with_page_buttons(world: World):
 async def test_inspect_of_a_member_without_credit(world: World):
     w = world
     rec = await w.run(w.mod, "credits inspect", member=w.bob.id)
-    assert "No active lots." in text_of(rec) and "No entries." in text_of(rec)
+    assert "No active lots." in text_of(rec)
+    assert "No entries." in text_of(rec)
     assert rec.custom_ids == []
 
 
@@ -428,7 +458,8 @@ async def test_export_and_report_of_an_empty_ledger(world: World):
     (attachment,) = message.attachments
     assert attachment.data.decode().splitlines() == [EXPORT_HEADER]
     report = await answer(w, await w.run(w.mod, "credits report"))
-    assert "No promo codes yet." in text_of(report) and "0 credits" in text_of(report)
+    assert "No promo codes yet." in text_of(report)
+    assert "0 credits" in text_of(report)
     assert report.attachments[0].data[:8] == PNG_MAGIC
 
 
@@ -462,21 +493,31 @@ async def test_schedule_add_list_remove(world: World):
     w = world
     await set_audit(w)
     rec = await w.run(
-        w.mod, "credits schedule add", role=w.vip_role.id, amount="100", rule="0 12 1 * *", valid_days=30,
-        categories="games", kind="gift",
+        w.mod,
+        "credits schedule add",
+        role=w.vip_role.id,
+        amount="100",
+        rule="0 12 1 * *",
+        valid_days=30,
+        categories="games",
+        kind="gift",
     )
     assert rec.ephemeral
     text = text_of(rec)
-    assert "Recurring grant created" in text and f"<@&{w.vip_role.id}>" in text and "100 credits" in text
+    assert "Recurring grant created" in text
+    assert f"<@&{w.vip_role.id}>" in text
+    assert "100 credits" in text
     (schedule,) = await w.ledger.schedules(w.guild.id)
     assert (schedule.amount, schedule.rule, schedule.valid_days, schedule.kind) == (100, "0 12 1 * *", 30, "gift")
     assert schedule.next_run_at == to_unix(datetime.fromisoformat("2026-12-01T12:00:00+00:00"))
 
     listed = await w.run(w.mod, "credits schedule list")
-    assert f"`#{schedule.id}`" in text_of(listed) and "0 12 1 * *" in text_of(listed)
+    assert f"`#{schedule.id}`" in text_of(listed)
+    assert "0 12 1 * *" in text_of(listed)
 
     removed = await w.run(w.mod, "credits schedule remove", id=schedule.id)
-    assert f"`#{schedule.id}`" in text_of(removed) and "stopped" in text_of(removed)
+    assert f"`#{schedule.id}`" in text_of(removed)
+    assert "stopped" in text_of(removed)
     assert await w.ledger.schedules(w.guild.id) == [] or not any(s.active for s in await w.ledger.schedules(w.guild.id))
     empty = await w.run(w.mod, "credits schedule list")
     assert "None yet" in text_of(empty)
@@ -528,4 +569,5 @@ async def test_every_credits_action_is_posted_once_to_the_audit_channel(world: W
         (embed,) = message.embeds
         assert embed["title"] == title
         assert str(w.mod.id) in embed["footer"]["text"]  # the actor
-    assert "Helpful" in audit_texts(w)[-4] and "Typo" in audit_texts(w)[-3]
+    assert "Helpful" in audit_texts(w)[-4]
+    assert "Typo" in audit_texts(w)[-3]

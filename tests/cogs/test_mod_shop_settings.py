@@ -35,17 +35,37 @@ def roles_of(w: World, member) -> list[int]:
 async def test_shopadmin_add_with_every_option(world: World):
     w = world
     rec = await w.run(
-        w.mod, "shopadmin add", name="VIP pass", price="30", category="roles", stock=5, role=w.vip_role.id,
-        limit=1, description="A shiny role for a month.",
+        w.mod,
+        "shopadmin add",
+        name="VIP pass",
+        price="30",
+        category="roles",
+        stock=5,
+        role=w.vip_role.id,
+        limit=1,
+        description="A shiny role for a month.",
     )
     assert rec.ephemeral
     text = text_of(rec)
-    for shown in ("Added to the shop", "**VIP pass**", "30 credits", "`roles`", "5 left", "max 1 per member",
-                  f"<@&{w.vip_role.id}>", "A shiny role for a month."):
+    for shown in (
+        "Added to the shop",
+        "**VIP pass**",
+        "30 credits",
+        "`roles`",
+        "5 left",
+        "max 1 per member",
+        f"<@&{w.vip_role.id}>",
+        "A shiny role for a month.",
+    ):
         assert shown in text, shown
     (item,) = await w.ledger.items(w.guild.id)
     assert (item.name, item.price, item.category, item.stock, item.role_id, item.per_member_limit) == (
-        "VIP pass", 30, "roles", 5, w.vip_role.id, 1
+        "VIP pass",
+        30,
+        "roles",
+        5,
+        w.vip_role.id,
+        1,
     )
     assert item.description == "A shiny role for a month."
     plain = await w.run(w.mod, "shopadmin add", name="Sticker", price="2", category="fun")
@@ -88,14 +108,16 @@ async def test_shopadmin_refuses_a_role_the_bot_cannot_give_whatever_the_reason(
         f"I can't give <@&{high.id}>: I need the Manage Roles permission, and my highest role must be above it "
         "(Server Settings → Roles)."
     )
-    everyone = await refused(w, w.mod, "shopadmin add", "can't give", name="All", price="5", category="x",
-                             role=w.guild.id)
+    everyone = await refused(
+        w, w.mod, "shopadmin add", "can't give", name="All", price="5", category="x", role=w.guild.id
+    )
     assert everyone.strip() == f"I can't give <@&{w.guild.id}>: nobody can be given @everyone or a managed role."
     bot_role = w.fake.bot_role(w.guild.id)
     w.fake.update_role(w.guild.id, bot_role.id, permissions=bot_role.permissions & ~Perm.MANAGE_ROLES)
     await w.fake.wait_for(lambda: not guild.me.guild_permissions.manage_roles, what="permission removed")
-    below = await refused(w, w.mod, "shopadmin add", "can't give", name="VIP", price="5", category="x",
-                          role=w.vip_role.id)
+    below = await refused(
+        w, w.mod, "shopadmin add", "can't give", name="VIP", price="5", category="x", role=w.vip_role.id
+    )
     assert below == above.replace(str(high.id), str(w.vip_role.id))
 
 
@@ -106,15 +128,29 @@ async def test_shopadmin_edit_changes_only_the_options_given(world: World):
     assert [c["value"] for c in choices] == [str(item.id)]
 
     rec = await w.run(w.mod, "shopadmin edit", item=str(item.id), name="VIP pass+", price="35", stock=9)
-    assert rec.ephemeral and "Updated" in text_of(rec) and "**VIP pass+**" in text_of(rec)
+    assert rec.ephemeral
+    assert "Updated" in text_of(rec)
+    assert "**VIP pass+**" in text_of(rec)
     edited = await w.ledger.item(w.guild.id, item.id)
     assert (edited.name, edited.price, edited.stock, edited.per_member_limit, edited.role_id) == (
-        "VIP pass+", 35, 9, 2, w.vip_role.id
+        "VIP pass+",
+        35,
+        9,
+        2,
+        w.vip_role.id,
     )
     assert (edited.category, edited.description) == ("roles", "old")
 
-    await w.run(w.mod, "shopadmin edit", item="VIP pass+", unlimited_stock=True, no_role=True, no_limit=True,
-                category="perks", description="new")
+    await w.run(
+        w.mod,
+        "shopadmin edit",
+        item="VIP pass+",
+        unlimited_stock=True,
+        no_role=True,
+        no_limit=True,
+        category="perks",
+        description="new",
+    )
     edited = await w.ledger.item(w.guild.id, item.id)
     assert (edited.stock, edited.role_id, edited.per_member_limit) == (None, None, None)
     assert (edited.category, edited.description) == ("perks", "new")
@@ -151,13 +187,16 @@ async def test_shopadmin_refund_returns_credit_and_stock_and_removes_the_role(wo
     await w.finished(rec)
     assert rec.ephemeral
     text = text_of(rec)
-    assert f"Order `#{order_id}`" in text and "30 credits back" in text and f"<@&{w.vip_role.id}> removed" in text
+    assert f"Order `#{order_id}`" in text
+    assert "30 credits back" in text
+    assert f"<@&{w.vip_role.id}> removed" in text
     assert w.vip_role.id not in roles_of(w, w.alice)
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 50
     assert (await w.ledger.item(w.guild.id, item.id)).stock == 5
     assert (await w.ledger.order(w.guild.id, order_id)).status == "refunded"
     refunds = [e for e in (await w.ledger.history(w.guild.id, w.alice.id)).items if e.type == "refund"]
-    assert sum(e.amount for e in refunds) == 30 and all(e.actor_id == w.mod.id for e in refunds)
+    assert sum(e.amount for e in refunds) == 30
+    assert all(e.actor_id == w.mod.id for e in refunds)
 
     await refused(w, w.mod, "shopadmin refund", "already refunded", order=order_id)
 
@@ -194,7 +233,9 @@ async def test_shopadmin_refuses_non_moderators(world: World):
 async def test_settings_currency(world: World):
     w = world
     rec = await w.run(w.mod, "settings currency", name="coins", symbol="$", decimals=2)
-    assert rec.ephemeral and "Currency updated" in text_of(rec) and "coins ($), 2 decimals" in text_of(rec)
+    assert rec.ephemeral
+    assert "Currency updated" in text_of(rec)
+    assert "coins ($), 2 decimals" in text_of(rec)
     settings = await w.ledger.settings(w.guild.id)
     assert (settings.currency_name, settings.currency_symbol, settings.decimals) == ("coins", "$", 2)
     granted = await w.run(w.mod, "credits grant", member=w.alice.id, amount="12.50")
@@ -219,12 +260,19 @@ async def test_settings_currency(world: World):
 async def test_settings_reminders(world: World):
     w = world
     current = await w.run(w.mod, "settings reminders")
-    assert "7d" in text_of(current) and "1d" in text_of(current)
+    assert "7d" in text_of(current)
+    assert "1d" in text_of(current)
     rec = await w.run(w.mod, "settings reminders", lead_times="3d, 12h,90m")
-    assert rec.ephemeral and "Reminder lead times" in text_of(rec)
+    assert rec.ephemeral
+    assert "Reminder lead times" in text_of(rec)
     assert (await w.ledger.settings(w.guild.id)).reminder_leads == (3 * 86400, 12 * 3600, 90 * 60)
-    for bad, expect in (("30s", "Lead time"), ("0m", "Lead time"), ("abc", "Lead time"), (",", "at least one"),
-                        ("400d", "too long")):
+    for bad, expect in (
+        ("30s", "Lead time"),
+        ("0m", "Lead time"),
+        ("abc", "Lead time"),
+        (",", "at least one"),
+        ("400d", "too long"),
+    ):
         await refused(w, w.mod, "settings reminders", expect, lead_times=bad)
     assert (await w.ledger.settings(w.guild.id)).reminder_leads == (3 * 86400, 12 * 3600, 90 * 60)
 
@@ -233,7 +281,8 @@ async def test_settings_modrole_and_show(world: World):
     w = world
     await refused(w, w.mod, "settings modrole", "everyone a moderator", role=w.guild.id)
     rec = await w.run(w.owner, "settings modrole", role=w.vip_role.id)
-    assert rec.ephemeral and f"Moderator role: <@&{w.vip_role.id}>" in text_of(rec)
+    assert rec.ephemeral
+    assert f"Moderator role: <@&{w.vip_role.id}>" in text_of(rec)
     assert (await w.ledger.settings(w.guild.id)).mod_role_id == w.vip_role.id
     shown = await w.run(w.mod, "settings show")
     assert shown.ephemeral
@@ -245,7 +294,8 @@ async def test_settings_modrole_and_show(world: World):
 async def test_settings_auditlog_posts_every_moderator_action(world: World):
     w = world
     rec = await w.run(w.mod, "settings auditlog", channel=w.audit_channel_id)
-    assert rec.ephemeral and f"<#{w.audit_channel_id}>" in text_of(rec)
+    assert rec.ephemeral
+    assert f"<#{w.audit_channel_id}>" in text_of(rec)
     assert (await w.ledger.settings(w.guild.id)).audit_channel_id == w.audit_channel_id
     await w.ledger.grant(w.guild.id, w.alice.id, 50, actor_id=w.mod.id, key=None)
     item = await add_item(w, role_id=w.vip_role.id)
@@ -272,7 +322,8 @@ async def test_settings_auditlog_posts_every_moderator_action(world: World):
         posted += 1
         (embed,) = w.fake.channel_messages(w.audit_channel_id)[-1].embeds
         assert embed["title"] == title, command
-        assert str(w.mod.id) in embed["footer"]["text"] and embed["author"]["name"] == "mod"
+        assert str(w.mod.id) in embed["footer"]["text"]
+        assert embed["author"]["name"] == "mod"
     # Reading is not an action: nothing more is posted.
     await w.run(w.mod, "settings show")
     await w.run(w.mod, "settings reminders")
@@ -302,7 +353,8 @@ async def test_settings_exclude_and_include_category(world: World):
     )
     assert [c["value"] for c in choices] == ["games"]
     rec = await w.run(w.mod, "settings exclude-category", category="games")
-    assert rec.ephemeral and "can no longer be spent on `games`" in text_of(rec)
+    assert rec.ephemeral
+    assert "can no longer be spent on `games`" in text_of(rec)
     assert (await w.ledger.settings(w.guild.id)).promo_excluded_categories == ("games",)
     assert "gift balance only" in text_of(await w.run(w.alice, "shop"))
     # Promo credit no longer pays for it.
@@ -322,7 +374,8 @@ async def test_settings_timezone(world: World):
     choices = await w.fake.autocomplete(w.guild.id, w.mod.id, "settings timezone", {"tz": "berl"}, focused="tz")
     assert "Europe/Berlin" in [c["value"] for c in choices]
     rec = await w.run(w.mod, "settings timezone", tz="europe/berlin")
-    assert rec.ephemeral and "Timezone: Europe/Berlin" in text_of(rec)
+    assert rec.ephemeral
+    assert "Timezone: Europe/Berlin" in text_of(rec)
     assert (await w.ledger.settings(w.guild.id)).timezone == "Europe/Berlin"
     # Dates are now read in Berlin: the end of 31 Dec there is 22:59:59 UTC.
     await w.run(w.mod, "credits grant", member=w.alice.id, amount="5", expires="2026-12-31")

@@ -35,8 +35,7 @@ def db_rows(path: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, .
 def schedule_lots(w: World, schedule_id: int = 1) -> list[tuple[Any, ...]]:
     return db_rows(
         w.settings.database_path,
-        "SELECT user_id, original, kind, expires_at, categories, created_at FROM lots WHERE source_ref = ?"
-        " ORDER BY id",
+        "SELECT user_id, original, kind, expires_at, categories, created_at FROM lots WHERE source_ref = ? ORDER BY id",
         (f"schedule:{schedule_id}",),
     )
 
@@ -70,11 +69,10 @@ async def test_invalid_rules_are_refused_clearly_and_nothing_is_written(world: W
         text = await add_schedule(w, rule)
         assert "cron" in text, (rule, text)
         assert "0 12 1 * *" in text  # an example of what works
-        assert "Error id" not in text and "went wrong" not in text
+        assert "Error id" not in text
+        assert "went wrong" not in text
     assert db_rows(w.settings.database_path, "SELECT COUNT(*) FROM schedules") == [(0,)]
-    assert db_rows(
-        w.settings.database_path, "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'schedule%'"
-    ) == [(0,)]
+    assert db_rows(w.settings.database_path, "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'schedule%'") == [(0,)]
     listed = await w.run(w.mod, "credits schedule list")
     assert "None yet" in text_of(listed)
 
@@ -103,7 +101,9 @@ async def test_each_due_run_grants_every_non_bot_member_of_the_role_once(world: 
     w.bot.add_listener(on_credit_granted, "on_credit_granted")
 
     text = await add_schedule(w, "0 12 1 * *", valid_days=30, categories="games, books")
-    assert "#1" in text and f"<@&{w.vip_role.id}>" in text and "100 credits" in text
+    assert "#1" in text
+    assert f"<@&{w.vip_role.id}>" in text
+    assert "100 credits" in text
     due = unix(2026, 12, 1, 12, 0)
     assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(due,)]
 
@@ -114,10 +114,12 @@ async def test_each_due_run_grants_every_non_bot_member_of_the_role_once(world: 
     assert await w.bot.jobs.recurring() == 1
     lots = schedule_lots(w)
     expires = due + 30 * DAY
-    assert sorted(lots) == sorted([
-        (w.alice.id, 100, "promo", expires, '["games", "books"]', due),
-        (w.bob.id, 100, "promo", expires, '["games", "books"]', due),
-    ])  # the bot member got nothing
+    assert sorted(lots) == sorted(
+        [
+            (w.alice.id, 100, "promo", expires, '["games", "books"]', due),
+            (w.bob.id, 100, "promo", expires, '["games", "books"]', due),
+        ]
+    )  # the bot member got nothing
     keys = db_rows(
         w.settings.database_path,
         "SELECT DISTINCT e.idempotency_key FROM entries e JOIN lots l ON l.id = e.lot_id"
@@ -170,9 +172,7 @@ async def test_runs_once_across_a_restart_and_a_missed_run_runs_once_at_start(wo
     assert {row[2] for row in lots} == {"gift"}
     assert {row[3] for row in lots} == {None}  # no valid_days: never expires
     assert [row[5] for row in lots[2:]] == [w.ledger.now()] * 2
-    assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [
-        (unix(2026, 12, 3, 12, 0),)
-    ]
+    assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(unix(2026, 12, 3, 12, 0),)]
     w.clock.current = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     assert await w.bot.jobs.recurring() == 1
     assert len(schedule_lots(w)) == 6
@@ -239,15 +239,21 @@ async def test_schedule_list_and_remove(world: World):
     await add_schedule(w, "0 12 * * *", amount="10")
     await add_schedule(w, "30 6 1 * *", amount="25", kind="gift", valid_days=7)
     listed = text_of(await w.run(w.mod, "credits schedule list"))
-    assert "#1" in listed and "#2" in listed
-    assert "10 credits" in listed and "25 credits" in listed
-    assert "`0 12 * * *`" in listed and "`30 6 1 * *`" in listed
+    assert "#1" in listed
+    assert "#2" in listed
+    assert "10 credits" in listed
+    assert "25 credits" in listed
+    assert "`0 12 * * *`" in listed
+    assert "`30 6 1 * *`" in listed
     assert "valid 7 days" in listed
 
     removed = await w.run(w.mod, "credits schedule remove", id=1)
-    assert removed.ephemeral and "#1" in text_of(removed) and "stopped" in text_of(removed)
+    assert removed.ephemeral
+    assert "#1" in text_of(removed)
+    assert "stopped" in text_of(removed)
     listed = text_of(await w.run(w.mod, "credits schedule list"))
-    assert "#1" not in listed and "#2" in listed
+    assert "#1" not in listed
+    assert "#2" in listed
     again = await w.run(w.mod, "credits schedule remove", id=1)
     assert "no recurring grant #1" in text_of(again)
     audit = db_rows(w.settings.database_path, "SELECT action FROM audit_log WHERE action LIKE 'schedule%' ORDER BY id")
@@ -284,7 +290,8 @@ async def test_a_run_is_one_transaction(ledger: Ledger, clock: Clock, key: Keys,
     assert still_due.next_run_at == schedule.next_run_at
     monkeypatch.setattr(schedules_app, "insert_lots", real_insert)
     result = await ledger.run_schedule(still_due, [ALICE, BOB, ALICE])
-    assert result is not None and result.count == 2
+    assert result is not None
+    assert result.count == 2
     assert await ledger.run_schedule(still_due, [ALICE, BOB]) is None  # a second caller grants nothing
     assert (await ledger.balance(GUILD, ALICE)).total == 10
     assert await ledger.verify() == []

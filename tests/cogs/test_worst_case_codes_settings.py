@@ -29,7 +29,8 @@ MAX_MONEY = "10,000,000,000.00 " + LONG_NAME  # 10^12 minor units with 2 decimal
 CATEGORIES = [f"{i:02d}-" + "c" * (limits.CATEGORY - 3) for i in range(limits.CATEGORIES_PER_LIST)]
 PAGE_FOOTER = re.compile(r"Page (\d+) of (\d+)")
 
-assert len(LONG_NAME) == MAX_NAME_LENGTH and len(LONG_SYMBOL) == MAX_SYMBOL_LENGTH
+assert len(LONG_NAME) == MAX_NAME_LENGTH
+assert len(LONG_SYMBOL) == MAX_SYMBOL_LENGTH
 assert len(", ".join(CATEGORIES)) <= limits.CATEGORIES_INPUT
 
 
@@ -89,20 +90,38 @@ async def test_promo_create_and_disable_with_the_longest_everything(world: World
     await set_audit(w)
     code = promo_code(1)
     rec = await w.run(
-        w.mod, "promo create", code=code.lower(), amount="10,000,000,000.00", uses=10**9, per_member=1000,
-        redeem_by="52w", credit_expires="1y", categories=", ".join(CATEGORIES), one_time=True,
-        role=w.vip_role.id, min_member_days=3650,
+        w.mod,
+        "promo create",
+        code=code.lower(),
+        amount="10,000,000,000.00",
+        uses=10**9,
+        per_member=1000,
+        redeem_by="52w",
+        credit_expires="1y",
+        categories=", ".join(CATEGORIES),
+        one_time=True,
+        role=w.vip_role.id,
+        min_member_days=3650,
     )
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     content = rec.content
     assert len(content) <= fit.CONTENT
     # Everything the moderator chose is shown, in full: no category is cut.
     assert content.startswith(f"Promo code created: `{code}` · **{MAX_MONEY}** · used 0/1000000000")
-    for shown in ("1000 per member", "redeem by <t:", "credit expires <t:", "one-time", f"<@&{w.vip_role.id}>",
-                  "members of 3650+ days", "only: " + ", ".join(CATEGORIES)):
+    for shown in (
+        "1000 per member",
+        "redeem by <t:",
+        "credit expires <t:",
+        "one-time",
+        f"<@&{w.vip_role.id}>",
+        "members of 3650+ days",
+        "only: " + ", ".join(CATEGORIES),
+    ):
         assert shown in content, shown
     (promo,) = await w.ledger.promos(w.guild.id)
-    assert promo.categories == tuple(CATEGORIES) and promo.amount == 10**12
+    assert promo.categories == tuple(CATEGORIES)
+    assert promo.amount == 10**12
     posted = await audit_post(w, "Promo code created")
     assert posted["description"] == content
 
@@ -128,8 +147,15 @@ async def test_promo_create_options_carry_the_limits_of_the_ledger(world: World)
     assert disable["options"][0]["max_length"] == limits.REDEEM_INPUT
     # Eleven categories are refused, and nothing is written.
     eleven = ", ".join(f"cat{i}" for i in range(limits.CATEGORIES_PER_LIST + 1))
-    await refused(w, w.mod, "promo create", f"At most {limits.CATEGORIES_PER_LIST} categories",
-                  code="TOO-MANY", amount="5", categories=eleven)
+    await refused(
+        w,
+        w.mod,
+        "promo create",
+        f"At most {limits.CATEGORIES_PER_LIST} categories",
+        code="TOO-MANY",
+        amount="5",
+        categories=eleven,
+    )
 
 
 async def test_promo_list_pages_through_many_long_codes(world: World):
@@ -138,8 +164,18 @@ async def test_promo_list_pages_through_many_long_codes(world: World):
     total = 60
     for i in range(total):
         await w.ledger.create_promo(
-            w.guild.id, promo_code(i), 10**12, actor_id=w.mod.id, key=None, uses=10**9, per_member=1000,
-            redeem_by="52w", credit_expires="1y", categories=CATEGORIES, one_time=True, role_id=w.vip_role.id,
+            w.guild.id,
+            promo_code(i),
+            10**12,
+            actor_id=w.mod.id,
+            key=None,
+            uses=10**9,
+            per_member=1000,
+            redeem_by="52w",
+            credit_expires="1y",
+            categories=CATEGORIES,
+            one_time=True,
+            role_id=w.vip_role.id,
             min_member_days=3650,
         )
     for i in range(0, total, 7):
@@ -179,7 +215,8 @@ async def test_giftcard_issue_of_the_most_cards_at_the_largest_value(world: Worl
     await longest_currency(w)
     await set_audit(w)
     rec = await w.run(w.mod, "giftcard issue", amount="10,000,000,000.00", count=MAX_GIFT_CARDS, claim_by="1y")
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     assert len(rec.content) <= fit.CONTENT
     assert rec.content.startswith(f"{MAX_GIFT_CARDS} gift card(s) of {MAX_MONEY}. Redeem by <t:")
     assert not GIFT_CODE.search(rec.content)
@@ -244,7 +281,8 @@ async def test_giftcard_list_pages_thousands_of_cards_of_the_largest_value(world
     assert all(" · redeemed by " in line for line in lines)
 
     embeds = await all_pages(w, rec)
-    assert len(embeds) == pages and embeds[0] == first
+    assert len(embeds) == pages
+    assert embeds[0] == first
     shown = [line.split("`")[1] for e in embeds for line in e["description"].split("\n")]
     assert shown == [f"#{c.id}" for c in cards]  # every card once, newest first
     last = embeds[-1]["description"].split("\n")[-1]
@@ -273,8 +311,13 @@ async def test_settings_at_every_limit_fit_and_show_everything(world: World):
         await w.ledger.set_category_excluded(w.guild.id, category, True, actor_id=w.mod.id, key=None)
     rec = await w.run(w.mod, "settings exclude-category", category=excluded[-1])
     assert rec.content == f"Promotional credit can no longer be spent on `{excluded[-1]}`."
-    await refused(w, w.mod, "settings exclude-category", f"At most {limits.EXCLUDED_CATEGORIES} categories",
-                  category="one-too-many")
+    await refused(
+        w,
+        w.mod,
+        "settings exclude-category",
+        f"At most {limits.EXCLUDED_CATEGORIES} categories",
+        category="one-too-many",
+    )
 
     shown = await w.run(w.mod, "settings show")
     for message in (rec.message, shown.message):
@@ -298,7 +341,8 @@ async def test_settings_at_every_limit_fit_and_show_everything(world: World):
     back = await w.run(w.mod, "settings include-category", category=excluded[-1].upper())
     assert back.content == f"Promotional credit can be spent on `{excluded[-1].upper()}` again."
     fields = {f["name"]: f["value"] for f in back.message.embeds[0]["fields"]}
-    assert fields["Promo credit excluded on"] == "none" and "Promo credit excluded on (continued)" not in fields
+    assert fields["Promo credit excluded on"] == "none"
+    assert "Promo credit excluded on (continued)" not in fields
 
 
 async def test_settings_options_carry_the_limits_of_the_ledger(world: World):
@@ -352,7 +396,8 @@ async def test_settings_currency_answer_refused_still_says_what_was_saved(world:
     assert (await w.ledger.settings(w.guild.id)).currency_name == "gems"  # committed
     text = told(w, rec)
     assert rec.ephemeral
-    assert "Currency updated." in text and "error id" in text.lower()
+    assert "Currency updated." in text
+    assert "error id" in text.lower()
     assert "nothing was changed" not in text.lower()
     assert "no need to do it again" in text
     # The audit post went out although the answer failed.
@@ -363,12 +408,14 @@ async def test_settings_exclude_category_answer_timed_out_is_told_by_dm(world: W
     w = world
     w.fake.interaction_timeout = 0
     rec = await w.run(w.mod, "settings exclude-category", category="games")
-    assert rec.rejection_codes == [10062] and not rec.acknowledged
+    assert rec.rejection_codes == [10062]
+    assert not rec.acknowledged
     assert (await w.ledger.settings(w.guild.id)).promo_excluded_categories == ("games",)
     await w.fake.wait_for(lambda: w.fake.dms(w.mod.id), what="the DM to the moderator")
     (dm,) = w.fake.dms(w.mod.id)
     assert "Promotional credit can no longer be spent on `games`." in dm.content
-    assert "error id" in dm.content.lower() and "nothing was changed" not in dm.content.lower()
+    assert "error id" in dm.content.lower()
+    assert "nothing was changed" not in dm.content.lower()
 
 
 async def test_settings_refused_or_failed_before_the_write_still_say_nothing_changed(
@@ -386,7 +433,8 @@ async def test_settings_refused_or_failed_before_the_write_still_say_nothing_cha
     monkeypatch.setattr(w.bot.ledger, "update_settings", broken)
     rec = await w.run(w.mod, "settings currency", name="gems")
     text = told(w, rec)
-    assert "nothing was changed" in text and "Error id" in text
+    assert "nothing was changed" in text
+    assert "Error id" in text
     assert (await w.ledger.settings(w.guild.id)).currency_name == "credits"
 
 
@@ -396,7 +444,8 @@ async def test_promo_create_answer_refused_still_says_what_was_saved(world: Worl
     rec = await w.run(w.mod, "promo create", code="SAVED-ANYWAY", amount="5", categories=", ".join(CATEGORIES))
     await rec.wait_until(lambda r: r.acknowledged)
     text = told(w, rec)
-    assert text.startswith("Promo code created: `SAVED-ANYWAY`") and "error id" in text.lower()
+    assert text.startswith("Promo code created: `SAVED-ANYWAY`")
+    assert "error id" in text.lower()
     assert len(rec.message.content) <= fit.CONTENT
     assert "nothing was changed" not in text.lower()
     assert [p.code for p in await w.ledger.promos(w.guild.id)] == ["SAVED-ANYWAY"]
@@ -408,10 +457,12 @@ async def test_giftcard_issue_answer_timed_out_tells_the_issuer_to_void_the_card
     rec = await w.run(w.mod, "giftcard issue", amount="50", count=3)
     assert rec.rejection_codes == [10062]
     cards = await w.ledger.gift_cards(w.guild.id)
-    assert len(cards) == 3 and all(c.status == "unredeemed" for c in cards)
+    assert len(cards) == 3
+    assert all(c.status == "unredeemed" for c in cards)
     await w.fake.wait_for(lambda: w.fake.dms(w.mod.id), what="the DM to the moderator")
     (dm,) = w.fake.dms(w.mod.id)
     assert dm.content.startswith("3 gift card(s) of 50 credits. They were issued, but their codes could not be shown")
-    assert "/giftcard void" in dm.content and "error id" in dm.content.lower()
+    assert "/giftcard void" in dm.content
+    assert "error id" in dm.content.lower()
     assert all(f"…{c.last4}" in dm.content for c in cards)
     assert not GIFT_CODE.search(dm.content)  # the codes are never sent anywhere but the answer

@@ -40,7 +40,8 @@ LONGEST_MONEY = "10,000,000,000.00 Galactic gold crowns"
 LONGEST_RULE = ",".join(str(n) for n in range(34)) + " 12 1 * *"
 
 assert len(NAME) == 20
-assert len(CATEGORIES) == limits.CATEGORIES_PER_LIST and {len(c) for c in CATEGORIES} == {limits.CATEGORY}
+assert len(CATEGORIES) == limits.CATEGORIES_PER_LIST
+assert {len(c) for c in CATEGORIES} == {limits.CATEGORY}
 assert len(CATEGORY_TEXT) <= limits.CATEGORIES_INPUT
 assert len(LONGEST_RULE) == limits.CRON_RULE
 
@@ -54,7 +55,11 @@ async def longest_currency(w: World) -> Currency:
     """2 decimals and the longest name (the longest formatted money), and the audit channel set, so
     every audit post a command makes is exercised."""
     settings = await w.ledger.update_settings(
-        w.guild.id, actor_id=w.mod.id, key=None, currency_name=NAME, decimals=2,
+        w.guild.id,
+        actor_id=w.mod.id,
+        key=None,
+        currency_name=NAME,
+        decimals=2,
         audit_channel_id=w.audit_channel_id,
     )
     assert format_amount(MAX_AMOUNT, settings.currency) == LONGEST_MONEY
@@ -92,8 +97,15 @@ async def many_lots(w: World, member: Member, count: int, **options) -> list[int
     for n in range(count):
         options.setdefault("categories", CATEGORIES)
         result = await w.ledger.grant(
-            w.guild.id, member.id, MAX_AMOUNT, actor_id=w.mod.id, key=None, expires=f"{30 + n}d", one_time=True,
-            reason=reason(n), **options,
+            w.guild.id,
+            member.id,
+            MAX_AMOUNT,
+            actor_id=w.mod.id,
+            key=None,
+            expires=f"{30 + n}d",
+            one_time=True,
+            reason=reason(n),
+            **options,
         )
         ids.append(result.first_lot_id)
     return ids
@@ -109,7 +121,8 @@ def test_pack_pages_keeps_every_line_whole_and_in_order():
     assert [line for page in pages for line in page.splitlines()] == lines  # none lost, none cut
     assert len(fit.pack_pages(["a"] * 25, 4096, per_page=10)) == 3
     (only,) = fit.pack_pages(["y" * 5000], 4096)  # one line too long for any page: cut visibly
-    assert len(only) == 4096 and only.endswith("…")
+    assert len(only) == 4096
+    assert only.endswith("…")
     assert fit.pack_pages([], 100) == []
     assert fit.pack_pages(["ab", "cd", "ef"], 6, separator=", ") == ["ab, cd", "ef"]
 
@@ -157,8 +170,10 @@ async def test_every_free_text_option_has_the_ledgers_limit_as_max_length(world:
     # Discord's client stops the typing there: one character more is never sent to the bot.
     before = db_dump(w)
     too_long = {
-        "amount": "1" * (limits.AMOUNT_INPUT + 1), "reason": "x" * (limits.REASON + 1),
-        "categories": "c" * (limits.CATEGORIES_INPUT + 1), "expires": "1" * (limits.WHEN_INPUT + 1),
+        "amount": "1" * (limits.AMOUNT_INPUT + 1),
+        "reason": "x" * (limits.REASON + 1),
+        "categories": "c" * (limits.CATEGORIES_INPUT + 1),
+        "expires": "1" * (limits.WHEN_INPUT + 1),
     }
     for name, value in too_long.items():
         options = {"member": w.alice.id, "amount": "5", name: value}
@@ -173,8 +188,16 @@ async def test_eleven_categories_are_refused_with_the_count(world: World):
     w = world
     eleven = ", ".join(f"cat{i}" for i in range(limits.CATEGORIES_PER_LIST + 1))
     await refused(w, w.mod, "credits grant", "At most 10 categories", member=w.alice.id, amount="5", categories=eleven)
-    await refused(w, w.mod, "credits schedule add", "At most 10 categories", role=w.vip_role.id, amount="5",
-                  rule="0 12 1 * *", categories=eleven)
+    await refused(
+        w,
+        w.mod,
+        "credits schedule add",
+        "At most 10 categories",
+        role=w.vip_role.id,
+        amount="5",
+        rule="0 12 1 * *",
+        categories=eleven,
+    )
 
 
 # --- grant ------------------------------------------------------------------------------------------
@@ -184,18 +207,30 @@ async def test_grant_with_every_option_at_its_longest(world: World):
     w = world
     await longest_currency(w)
     rec = await w.run(
-        w.mod, "credits grant", member=w.alice.id, amount="10,000,000,000.00", expires="2027-12-31T18:00:00+02:00",
-        starts="2026-12-31T18:00:00+02:00", categories=CATEGORY_TEXT, one_time=True, kind="promo",
+        w.mod,
+        "credits grant",
+        member=w.alice.id,
+        amount="10,000,000,000.00",
+        expires="2027-12-31T18:00:00+02:00",
+        starts="2026-12-31T18:00:00+02:00",
+        categories=CATEGORY_TEXT,
+        one_time=True,
+        kind="promo",
         reason=reason(1),
     )
     text = rec.content
-    assert rec.ephemeral and len(text) <= 2000
+    assert rec.ephemeral
+    assert len(text) <= 2000
     assert text.startswith(f"Granted {LONGEST_MONEY} of promo credit to <@{w.alice.id}>.")
     (lot,) = await w.ledger.lots(w.guild.id, w.alice.id)
-    assert lot.original == MAX_AMOUNT and lot.categories == tuple(CATEGORIES) and lot.memo == reason(1)
-    assert f"`#{lot.id}`" in text and "one-time" in text
+    assert lot.original == MAX_AMOUNT
+    assert lot.categories == tuple(CATEGORIES)
+    assert lot.memo == reason(1)
+    assert f"`#{lot.id}`" in text
+    assert "one-time" in text
     shown = [c for c in CATEGORIES if c in text]
-    assert shown == CATEGORIES[: len(shown)] and shown, text  # in order, and at least the first…
+    assert shown, text  # at least the first…
+    assert shown == CATEGORIES[: len(shown)], text  # in order…
     if len(shown) < len(CATEGORIES):  # …then how many more
         assert f"… and {len(CATEGORIES) - len(shown)} more" in text, text
     post = await audit_post(w, "Credit granted")
@@ -217,11 +252,20 @@ async def test_grant_role_to_two_thousand_members_says_how_many(world: World):
     await w.fake.wait_for(lambda: len(vip.members) == count + 1, timeout=30, what="the role in the member cache")
 
     rec = await w.run(
-        w.mod, "credits grant-role", role=w.vip_role.id, amount="10,000,000,000.00", expires="2027-12-31",
-        starts="1d", categories=CATEGORY_TEXT, one_time=True, kind="gift", reason=reason(2),
+        w.mod,
+        "credits grant-role",
+        role=w.vip_role.id,
+        amount="10,000,000,000.00",
+        expires="2027-12-31",
+        starts="1d",
+        categories=CATEGORY_TEXT,
+        one_time=True,
+        kind="gift",
+        reason=reason(2),
     )
     message = await rec.wait_for_followup(1, timeout=30)
-    assert message.ephemeral and len(message.content) <= 2000
+    assert message.ephemeral
+    assert len(message.content) <= 2000
     assert message.content.startswith(
         f"Granted {LONGEST_MONEY} of gift credit to each of the {count} members of <@&{w.vip_role.id}>"
     )
@@ -230,10 +274,18 @@ async def test_grant_role_to_two_thousand_members_says_how_many(world: World):
     lots = db_dump(w)["lots"]
     assert len(lots) == count
     post = await audit_post(w, "Credit granted to a role")
-    assert post["description"] == message.content and fields_of(post) == {"Reason": reason(2)}
+    assert post["description"] == message.content
+    assert fields_of(post) == {"Reason": reason(2)}
 
-    await refused(w, w.mod, "credits grant-role", "At most 10 categories", role=w.vip_role.id, amount="5",
-                  categories=", ".join(f"cat{i}" for i in range(11)))
+    await refused(
+        w,
+        w.mod,
+        "credits grant-role",
+        "At most 10 categories",
+        role=w.vip_role.id,
+        amount="5",
+        categories=", ".join(f"cat{i}" for i in range(11)),
+    )
 
 
 # --- revoke -----------------------------------------------------------------------------------------
@@ -249,15 +301,18 @@ async def test_revoke_over_hundreds_of_lots_lists_some_and_says_how_many_more(wo
     ]
     rec = await w.run(w.mod, "credits revoke", member=w.alice.id, amount=f"{count}.00", reason=reason(3))
     text = rec.content
-    assert rec.ephemeral and len(text) <= 1000, len(text)
+    assert rec.ephemeral
+    assert len(text) <= 1000, len(text)
     assert text.startswith(f"Revoked {count}.00 Galactic gold crowns from <@{w.alice.id}> (lots `#")
     shown = [int(n) for n in re.findall(r"`#(\d+)`", text)]
     match = re.search(r"`, … and (\d+) more\)\.$", text)
     assert match, text
-    assert shown == ids[: len(shown)] and len(shown) + int(match.group(1)) == count  # every lot counted
+    assert shown == ids[: len(shown)]
+    assert len(shown) + int(match.group(1)) == count  # every lot counted
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 0
     post = await audit_post(w, "Credit revoked")
-    assert post["description"] == text and fields_of(post) == {"Reason": reason(3)}
+    assert post["description"] == text
+    assert fields_of(post) == {"Reason": reason(3)}
 
 
 async def test_revoke_and_extend_of_one_lot_at_the_longest(world: World):
@@ -265,7 +320,8 @@ async def test_revoke_and_extend_of_one_lot_at_the_longest(world: World):
     await longest_currency(w)
     (lot_id,) = await many_lots(w, w.alice, 1)
     rec = await w.run(w.mod, "credits extend", lot=lot_id, expires="2099-12-31T23:59:59+14:00", reason=reason(4))
-    assert rec.ephemeral and f"Lot `#{lot_id}` of <@{w.alice.id}> now expires <t:" in rec.content
+    assert rec.ephemeral
+    assert f"Lot `#{lot_id}` of <@{w.alice.id}> now expires <t:" in rec.content
     assert fields_of(await audit_post(w, "Expiry changed")) == {"Reason": reason(4)}
     rec = await w.run(w.mod, "credits revoke", member=w.alice.id, lot=lot_id, reason=reason(5))
     assert rec.content == f"Revoked {LONGEST_MONEY} from <@{w.alice.id}> (lots `#{lot_id}`)."
@@ -279,7 +335,8 @@ async def test_lot_autocomplete_with_hundreds_of_lots(world: World):
     choices = await w.fake.autocomplete(
         w.guild.id, w.mod.id, "credits revoke", {"member": w.alice.id, "reason": "x"}, focused="lot"
     )
-    assert len(choices) == 25 and {c["value"] for c in choices} <= set(ids)
+    assert len(choices) == 25
+    assert {c["value"] for c in choices} <= set(ids)
     assert all(1 <= len(c["name"]) <= 100 for c in choices)
     assert choices[0]["name"].startswith(f"#{choices[0]['value']} · {LONGEST_MONEY} gift · expires ")
 
@@ -295,14 +352,16 @@ async def test_inspect_with_hundreds_of_lots_and_long_reasons(world: World):
     count = 300
     ids = await many_lots(w, longest_name, count)
     for n, lot_id in enumerate(ids[:5]):  # partly revoked lots: "X of Y", and entries with reasons
-        await w.ledger.revoke(w.guild.id, longest_name.id, reason=reason(1000 + n), actor_id=w.mod.id, key=None,
-                              lot_id=lot_id, amount=1)
+        await w.ledger.revoke(
+            w.guild.id, longest_name.id, reason=reason(1000 + n), actor_id=w.mod.id, key=None, lot_id=lot_id, amount=1
+        )
     entries = count + 5
     pages = -(-entries // 10)
 
     rec = await w.run(w.mod, "credits inspect", member=longest_name.id)
     (embed,) = rec.embeds
-    assert embed_size(embed) <= 6000 and len(embed["fields"]) <= 25
+    assert embed_size(embed) <= 6000
+    assert len(embed["fields"]) <= 25
     assert embed["title"] == "Credit of " + "n" * 32
     fields = fields_of(embed)
     currency = (await w.ledger.settings(w.guild.id)).currency
@@ -311,7 +370,9 @@ async def test_inspect_with_hundreds_of_lots_and_long_reasons(world: World):
     assert len(lots) <= 1024
     shown = re.findall(r"`#(\d+)`", lots)
     match = re.search(r"… and (\d+) more$", lots)
-    assert match and 0 < len(shown) < count and len(shown) + int(match.group(1)) == count, lots
+    assert match, lots
+    assert 0 < len(shown) < count, lots
+    assert len(shown) + int(match.group(1)) == count, lots
     # The ledger page: all ten newest entries, each with its whole reason, over as many fields as needed.
     ledger = [f for f in embed["fields"] if f["name"] == f"Ledger (page 1 of {pages})" or f["name"] == "\u200b"]
     ledger = [f for f in ledger if f["value"] != "\u200b"]
@@ -349,7 +410,8 @@ async def test_export_of_thousands_of_entries(world: World):
     assert message.content == "The ledger of this server: 2100 entries."
     (attachment,) = message.attachments
     rows = list(csv.DictReader(io.StringIO(attachment.data.decode("utf-8"))))
-    assert len(rows) == 2100 and rows[-1]["reason"] == reason(699)
+    assert len(rows) == 2100
+    assert rows[-1]["reason"] == reason(699)
     assert (await audit_post(w, "Ledger exported"))["description"] == "2100 entries"
 
 
@@ -386,15 +448,24 @@ async def test_schedule_add_and_remove_at_the_longest(world: World):
     await longest_currency(w)
     await w.ledger.update_settings(w.guild.id, actor_id=w.mod.id, key=None, timezone="America/Argentina/ComodRivadavia")
     rec = await w.run(
-        w.mod, "credits schedule add", role=w.vip_role.id, amount="10,000,000,000.00", rule=LONGEST_RULE,
-        valid_days=36500, categories=CATEGORY_TEXT, kind="gift",
+        w.mod,
+        "credits schedule add",
+        role=w.vip_role.id,
+        amount="10,000,000,000.00",
+        rule=LONGEST_RULE,
+        valid_days=36500,
+        categories=CATEGORY_TEXT,
+        kind="gift",
     )
     text = rec.content
-    assert rec.ephemeral and len(text) <= 2000
+    assert rec.ephemeral
+    assert len(text) <= 2000
     (schedule,) = await w.ledger.schedules(w.guild.id)
-    assert schedule.rule == LONGEST_RULE and schedule.categories == tuple(CATEGORIES)
+    assert schedule.rule == LONGEST_RULE
+    assert schedule.categories == tuple(CATEGORIES)
     assert text.startswith(f"Recurring grant created: `#{schedule.id}` <@&{w.vip_role.id}> gets **{LONGEST_MONEY}**")
-    assert f"on `{LONGEST_RULE}`" in text and CATEGORIES[-1] in text
+    assert f"on `{LONGEST_RULE}`" in text
+    assert CATEGORIES[-1] in text
     assert (await audit_post(w, "Recurring grant created"))["description"] == text
     removed = await w.run(w.mod, "credits schedule remove", id=schedule.id)
     assert removed.content == f"Recurring grant `#{schedule.id}` to <@&{w.vip_role.id}> stopped."
@@ -407,8 +478,15 @@ async def test_schedule_list_of_hundreds_pages_through_every_one(world: World):
     count = 120
     for n in range(count):
         await w.ledger.add_schedule(
-            w.guild.id, w.vip_role.id, MAX_AMOUNT, LONGEST_RULE, actor_id=w.mod.id, key=None, valid_days=36500,
-            categories=CATEGORIES if n % 2 else None, kind="gift",
+            w.guild.id,
+            w.vip_role.id,
+            MAX_AMOUNT,
+            LONGEST_RULE,
+            actor_id=w.mod.id,
+            key=None,
+            valid_days=36500,
+            categories=CATEGORIES if n % 2 else None,
+            kind="gift",
         )
     schedules = await w.ledger.schedules(w.guild.id)
     # Another guild's recurring grants are not listed.
@@ -421,7 +499,8 @@ async def test_schedule_list_of_hundreds_pages_through_every_one(world: World):
     pages = None
     while True:
         (embed,) = message.embeds
-        assert len(embed["description"]) <= 4096 and embed_size(embed) <= 6000
+        assert len(embed["description"]) <= 4096
+        assert embed_size(embed) <= 6000
         lines = embed["description"].splitlines()
         assert 1 <= len(lines) <= 10
         seen += [int(re.match(r"`#(\d+)`", line).group(1)) for line in lines]
@@ -528,10 +607,12 @@ async def test_a_grant_whose_answer_is_refused_says_it_was_saved(world: World):
     w = world
     await longest_currency(w)
     w.fake.fail_next("POST", CALLBACK, status=400, code=50035, message="Invalid Form Body")
-    rec = await w.run(w.mod, "credits grant", member=w.alice.id, amount="12.50", categories=CATEGORY_TEXT,
-                      reason=reason(6))
+    rec = await w.run(
+        w.mod, "credits grant", member=w.alice.id, amount="12.50", categories=CATEGORY_TEXT, reason=reason(6)
+    )
     await rec.wait_until(lambda r: r.message is not None)
-    assert rec.ephemeral and callback_statuses(w, rec) == [400, 200]
+    assert rec.ephemeral
+    assert callback_statuses(w, rec) == [400, 200]
     told_what_was_done(rec.content, f"Granted 12.50 Galactic gold crowns of promo credit to <@{w.alice.id}>.")
     assert len(rec.content) <= 2000
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).promo == 1250  # committed, once
@@ -545,7 +626,8 @@ async def test_a_grant_whose_answer_times_out_is_told_by_dm(world: World):
     w.fake.interaction_timeout = 0
     rec = await w.run(w.mod, "credits grant", member=w.alice.id, amount="40", reason=reason(7))
     await w.fake.wait_for(lambda: len(w.fake.dms(w.mod.id)) == 1, what="the DM saying what was done")
-    assert rec.rejection_codes == [10062] and not rec.acknowledged
+    assert rec.rejection_codes == [10062]
+    assert not rec.acknowledged
     (dm,) = w.fake.dms(w.mod.id)
     told_what_was_done(dm.content, f"Granted 40 credits of promo credit to <@{w.alice.id}>.")
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).promo == 40
@@ -604,5 +686,7 @@ async def test_an_error_before_the_write_still_says_nothing_was_changed(world: W
 
     monkeypatch.setattr(w.bot.ledger, "grant", broken)
     rec = await w.run(w.mod, "credits grant", member=w.alice.id, amount="5")
-    assert rec.ephemeral and "nothing was changed" in rec.content and re.search(r"Error id `[0-9a-f]{8}`", rec.content)
+    assert rec.ephemeral
+    assert "nothing was changed" in rec.content
+    assert re.search(r"Error id `[0-9a-f]{8}`", rec.content)
     assert db_dump(w) == before

@@ -28,8 +28,10 @@ CATEGORIES = [(f"category-{i:02d}-" + "x" * limits.CATEGORY)[: limits.CATEGORY] 
 LOT_FIELD = "Your credit, in the order it is spent"
 DAY = 86400
 
-assert len(NAME) == 20 and len(SYMBOL) == 5
-assert len(CATEGORIES) == limits.CATEGORIES_PER_LIST and {len(c) for c in CATEGORIES} == {limits.CATEGORY}
+assert len(NAME) == 20
+assert len(SYMBOL) == 5
+assert len(CATEGORIES) == limits.CATEGORIES_PER_LIST
+assert {len(c) for c in CATEGORIES} == {limits.CATEGORY}
 
 
 def reason(n: int) -> str:
@@ -41,8 +43,13 @@ async def longest_currency(w: World, *, symbol: bool = False) -> Currency:
     """2 decimals and the longest name (and symbol): the longest formatted money. The audit channel
     is set too, so any audit post a command makes is exercised."""
     settings = await w.ledger.update_settings(
-        w.guild.id, actor_id=w.mod.id, key=None, currency_name=NAME, currency_symbol=SYMBOL if symbol else None,
-        decimals=2, audit_channel_id=w.audit_channel_id,
+        w.guild.id,
+        actor_id=w.mod.id,
+        key=None,
+        currency_name=NAME,
+        currency_symbol=SYMBOL if symbol else None,
+        decimals=2,
+        audit_channel_id=w.audit_channel_id,
     )
     return settings.currency
 
@@ -74,12 +81,25 @@ async def worst_lots(w: World, member: Member, count: int) -> list[int]:
     remaining = []
     for n in range(count):
         grant = await w.ledger.grant(
-            w.guild.id, member.id, MAX_AMOUNT, actor_id=w.mod.id, key=None, starts="1d",
-            expires=f"{30 + n}d", categories=CATEGORIES, one_time=True, reason=reason(n),
+            w.guild.id,
+            member.id,
+            MAX_AMOUNT,
+            actor_id=w.mod.id,
+            key=None,
+            starts="1d",
+            expires=f"{30 + n}d",
+            categories=CATEGORIES,
+            one_time=True,
+            reason=reason(n),
         )
         await w.ledger.revoke(
-            w.guild.id, member.id, reason=reason(n), actor_id=w.mod.id, key=None,
-            lot_id=grant.first_lot_id, amount=n + 1,
+            w.guild.id,
+            member.id,
+            reason=reason(n),
+            actor_id=w.mod.id,
+            key=None,
+            lot_id=grant.first_lot_id,
+            amount=n + 1,
         )
         remaining.append(MAX_AMOUNT - n - 1)  # soonest expiry first: the order of creation
     return remaining
@@ -87,9 +107,7 @@ async def worst_lots(w: World, member: Member, count: int) -> list[int]:
 
 @pytest.mark.parametrize("symbol", [False, True], ids=["name", "symbol"])
 @pytest.mark.parametrize("count", [12, 15])
-async def test_balance_of_a_dozen_longest_lots_fits_and_says_what_it_leaves_out(
-    world: World, symbol: bool, count: int
-):
+async def test_balance_of_a_dozen_longest_lots_fits_and_says_what_it_leaves_out(world: World, symbol: bool, count: int):
     """The issue's case: 11-15 lots with expiry, categories and one-time flags passed 1,024
     characters in the lots field."""
     w = world
@@ -99,7 +117,8 @@ async def test_balance_of_a_dozen_longest_lots_fits_and_says_what_it_leaves_out(
     await w.ledger.grant(w.guild.id, w.alice.id, MAX_AMOUNT, actor_id=w.mod.id, key=None, kind="gift", starts="2d")
 
     rec = await w.run(w.alice, "balance")
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     (embed,) = rec.embeds
     fields = fields_of(embed)
     assert fields["Total"] == f"**{money(currency, 0)}**"  # nothing is usable before tomorrow
@@ -112,11 +131,13 @@ async def test_balance_of_a_dozen_longest_lots_fits_and_says_what_it_leaves_out(
         assert len(line) <= 300, line
         # Every part of the line is there; the categories end "… and 8 more".
         assert f"**{money(currency, remaining[index])}** of {money(currency, MAX_AMOUNT)}" in line
-        assert "usable <t:" in line and "expires <t:" in line and "one-time" in line
+        assert "usable <t:" in line
+        assert "expires <t:" in line
+        assert "one-time" in line
         assert f"only: {CATEGORIES[0]}, {CATEGORIES[1]}, … and 8 more" in line
     # The rest: how many, and what they hold (the promo lots left out and the gift lot).
     left_out = count + 1 - len(shown)
-    held = sum(remaining[len(shown):]) + MAX_AMOUNT
+    held = sum(remaining[len(shown) :]) + MAX_AMOUNT
     assert more == f"… and {left_out} more, {money(currency, held)} in all"
 
 
@@ -125,14 +146,12 @@ async def test_balance_of_hundreds_of_lots_counts_them_all(world: World):
     currency = await longest_currency(w)
     remaining = await worst_lots(w, w.alice, 40)
     for _ in range(260):  # listed after the long ones: usable later
-        await w.ledger.grant(
-            w.guild.id, w.alice.id, MAX_AMOUNT, actor_id=w.mod.id, key=None, kind="gift", starts="2d"
-        )
+        await w.ledger.grant(w.guild.id, w.alice.id, MAX_AMOUNT, actor_id=w.mod.id, key=None, kind="gift", starts="2d")
     rec = await w.run(w.alice, "balance")
     lines = fields_of(rec.embeds[0])[LOT_FIELD].splitlines()
     *shown, more = lines
     left_out = 300 - len(shown)
-    held = sum(remaining[len(shown):]) + 260 * MAX_AMOUNT
+    held = sum(remaining[len(shown) :]) + 260 * MAX_AMOUNT
     assert more == f"… and {left_out} more, {money(currency, held)} in all"
     assert len(fields_of(rec.embeds[0])[LOT_FIELD]) <= 1024
 
@@ -145,7 +164,8 @@ async def test_balance_keeps_its_fifteen_line_cap_and_names_the_rest(world: Worl
     rec = await w.run(w.alice, "balance")
     lines = fields_of(rec.embeds[0])[LOT_FIELD].splitlines()
     assert len(lines) == 16
-    assert lines[0].startswith("`#") and "**1 credits**" in lines[0]
+    assert lines[0].startswith("`#")
+    assert "**1 credits**" in lines[0]
     assert "**15 credits**" in lines[14]
     assert lines[15] == "… and 2 more, 33 credits in all"  # lots of 16 and 17 credits
 
@@ -156,7 +176,8 @@ async def test_balance_lists_up_to_fifteen_short_lots_without_a_more_line(world:
         await w.ledger.grant(w.guild.id, w.alice.id, n + 1, actor_id=w.mod.id, key=None)
     rec = await w.run(w.alice, "balance")
     lines = fields_of(rec.embeds[0])[LOT_FIELD].splitlines()
-    assert len(lines) == 15 and not any("more" in line for line in lines)
+    assert len(lines) == 15
+    assert not any("more" in line for line in lines)
 
 
 # --- /history -----------------------------------------------------------------------------------
@@ -169,7 +190,12 @@ async def test_history_pages_of_the_longest_entries_fit_and_turn(world: World, s
     w = world
     currency = await longest_currency(w, symbol=symbol)
     item = await w.ledger.add_item(
-        w.guild.id, "I" * limits.ITEM_NAME, MAX_AMOUNT, "c" * limits.CATEGORY, actor_id=w.mod.id, key=None,
+        w.guild.id,
+        "I" * limits.ITEM_NAME,
+        MAX_AMOUNT,
+        "c" * limits.CATEGORY,
+        actor_id=w.mod.id,
+        key=None,
         description="d" * limits.ITEM_DESCRIPTION,
     )
     orders = []
@@ -183,7 +209,8 @@ async def test_history_pages_of_the_longest_entries_fit_and_turn(world: World, s
         await w.ledger.refund(w.guild.id, order.id, actor_id=w.mod.id, key=None, reason=reason(100 + n))
 
     rec = await w.run(w.alice, "history")
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     (embed,) = rec.embeds
     lines = embed["description"].splitlines()
     assert len(lines) == 10  # a whole page: nothing cut
@@ -200,7 +227,8 @@ async def test_history_pages_of_the_longest_entries_fit_and_turn(world: World, s
         assert f"Page {page} of 4 · 36 entries" in text
         assert len(turned.message.embeds[0]["description"]) <= 4096
     # Page 2: the last two refunds, then spends of "1 × <100-character name>" with their orders.
-    assert "Spent **−" in text and "1 × " + "I" * limits.ITEM_NAME in text
+    assert "Spent **−" in text
+    assert "1 × " + "I" * limits.ITEM_NAME in text
 
 
 # --- /redeem ------------------------------------------------------------------------------------
@@ -221,12 +249,19 @@ async def test_redeem_promo_with_ten_longest_categories_fits_and_lists_them_all(
     currency = await longest_currency(w, symbol=symbol)
     code = "LONGEST-PROMO-CODE-" + "Z" * 13  # 32 characters, the most a promo code has
     await w.ledger.create_promo(
-        w.guild.id, code, MAX_AMOUNT, actor_id=w.mod.id, key=None, credit_days=36500, categories=CATEGORIES,
+        w.guild.id,
+        code,
+        MAX_AMOUNT,
+        actor_id=w.mod.id,
+        key=None,
+        credit_days=36500,
+        categories=CATEGORIES,
         one_time=True,
     )
     typed = f"  {code.lower()}  ".ljust(limits.REDEEM_INPUT)  # the longest input Discord lets through
     rec = await w.run(w.alice, "redeem", code=typed)
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     (embed,) = rec.embeds
     assert embed["description"] == (
         f"**+{money(currency, MAX_AMOUNT)}** added to your promotional balance from {code}."
@@ -251,7 +286,8 @@ async def test_redeem_gift_card_of_the_largest_value_with_the_longest_input(worl
     assert rec.rejection_codes == []
     (embed,) = rec.embeds
     assert f"**+{money(currency, MAX_AMOUNT)}** added to your gift balance" in embed["description"]
-    assert card[-4:] in embed["description"] and card not in text_of(rec)
+    assert card[-4:] in embed["description"]
+    assert card not in text_of(rec)
     assert fields_of(embed)["Your balance"] == money(currency, 2 * MAX_AMOUNT)
 
 
@@ -274,9 +310,11 @@ async def test_terms_with_every_exclusion_the_longest_currency_and_ten_lead_time
     assert len(excluded) == limits.EXCLUDED_CATEGORIES
 
     rec = await w.run(w.alice, "terms")
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     description = rec.embeds[0]["description"]
-    assert len(description) <= 4096 and "…" not in description  # everything, nothing cut
+    assert len(description) <= 4096  # everything, nothing cut
+    assert "…" not in description
     assert f"counted in {NAME}." in description
     assert all(f"`{category}`" in description for category in excluded)
     assert all(f"{m} minutes" in description for m in ODD_LEADS)
@@ -290,7 +328,8 @@ async def test_reminders_with_ten_lead_times_fits_and_is_saved(world: World):
     )
     await w.ledger.set_reminders_enabled(w.guild.id, w.alice.id, False)
     rec = await w.run(w.alice, "reminders", enabled=True)
-    assert rec.ephemeral and rec.rejection_codes == []
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
     assert len(rec.content) <= 2000
     assert rec.content.startswith("Reminders are on: I'll DM you 525599 minutes, 525592 minutes, ")
     assert " and 525536 minutes before credit of yours in this server expires." in rec.content
@@ -302,7 +341,8 @@ async def test_reminders_answer_refused_still_tells_what_was_saved(world: World)
     w.fake.fail_next("POST", CALLBACK, status=400, code=50035, message="Invalid Form Body")
     rec = await w.run(w.alice, "reminders", enabled=False)
     await rec.wait_until(lambda r: r.message is not None)
-    assert rec.ephemeral and callback_statuses(w, rec) == [400, 200]
+    assert rec.ephemeral
+    assert callback_statuses(w, rec) == [400, 200]
     told_what_was_done(text_of(rec), "Reminders are off for this server.")
     assert not await w.ledger.reminders_enabled(w.guild.id, w.alice.id)
 
@@ -320,8 +360,14 @@ async def test_reminder_dm_for_hundreds_of_longest_lots_in_one_window(world: Wor
     count = 300
     for n in range(count):  # all expire within the 7-day window, soonest first
         await w.ledger.grant(
-            guild.id, w.alice.id, MAX_AMOUNT, actor_id=w.mod.id, key=None, expires=f"{3 * 24 * 60 + n}m",
-            categories=CATEGORIES, reason=reason(n),
+            guild.id,
+            w.alice.id,
+            MAX_AMOUNT,
+            actor_id=w.mod.id,
+            key=None,
+            expires=f"{3 * 24 * 60 + n}m",
+            categories=CATEGORIES,
+            reason=reason(n),
         )
 
     run = await w.bot.reminders.run_once()
@@ -330,7 +376,8 @@ async def test_reminder_dm_for_hundreds_of_longest_lots_in_one_window(world: Wor
     (embed,) = dm.embeds
     assert embed["title"] == f"Your credit in {'G' * 100} expires soon"
     description = embed["description"]
-    assert len(description) <= 4096 and len(dm.embed_text) <= 6000
+    assert len(description) <= 4096
+    assert len(dm.embed_text) <= 6000
     listed = [line for line in description.splitlines() if "credit expires" in line]
     assert 5 < len(listed) < count
     for line in listed:
@@ -370,7 +417,8 @@ async def test_redemption_whose_answer_is_refused_says_it_was_saved(world: World
     w.fake.fail_next("POST", CALLBACK, status=400, code=50035, message="Invalid Form Body")
     rec = await w.run(w.alice, "redeem", code=code)
     await rec.wait_until(lambda r: r.message is not None)
-    assert rec.ephemeral and callback_statuses(w, rec) == [400, 200]
+    assert rec.ephemeral
+    assert callback_statuses(w, rec) == [400, 200]
     told_what_was_done(text_of(rec), done)
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 10  # committed, once
     assert w.fake.dms(w.alice.id) == []
@@ -383,7 +431,8 @@ async def test_redemption_whose_answer_times_out_is_told_by_dm(world: World, mak
     w.fake.interaction_timeout = 0
     rec = await w.run(w.alice, "redeem", code=code)
     await w.fake.wait_for(lambda: len(w.fake.dms(w.alice.id)) == 1, what="the DM saying what was done")
-    assert rec.rejection_codes == [10062] and not rec.acknowledged
+    assert rec.rejection_codes == [10062]
+    assert not rec.acknowledged
     (dm,) = w.fake.dms(w.alice.id)
     told_what_was_done(dm.content, done)
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 10
@@ -394,7 +443,10 @@ async def test_a_wrong_code_still_says_so_without_an_error_id(world: World):
     await a_promo(w)
     rec = await w.run(w.alice, "redeem", code="SPRING-11")
     text = text_of(rec)
-    assert rec.ephemeral and rec.rejection_codes == []
-    assert "doesn't exist in this server" in text and "4 tries left" in text
-    assert "error id" not in text.casefold() and "saved" not in text
+    assert rec.ephemeral
+    assert rec.rejection_codes == []
+    assert "doesn't exist in this server" in text
+    assert "4 tries left" in text
+    assert "error id" not in text.casefold()
+    assert "saved" not in text
     assert (await w.ledger.balance(w.guild.id, w.alice.id)).total == 0

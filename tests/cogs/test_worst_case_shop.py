@@ -63,7 +63,12 @@ async def add_longest_item(w: World, i: int, *, price: int = MAX_AMOUNT, categor
     options = {"stock": 10**9, "limit": 10**6, "role_id": w.vip_role.id, "description": long_description(i)}
     options.update(kw)
     return await w.ledger.add_item(
-        w.guild.id, long_name(i), price, category or long_category(i % 3), actor_id=w.mod.id, key=f"item:{i}",
+        w.guild.id,
+        long_name(i),
+        price,
+        category or long_category(i % 3),
+        actor_id=w.mod.id,
+        key=f"item:{i}",
         **options,
     )
 
@@ -85,8 +90,12 @@ def fields(message) -> dict[str, str]:
 
 def embed_size(embed: dict) -> int:
     """Characters Discord counts towards an embed's 6,000."""
-    parts = [embed.get("title"), embed.get("description"), (embed.get("footer") or {}).get("text"),
-             (embed.get("author") or {}).get("name")]
+    parts = [
+        embed.get("title"),
+        embed.get("description"),
+        (embed.get("footer") or {}).get("text"),
+        (embed.get("author") or {}).get("name"),
+    ]
     parts += [f.get(k) for f in embed.get("fields") or [] for k in ("name", "value")]
     return sum(len(p or "") for p in parts)
 
@@ -135,9 +144,11 @@ async def test_every_free_text_option_of_the_shop_has_the_domains_length_limit(w
         assert option(w, path, name).get("max_length") == limit, (path, name)
     strings = [
         (c["name"] + " " + s["name"] if s is not c else c["name"], o["name"])
-        for c in w.fake.synced_commands() if c["name"] in {"shop", "buy", "orders", "shopadmin"}
+        for c in w.fake.synced_commands()
+        if c["name"] in {"shop", "buy", "orders", "shopadmin"}
         for s in ([c] if c["name"] != "shopadmin" else c["options"])
-        for o in s.get("options") or [] if o["type"] == 3
+        for o in s.get("options") or []
+        if o["type"] == 3
     ]
     assert sorted(strings) == sorted(expected), "a free-text option of the shop without a length limit"
     assert "up to 200 characters" in option(w, "shopadmin refund", "reason")["description"]
@@ -195,10 +206,12 @@ async def test_shop_of_many_longest_items_shows_every_item_whole_on_pages_that_f
             assert long_description(i) in embed["description"]  # the whole description
             item_line = embed["description"].split(f"**{name}**")[1]
             assert (MAX_MONEY if not symbol else f"{SYMBOL}10,000,000,000.00") in item_line.split("\n")[0]
-            assert "1000000000 left · max 1000000 per member" in item_line and f"<@&{w.vip_role.id}>" in item_line
+            assert "1000000000 left · max 1000000 per member" in item_line
+            assert f"<@&{w.vip_role.id}>" in item_line
             assert ("gift balance only" if i % 3 == 1 else "promo credit applies") in item_line
         assert "…" not in embed["description"]  # nothing cut
-        assert len(embed["description"]) <= fit.DESCRIPTION and embed_size(embed) <= fit.EMBEDS_TOTAL
+        assert len(embed["description"]) <= fit.DESCRIPTION
+        assert embed_size(embed) <= fit.EMBEDS_TOTAL
         seen += shown
         if page < pages:
             turned = await w.fake.click(rec, button(rec, "pager:next:"), w.alice.id)
@@ -242,7 +255,8 @@ async def test_item_and_category_autocompletes_with_the_longest_data(world: Worl
         label = choice["name"]
         assert len(label) <= fit.CHOICE_NAME
         name_part, rest = label.split(" — ", 1)
-        assert name_part.endswith("…") and item.name.startswith(name_part[:-1])  # cut visibly, not dropped
+        assert name_part.endswith("…")  # cut visibly, not dropped
+        assert item.name.startswith(name_part[:-1])
         assert len(name_part) >= 25  # the name keeps a useful share
         assert rest.startswith(MAX_MONEY + " (")  # the price always shows whole
         assert label.endswith(" · sold out") == (item.stock == 0)
@@ -255,13 +269,13 @@ async def test_item_and_category_autocompletes_with_the_longest_data(world: Worl
     assert all(c["name"] == c["value"] and c["value"] in {long_category(i) for i in range(30)} for c in categories)
 
     await w.ledger.remove_item(w.guild.id, items[3].id, actor_id=w.mod.id, key="rm")
-    edit = await w.fake.autocomplete(
-        w.guild.id, w.mod.id, "shopadmin edit", {"item": long_name(3)}, focused="item"
-    )
-    assert edit == [{"name": long_name(3)[: fit.CHOICE_NAME - len(" (removed)") - 1] + "… (removed)",
-                     "value": str(items[3].id)}]
+    edit = await w.fake.autocomplete(w.guild.id, w.mod.id, "shopadmin edit", {"item": long_name(3)}, focused="item")
+    assert edit == [
+        {"name": long_name(3)[: fit.CHOICE_NAME - len(" (removed)") - 1] + "… (removed)", "value": str(items[3].id)}
+    ]
     everything = await w.fake.autocomplete(w.guild.id, w.mod.id, "shopadmin remove", {"item": ""}, focused="item")
-    assert len(everything) == fit.CHOICES and all(len(c["name"]) <= fit.CHOICE_NAME for c in everything)
+    assert len(everything) == fit.CHOICES
+    assert all(len(c["name"]) <= fit.CHOICE_NAME for c in everything)
 
 
 # /buy: preview, receipt, /orders ---------------------------------------------------------------------
@@ -300,7 +314,9 @@ async def test_buy_preview_and_receipt_of_100_of_the_longest_item(world: World, 
     (receipt,) = click.message.embeds
     assert receipt["title"] == f"Order #1: 100 × {item.name}"
     assert fields(click.message) == {
-        "Paid": m(total), "Promotional credit": m(5 * 10**11), "Gift balance": m(total - 5 * 10**11),
+        "Paid": m(total),
+        "Promotional credit": m(5 * 10**11),
+        "Gift balance": m(total - 5 * 10**11),
         "Forfeited": m(MAX_AMOUNT - touched),
     }
     assert receipt["description"] == f"You now have <@&{w.vip_role.id}>."
@@ -338,14 +354,17 @@ async def test_a_changed_plan_at_its_longest_shows_the_new_preview_and_what_chan
     )
     assert len(message.content) <= fit.CONTENT
     (embed,) = message.embeds
-    assert embed["title"] == f"Buy 100 × {item.name}?" and embed_size(embed) <= 6000
+    assert embed["title"] == f"Buy 100 × {item.name}?"
+    assert embed_size(embed) <= 6000
     assert fields(message)["Price"] == m(new_total)
     assert fields(message)["Forfeited"].startswith(m(MAX_AMOUNT - new_total))
 
     done = await w.fake.click(message, button(message, "buy:confirm:"), w.alice.id)
     await done.wait_for_edit(2)
     assert fields(done.message) == {
-        "Paid": m(new_total), "Promotional credit": m(new_total), "Gift balance": m(0),
+        "Paid": m(new_total),
+        "Promotional credit": m(new_total),
+        "Gift balance": m(0),
         "Forfeited": m(MAX_AMOUNT - new_total),
     }
 
@@ -386,8 +405,15 @@ async def test_shopadmin_add_edit_remove_with_the_longest_data_answer_and_audit_
     name, category, description = long_name(1), long_category(1), long_description(1)
 
     added = await w.run(
-        w.mod, "shopadmin add", name=name, price="10,000,000,000.00", category=category, stock=10**9,
-        role=w.vip_role.id, limit=10**6, description=description,
+        w.mod,
+        "shopadmin add",
+        name=name,
+        price="10,000,000,000.00",
+        category=category,
+        stock=10**9,
+        role=w.vip_role.id,
+        limit=10**6,
+        description=description,
     )
     text = added.message.content
     assert text == (
@@ -401,8 +427,14 @@ async def test_shopadmin_add_edit_remove_with_the_longest_data_answer_and_audit_
 
     new_name, new_category, new_description = long_name(2), long_category(2), long_description(2)
     edited = await w.run(
-        w.mod, "shopadmin edit", item=str(item.id), name=new_name, price="9,999,999,999.99", category=new_category,
-        description=new_description, active=False,
+        w.mod,
+        "shopadmin edit",
+        item=str(item.id),
+        name=new_name,
+        price="9,999,999,999.99",
+        category=new_category,
+        description=new_description,
+        active=False,
     )
     text = edited.message.content
     assert text.startswith(f"Updated: **{new_name}** — 9,999,999,999.99 {CURRENCY} · `{new_category}`")
@@ -413,9 +445,7 @@ async def test_shopadmin_add_edit_remove_with_the_longest_data_answer_and_audit_
     await w.run(w.mod, "shopadmin edit", item=new_name, active=True)
     removed = await w.run(w.mod, "shopadmin remove", item=new_name)
     text = removed.message.content
-    assert text == (
-        f"**{new_name}** is no longer sold. Orders of it stay in the books and can still be refunded."
-    )
+    assert text == (f"**{new_name}** is no longer sold. Orders of it stay in the books and can still be refunded.")
     await w.fake.wait_for(lambda: len(audit_posts(w)) == 4, what="the audit post of the remove")
     assert (audit_posts(w)[-1]["title"], audit_posts(w)[-1]["description"]) == ("Shop item removed", text)
     assert all(embed_size(e) <= fit.EMBEDS_TOTAL for e in audit_posts(w))
@@ -433,8 +463,9 @@ async def test_shopadmin_refund_of_the_longest_order_with_expired_and_revoked_cr
     preview = await w.run(w.alice, "buy", item=str(item.id), quantity=100)
     await (await w.fake.click(preview, button(preview, "buy:confirm:"), w.alice.id)).wait_for_edit(1)
     await w.fake.wait_for(lambda: w.vip_role.id in w.fake.member(w.guild.id, w.alice.id).roles, what="the role")
-    await w.ledger.revoke(w.guild.id, w.alice.id, lot_id=revoked.first_lot_id, reason="abuse", actor_id=w.mod.id,
-                          key="rv")
+    await w.ledger.revoke(
+        w.guild.id, w.alice.id, lot_id=revoked.first_lot_id, reason="abuse", actor_id=w.mod.id, key="rv"
+    )
     w.clock.advance(days=2)
 
     reason = long_reason()
@@ -456,7 +487,12 @@ async def test_shopadmin_refund_of_the_longest_order_with_expired_and_revoked_cr
 async def preview_of(w: World, *, role: bool = False):
     await grant(w, w.alice, 100, "p1")
     item = await w.ledger.add_item(
-        w.guild.id, long_name(1), 60, "gear", actor_id=w.mod.id, key="item",
+        w.guild.id,
+        long_name(1),
+        60,
+        "gear",
+        actor_id=w.mod.id,
+        key="item",
         role_id=w.vip_role.id if role else None,
     )
     return item, await w.run(w.alice, "buy", item=str(item.id))
@@ -486,7 +522,8 @@ async def test_confirm_after_the_token_expired_tells_the_member_by_dm(world: Wor
     await w.fake.wait_for(lambda: w.fake.dms(w.alice.id), what="the DM")
     (dm,) = w.fake.dms(w.alice.id)
     assert_told_what_was_done(dm.content, bought(item))
-    assert 50027 in click.rejection_codes and click.followups == []
+    assert 50027 in click.rejection_codes
+    assert click.followups == []
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 1
 
 
@@ -523,7 +560,8 @@ async def test_confirm_whose_acknowledgement_is_refused_buys_nothing_and_says_so
     confirm = button(preview, "buy:confirm:")
     click = await w.fake.click(preview, confirm, w.alice.id)
     await click.wait_until(lambda r: r.acknowledged)
-    assert NOTHING in text_of(click).casefold() and "Error id" in text_of(click)
+    assert NOTHING in text_of(click).casefold()
+    assert "Error id" in text_of(click)
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
     # True: nothing was bought, and the preview still works.
     again = await w.fake.click(preview, confirm, w.alice.id)
@@ -540,7 +578,8 @@ async def test_a_new_preview_whose_edit_is_refused_charges_nothing_and_the_old_p
     confirm = button(preview, "buy:confirm:")
     click = await w.fake.click(preview, confirm, w.alice.id)
     told = await click.wait_for_followup(1)
-    assert NOTHING in told.content.casefold() and "Error id" in told.content  # true: nothing was bought
+    assert NOTHING in told.content.casefold()  # true: nothing was bought
+    assert "Error id" in told.content
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
     again = await w.fake.click(preview, confirm, w.alice.id)  # the old buttons are still there and work
     await again.wait_for_edit(1)
@@ -565,7 +604,9 @@ async def test_confirm_too_late_to_acknowledge_buys_nothing_and_claims_nothing(
         lambda: any(f"interaction {late.id} expired" in r.getMessage() for r in caplog.records),
         what="the bot's decision about the expired click",
     )
-    assert late.rejection_codes == [10062] and late.followups == [] and w.fake.dms(w.alice.id) == []
+    assert late.rejection_codes == [10062]
+    assert late.followups == []
+    assert w.fake.dms(w.alice.id) == []
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).total == 0
     w.fake.interaction_timeout = 3.0
     again = await w.fake.click(preview, confirm, w.alice.id)
@@ -626,11 +667,14 @@ async def test_item_changes_whose_answer_fails_say_what_was_done(world: World, c
     item = await w.ledger.add_item(w.guild.id, long_name(1), 60, "gear", actor_id=w.mod.id, key="item")
     options, done, title = {
         "shopadmin add": (
-            {"name": long_name(2), "price": "5", "category": "gear"}, f"Added to the shop: **{long_name(2)}**",
+            {"name": long_name(2), "price": "5", "category": "gear"},
+            f"Added to the shop: **{long_name(2)}**",
             "Shop item added",
         ),
         "shopadmin edit": (
-            {"item": str(item.id), "price": "7"}, f"Updated: **{long_name(1)}** — 7 credits", "Shop item edited"
+            {"item": str(item.id), "price": "7"},
+            f"Updated: **{long_name(1)}** — 7 credits",
+            "Shop item edited",
         ),
         "shopadmin remove": ({"item": str(item.id)}, f"**{long_name(1)}** is no longer sold.", "Shop item removed"),
     }[command]
@@ -648,7 +692,8 @@ async def test_item_changes_whose_answer_fails_say_what_was_done(world: World, c
     else:
         assert not items[long_name(1)].active
     await w.fake.wait_for(lambda: len(audit_posts(w)) == 1, what="the audit post, answer or not")
-    assert audit_posts(w)[0]["title"] == title and done in audit_posts(w)[0]["description"]
+    assert audit_posts(w)[0]["title"] == title
+    assert done in audit_posts(w)[0]["description"]
 
 
 async def test_item_added_too_late_to_answer_is_told_by_dm(world: World):

@@ -65,12 +65,15 @@ async def test_a_rate_limited_role_is_on_its_way_and_then_given_once(world: Worl
     w.bot.deliveries.answer_wait = 0.2  # the 429 below makes discord.py wait 1.5 s
     w.fake.fail_next("PUT", ROLE_PUT, 429, retry_after=1.5)
     receipt = await confirm(w, item)
-    assert f"<@&{w.vip_role.id}> is on its way" in receipt and "(refunded)" not in receipt
+    assert f"<@&{w.vip_role.id}> is on its way" in receipt
+    assert "(refunded)" not in receipt
     await w.fake.wait_for(lambda: deliveries(w) == [("add_role", "done", None)], what="the delivery after the wait")
-    assert role_requests(w) == [429, 204] and has_role(w)
+    assert role_requests(w) == [429, 204]
+    assert has_role(w)
     assert (await w.ledger.orders(w.guild.id, w.alice.id)).items[0].status == "completed"
     assert await w.bot.jobs.deliver() == 0  # nothing left: a tick does not give it again
-    assert role_requests(w) == [429, 204] and w.fake.dms(w.alice.id) == []
+    assert role_requests(w) == [429, 204]
+    assert w.fake.dms(w.alice.id) == []
 
 
 async def test_server_errors_are_retried_on_the_backoff_schedule(world: World):
@@ -86,8 +89,10 @@ async def test_server_errors_are_retried_on_the_backoff_schedule(world: World):
         assert len(role_requests(w)) == attempt
         w.clock.advance(seconds=1)
         done = await w.bot.jobs.deliver()
-        assert len(role_requests(w)) == attempt + 1 and done == (attempt == 3)
-    assert role_requests(w) == [503, 503, 503, 204] and has_role(w)
+        assert len(role_requests(w)) == attempt + 1
+        assert done == (attempt == 3)
+    assert role_requests(w) == [503, 503, 503, 204]
+    assert has_role(w)
     assert refund_entries(w) == 0
 
 
@@ -101,7 +106,8 @@ async def test_racing_ticks_give_a_due_role_once(world: World):
         w.bot.jobs.deliver(), w.bot.jobs.deliver(), w.bot.deliveries.run_once(), w.bot.deliveries.run_once()
     )
     assert [t if isinstance(t, int) else t.done for t in ticks].count(1) == 1
-    assert role_requests(w) == [503, 204] and has_role(w)
+    assert role_requests(w) == [503, 204]
+    assert has_role(w)
 
 
 async def test_a_restart_during_a_rate_limit_wait_gives_the_role_once(world: World, restart: Restart):
@@ -111,9 +117,11 @@ async def test_a_restart_during_a_rate_limit_wait_gives_the_role_once(world: Wor
     w.fake.fail_next("PUT", ROLE_PUT, 429, retry_after=30)
     assert "is on its way" in await confirm(w, item)
     bot = await restart()  # the wait is cut short; its claim stays in the database
-    assert role_requests(w) == [429] and not has_role(w)
+    assert role_requests(w) == [429]
+    assert not has_role(w)
     assert await bot.jobs.deliver() == 1  # the new process's first tick releases and delivers it
-    assert role_requests(w) == [429, 204] and has_role(w)
+    assert role_requests(w) == [429, 204]
+    assert has_role(w)
     assert deliveries(w) == [("add_role", "done", None)]
     assert refund_entries(w) == 0
 
@@ -144,7 +152,8 @@ async def test_a_role_deleted_before_confirm_is_refunded_once_and_the_member_tol
 
     for _ in range(2):  # later ticks: nothing more is refunded or said
         assert await w.bot.jobs.deliver() == 0
-    assert refund_entries(w) == 1 and len(w.fake.dms(w.alice.id)) == 1
+    assert refund_entries(w) == 1
+    assert len(w.fake.dms(w.alice.id)) == 1
     assert await w.ledger.verify() == []
 
 
@@ -172,7 +181,8 @@ async def test_missing_permissions_from_discord_refunds_and_a_closed_dm_is_not_r
     receipt = await confirm(w, item)
     assert "refunded automatically because Discord refused to give the role (Missing Permissions)" in receipt
     assert deliveries(w) == [
-        ("add_role", "failed", "missing_permissions"), ("dm_refund", "failed", "dm_closed"),
+        ("add_role", "failed", "missing_permissions"),
+        ("dm_refund", "failed", "dm_closed"),
     ]
     dm_posts = len(w.fake.requests_to("POST", r"/channels/\d+/messages"))
     assert await w.bot.jobs.deliver() == 0
@@ -196,7 +206,8 @@ async def test_a_refund_takes_the_role_back_and_retries_a_failed_removal(world: 
     assert has_role(w)  # a 503: the removal waits for its backoff
     await due_now(w)
     assert await w.bot.jobs.deliver() == 1
-    assert not has_role(w) and role_requests(w, "DELETE") == [503, 204]
+    assert not has_role(w)
+    assert role_requests(w, "DELETE") == [503, 204]
     assert deliveries(w) == [("add_role", "done", None), ("remove_role", "done", None)]
 
 
@@ -209,7 +220,8 @@ async def test_a_refund_before_the_role_was_given_cancels_it(world: World):
     assert f"<@&{w.vip_role.id}> removed." in text_of(rec)  # a 503 may have reached Discord: taken back
     w.clock.advance(seconds=rules.BACKOFF[0])
     assert await w.bot.jobs.deliver() == 0  # the grant was cancelled: never retried
-    assert role_requests(w) == [503] and not has_role(w)
+    assert role_requests(w) == [503]
+    assert not has_role(w)
     assert deliveries(w) == [("add_role", "cancelled", None), ("remove_role", "done", None)]
 
 
@@ -226,5 +238,7 @@ async def test_a_refund_during_the_grants_rate_limit_wait_removes_the_role_after
         lambda: deliveries(w) == [("add_role", "done", None), ("remove_role", "done", None)],
         what="the removal after the grant",
     )
-    assert role_requests(w) == [429, 204] and role_requests(w, "DELETE") == [204] and not has_role(w)
+    assert role_requests(w) == [429, 204]
+    assert role_requests(w, "DELETE") == [204]
+    assert not has_role(w)
     assert refund_entries(w) == 1

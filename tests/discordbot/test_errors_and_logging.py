@@ -38,10 +38,13 @@ async def test_a_wrong_code_is_a_short_private_answer_and_no_error_in_the_log(
 ):
     caplog.set_level(logging.INFO)
     rec = await world.run(world.alice, "redeem", code="NOT-A-REAL-CODE")
-    assert rec.response_type == 4 and rec.ephemeral
+    assert rec.response_type == 4
+    assert rec.ephemeral
     text = text_of(rec).strip()
-    assert text and len(text) < 200
-    assert "Error id" not in text and "Sorry" not in text
+    assert text
+    assert len(text) < 200
+    assert "Error id" not in text
+    assert "Sorry" not in text
     assert "NOT-A-REAL-CODE" not in text.upper()  # the refusal does not echo what was typed
     assert errors_logged(caplog) == []
 
@@ -55,7 +58,8 @@ async def test_a_bug_gets_an_apology_with_an_error_id_and_the_log_has_the_traceb
     monkeypatch.setattr(world.bot.ledger, "balance", broken)
     caplog.set_level(logging.INFO)
     rec = await world.run(world.alice, "balance")
-    assert rec.response_type == 4 and rec.ephemeral
+    assert rec.response_type == 4
+    assert rec.ephemeral
     text = text_of(rec)
     assert "Sorry" in text
     assert "internal detail" not in text  # the member sees no internals
@@ -66,13 +70,15 @@ async def test_a_bug_gets_an_apology_with_an_error_id_and_the_log_has_the_traceb
     [record] = [r for r in errors_logged(caplog) if error_id in r.getMessage()]
     assert record.name == "bot.discordbot.errors"
     assert "/balance" in record.getMessage()
-    assert record.exc_info and isinstance(record.exc_info[1], RuntimeError)
+    assert record.exc_info
+    assert isinstance(record.exc_info[1], RuntimeError)
     assert "Traceback (most recent call last)" in caplog.text
     assert "RuntimeError: balance query exploded" in caplog.text
     # Two failures get two different ids: an admin can tell them apart in the log.
     again = await world.run(world.alice, "balance")
     second = ERROR_ID.search(text_of(again))
-    assert second and second.group(1) != error_id
+    assert second
+    assert second.group(1) != error_id
 
 
 async def test_a_bug_after_deferring_is_reported_in_the_followup(
@@ -83,11 +89,13 @@ async def test_a_bug_after_deferring_is_reported_in_the_followup(
 
     monkeypatch.setattr(world.bot.ledger, "export_csv", broken)
     rec = await world.run(world.mod, "credits export")
-    assert rec.deferred and rec.ephemeral
+    assert rec.deferred
+    assert rec.ephemeral
     followup = await rec.wait_for_followup(1)
     match = ERROR_ID.search(followup.content)
     assert match, followup.content
-    assert followup.ephemeral and not followup.loading
+    assert followup.ephemeral
+    assert not followup.loading
     assert any(match.group(1) in r.getMessage() for r in errors_logged(caplog))
 
 
@@ -120,10 +128,12 @@ async def test_slow_commands_defer_before_the_work(world: World, monkeypatch: py
     export = await w.run(w.mod, "credits export")
     granted = await w.run(w.mod, "credits grant-role", role=w.vip_role.id, amount="5")
     for rec in (export, granted):
-        assert rec.deferred and rec.ephemeral
+        assert rec.deferred
+        assert rec.ephemeral
         assert rec.rejection_codes == []
     exported = await export.wait_for_followup(1)
-    assert exported.attachments and exported.attachments[0].filename.endswith(".csv")
+    assert exported.attachments
+    assert exported.attachments[0].filename.endswith(".csv")
     done = await granted.wait_for_followup(1)
     assert "each of the 2 members" in done.content
     assert (await w.ledger.balance(w.guild.id, w.bob.id)).total == 5
@@ -140,18 +150,18 @@ async def test_an_answer_after_the_window_is_a_warning_not_a_crash(
         rec = await w.run(w.alice, "balance")
     assert rec.rejection_codes == [10062]
     assert not rec.acknowledged
-    await w.fake.wait_for(
-        lambda: any("expired" in r.getMessage() for r in caplog.records), what="the expiry warning"
-    )
+    await w.fake.wait_for(lambda: any("expired" in r.getMessage() for r in caplog.records), what="the expiry warning")
     [warning] = [r for r in caplog.records if "expired" in r.getMessage()]
-    assert warning.levelno == logging.WARNING and str(rec.id) in warning.getMessage()
+    assert warning.levelno == logging.WARNING
+    assert str(rec.id) in warning.getMessage()
     await asyncio.sleep(0.1)  # nothing else follows: no apology attempt, no "Ignoring exception"
     assert rec.attempts == 1
     assert errors_logged(caplog) == []
 
     w.fake.interaction_timeout = 3.0
     later = await w.run(w.alice, "balance")
-    assert later.acknowledged and later.rejection_codes == []
+    assert later.acknowledged
+    assert later.rejection_codes == []
 
 
 async def test_an_interaction_answered_elsewhere_is_a_warning_not_a_crash(
@@ -165,9 +175,12 @@ async def test_an_interaction_answered_elsewhere_is_a_warning_not_a_crash(
     async def answered_elsewhere_first(*args, **kwargs):
         rec = w.fake.interactions[-1]
         url = f"{w.fake.api_base}/interactions/{rec.id}/{rec.token}/callback"
-        async with aiohttp.ClientSession() as session, session.post(
-            url, json={"type": 4, "data": {"content": "answered by the other copy", "flags": 64}}
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                url, json={"type": 4, "data": {"content": "answered by the other copy", "flags": 64}}
+            ) as response,
+        ):
             assert response.status == 204
         return await original(*args, **kwargs)
 
@@ -186,7 +199,8 @@ async def test_an_interaction_answered_elsewhere_is_a_warning_not_a_crash(
     assert warning.levelno == logging.WARNING
 
     later = await w.run(w.alice, "balance")
-    assert later.acknowledged and "Your balance" in text_of(later)
+    assert later.acknowledged
+    assert "Your balance" in text_of(later)
 
 
 # -- no secrets in the log -----------------------------------------------------------------------------
@@ -224,8 +238,12 @@ async def logged_world(
     alice = fake.add_member(guild.id, name="alice")
     bob = fake.add_member(guild.id, name="bob")
     settings = Settings(
-        discord_token=token, database_path=tmp_path / "bot.sqlite3", dev_guild_id=None, log_level="DEBUG",
-        discord_api_base=fake.api_base, discord_gateway_url=fake.gateway_url,
+        discord_token=token,
+        database_path=tmp_path / "bot.sqlite3",
+        dev_guild_id=None,
+        log_level="DEBUG",
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
     )
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(
@@ -271,7 +289,8 @@ async def test_no_token_or_code_in_the_log_at_debug(logged_world: tuple[World, i
     await asyncio.sleep(0.1)
 
     out = buffer.getvalue()
-    assert "synced" in out and "database" in out  # the capture works: our INFO lines are there
+    assert "synced" in out  # the capture works: our INFO lines are there
+    assert "database" in out
     assert "rate limited" in out  # discord.py's warning about it was written
     assert token not in out
     assert limited.token not in out
@@ -297,7 +316,8 @@ def test_library_debug_records_are_dropped_even_if_their_logger_is_turned_up(res
     logging.getLogger("bot.discordbot.client").debug("our own debug line")
     out = buffer.getvalue()
     assert "SPRING-SALE-7Q" not in out
-    assert "has connected" in out and "our own debug line" in out
+    assert "has connected" in out
+    assert "our own debug line" in out
 
 
 def test_the_formatter_masks_tokens_and_gift_codes_in_tracebacks(restore_logging: None):
@@ -312,9 +332,12 @@ def test_the_formatter_masks_tokens_and_gift_codes_in_tracebacks(restore_logging
         )
     out = buffer.getvalue()
     assert "Traceback" in out
-    assert token not in out and "my-own-secret" not in out
-    assert "7KQ2-M9XD-3F8B" not in out and "ZT1C" in out  # only the last 4 remain
-    assert "aW50ZXJhY3Rpb24" not in out and "/webhooks/123/[redacted]/messages" in out
+    assert token not in out
+    assert "my-own-secret" not in out
+    assert "7KQ2-M9XD-3F8B" not in out
+    assert "ZT1C" in out  # only the last 4 remain
+    assert "aW50ZXJhY3Rpb24" not in out
+    assert "/webhooks/123/[redacted]/messages" in out
 
 
 async def test_a_command_discord_still_shows_after_an_update_gets_a_hint_not_an_apology(

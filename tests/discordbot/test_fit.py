@@ -24,7 +24,9 @@ def test_fit_lines_says_how_many_are_left_out() -> None:
 
 def test_a_first_line_too_long_is_cut_not_dropped() -> None:
     text = fit_lines(["x" * 100, "short"], 50)
-    assert text.startswith("xxx") and text.endswith("… and 1 more") and len(text) <= 50
+    assert text.startswith("xxx")
+    assert text.endswith("… and 1 more")
+    assert len(text) <= 50
 
 
 @given(
@@ -39,9 +41,7 @@ def test_fit_lines_always_fits_and_keeps_whole_lines_in_order(lines: list[str], 
         return
     # Otherwise: the first k whole lines, then how many were left out; or, when not even the first
     # line fits, its start cut with "…" (and the count of the others, if any).
-    whole = [
-        "\n".join([*lines[:k], and_more(len(lines) - k)]) for k in range(1, len(lines))
-    ]
+    whole = ["\n".join([*lines[:k], and_more(len(lines) - k)]) for k in range(1, len(lines))]
     cut_first = text.split("\n")[0]
     assert text in whole or (
         cut_first.endswith("…")

@@ -71,8 +71,12 @@ async def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         mod = fake.add_member(guild.id, name="mod", roles=[mod_role.id])
         members = [fake.add_member(guild.id, name=f"m{i}", roles=[role.id]) for i in range(count)]
         settings = Settings(
-            discord_token=fake.token, database_path=tmp_path / "bot.sqlite3", dev_guild_id=None,
-            log_level="DEBUG", discord_api_base=fake.api_base, discord_gateway_url=fake.gateway_url,
+            discord_token=fake.token,
+            database_path=tmp_path / "bot.sqlite3",
+            dev_guild_id=None,
+            log_level="DEBUG",
+            discord_api_base=fake.api_base,
+            discord_gateway_url=fake.gateway_url,
         )
         monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
         monkeypatch.setattr(
@@ -105,8 +109,10 @@ async def test_grant_role_during_loading_waits_for_the_whole_list_and_grants_eac
     in one go and says 600. Repeating it is a second grant to the same 600, not a top-up of a part."""
     w: Fresh = await fresh(600)
     rec = await w.fake.invoke(w.guild.id, w.mod.id, "credits grant-role", {"role": w.role.id, "amount": "5"})
-    assert rec.deferred and rec.ephemeral  # "thinking…" while it waits
-    assert rec.followups == [] and w.lots_per_member() == {}  # nothing granted from a partial list
+    assert rec.deferred
+    assert rec.ephemeral  # "thinking…" while it waits
+    assert rec.followups == []
+    assert w.lots_per_member() == {}  # nothing granted from a partial list
 
     w.fake.release_member_chunks()
     answer = await rec.wait_for_followup(1, timeout=10)
@@ -127,8 +133,11 @@ async def test_grant_role_on_a_partly_loaded_list_refuses_and_writes_nothing(fre
     rec = await w.fake.invoke(w.guild.id, w.mod.id, "credits grant-role", {"role": w.role.id, "amount": "5"})
     answer = await rec.wait_for_followup(1, timeout=10)
     text = text_of(answer)
-    assert answer.ephemeral and LOADING in text and "try again in a minute" in text, text
-    assert "Error id" not in text and "Nothing was granted" in text
+    assert answer.ephemeral
+    assert LOADING in text, text
+    assert "try again in a minute" in text, text
+    assert "Error id" not in text
+    assert "Nothing was granted" in text
     assert w.lots_per_member() == {}
 
     w.fake.release_member_chunks()

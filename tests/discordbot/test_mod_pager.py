@@ -28,7 +28,11 @@ async def many_schedules(w: World) -> tuple[str, dict]:
 async def many_promos(w: World) -> tuple[str, dict]:
     for n in range(1, 40):  # lines of about 200 characters: a 4,096-character page holds about 20
         await w.ledger.create_promo(
-            w.guild.id, f"CODE{n:03}", n, actor_id=w.mod.id, key=f"p{n}",
+            w.guild.id,
+            f"CODE{n:03}",
+            n,
+            actor_id=w.mod.id,
+            key=f"p{n}",
             categories=",".join(f"category-{n}-{c}" for c in "abcdefgh"),
         )
     return "promo list", {}
@@ -59,7 +63,8 @@ async def test_a_demoted_moderator_cannot_turn_the_pages_of_a_moderator_view(wor
     w.fake.set_member_roles(w.guild.id, w.mod.id, [])  # loses the Moderators role (Manage Server)
     before = list(rec.message.history), rec.message.embeds
     refused = await w.fake.click(rec, nxt, w.mod.id)
-    assert refused.ephemeral and refused.response_type == 4
+    assert refused.ephemeral
+    assert refused.response_type == 4
     assert NOT_A_MODERATOR in text_of(refused), text_of(refused)
     assert (list(rec.message.history), rec.message.embeds) == before  # the page did not turn
     assert text_of(rec) == first
@@ -67,7 +72,8 @@ async def test_a_demoted_moderator_cannot_turn_the_pages_of_a_moderator_view(wor
     # Given the role back, the same buttons work again: the check is the commands' own rule.
     w.fake.set_member_roles(w.guild.id, w.mod.id, [w.mod_role.id])
     turned = await w.fake.click(rec, nxt, w.mod.id)
-    assert turned.response_type == 7 and text_of(turned) != first
+    assert turned.response_type == 7
+    assert text_of(turned) != first
 
 
 async def test_the_server_moderator_role_is_checked_on_every_click_too(world: World):
@@ -82,14 +88,17 @@ async def test_the_server_moderator_role_is_checked_on_every_click_too(world: Wo
     rec = await w.fake.invoke(w.guild.id, w.bob.id, command, options, enforce_permissions=False)
     nxt = button(rec, "pager:next:")
     turned = await w.fake.click(rec, nxt, w.bob.id)
-    assert turned.response_type == 7 and "Ledger (page 2 of 2)" in text_of(turned)
+    assert turned.response_type == 7
+    assert "Ledger (page 2 of 2)" in text_of(turned)
 
     back = button(turned, "pager:previous:")
     w.fake.set_member_roles(w.guild.id, w.bob.id, [])
     page2 = text_of(rec)
     refused = await w.fake.click(rec, back, w.bob.id)
-    assert refused.ephemeral and NOT_A_MODERATOR in text_of(refused)
-    assert text_of(rec) == page2 and "Ledger (page 2 of 2)" in page2
+    assert refused.ephemeral
+    assert NOT_A_MODERATOR in text_of(refused)
+    assert text_of(rec) == page2
+    assert "Ledger (page 2 of 2)" in page2
 
 
 async def test_member_views_still_page_without_moderator_rights(world: World):
@@ -99,4 +108,5 @@ async def test_member_views_still_page_without_moderator_rights(world: World):
         await w.ledger.grant(w.guild.id, w.alice.id, n, actor_id=w.mod.id, key=f"h{n}")
     rec = await w.run(w.alice, "history")
     turned = await w.fake.click(rec, button(rec, "pager:next:"), w.alice.id)
-    assert turned.response_type == 7 and "Page 2 of 2" in text_of(turned)
+    assert turned.response_type == 7
+    assert "Page 2 of 2" in text_of(turned)

@@ -79,7 +79,8 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
 
     async def start(fake: FakeDiscord, *args: str, **env_extra: str) -> BotProcess:
         env = {
-            k: v for k, v in os.environ.items()
+            k: v
+            for k, v in os.environ.items()
             if not k.startswith("DISCORD_") and k not in ("DATABASE_PATH", "DEV_GUILD_ID", "LOG_LEVEL")
         }
         env.update(
@@ -91,8 +92,14 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         )
         env.update(env_extra)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *args, cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         bot = BotProcess(proc)
         started.append(bot)
@@ -144,7 +151,8 @@ async def test_connects_syncs_once_serves_and_stops_on_sigterm(fake: FakeDiscord
     assert fake.token not in bot.log
 
     rec = await fake.invoke(shop.guild.id, shop.alice.id, "balance")
-    assert rec.ephemeral and "Your balance" in text_of(rec)
+    assert rec.ephemeral
+    assert "Your balance" in text_of(rec)
 
     db = tmp_path / "data" / "bot.sqlite3"
     assert has_wal(db)
@@ -216,8 +224,9 @@ async def test_a_bot_killed_while_sending_a_reminder_resends_it_once_under_its_n
     store = SqliteStore(db)
     await store.open()
     try:
-        grant = await Ledger(store).grant(shop.guild.id, shop.alice.id, "40", actor_id=shop.mod.id, key="g",
-                                          expires="3d")
+        grant = await Ledger(store).grant(
+            shop.guild.id, shop.alice.id, "40", actor_id=shop.mod.id, key="g", expires="3d"
+        )
     finally:
         await store.close()
     lot = grant.first_lot_id
@@ -233,7 +242,8 @@ async def test_a_bot_killed_while_sending_a_reminder_resends_it_once_under_its_n
     await fake.wait_for(lambda: len(fake.dms(shop.alice.id)) == 1, timeout=20, what="the resent DM")
     await fake.wait_for(lambda: reminder_statuses(db) == {lot: "sent"}, timeout=10, what="the settle")
     posts = fake.requests_to("POST", DM_POST)
-    assert len(posts) == 2 and posts[0].json["nonce"] == posts[1].json["nonce"]
+    assert len(posts) == 2
+    assert posts[0].json["nonce"] == posts[1].json["nonce"]
     assert [r.status for r in posts] == [429, 200]
     assert await again.stop() == 0
     assert_clean(again)
@@ -267,7 +277,8 @@ async def test_a_wrong_token_is_explained_without_a_traceback(fake: FakeDiscord,
     assert "DISCORD_TOKEN" in bot.log
     assert "Traceback" not in bot.log, bot.log
     assert "not-the-right-token" not in bot.log
-    assert fake.gateway.identify_count == 0 and fake.sync_count == 0
+    assert fake.gateway.identify_count == 0
+    assert fake.sync_count == 0
 
 
 async def test_without_the_server_members_intent_it_runs_on_and_says_how_to_enable_it(launch: Launch):
@@ -280,8 +291,9 @@ async def test_without_the_server_members_intent_it_runs_on_and_says_how_to_enab
         assert [bool(m["d"]["intents"] & (1 << 1)) for m in identifies] == [True, False]
         assert fake.sync_count == 1  # the second attempt found the tree already synced
 
-        rec = await fake.invoke(shop.guild.id, shop.mod.id, "credits grant-role", {"role": shop.vip_role.id,
-                                                                                   "amount": "5"})
+        rec = await fake.invoke(
+            shop.guild.id, shop.mod.id, "credits grant-role", {"role": shop.vip_role.id, "amount": "5"}
+        )
         assert rec.ephemeral
         text = text_of(rec)
         assert "Server Members intent is off" in text
@@ -327,8 +339,12 @@ async def test_close_lets_a_running_job_finish_then_closes_the_store(
 
 def pointed_at(fake: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     settings = Settings(
-        discord_token=fake.token, database_path=tmp_path / "bot.sqlite3", dev_guild_id=None, log_level="INFO",
-        discord_api_base=fake.api_base, discord_gateway_url=fake.gateway_url,
+        discord_token=fake.token,
+        database_path=tmp_path / "bot.sqlite3",
+        dev_guild_id=None,
+        log_level="INFO",
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
     )
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
@@ -380,7 +396,8 @@ async def test_grant_role_right_after_a_start_grants_the_whole_role_once(
     await fake.wait_for(lambda: fake.pending_member_chunks == 1, timeout=10, what="the bot's op 8")
 
     rec = await fake.invoke(shop.guild.id, shop.mod.id, "credits grant-role", {"role": role.id, "amount": "5"})
-    assert rec.deferred and rec.followups == []
+    assert rec.deferred
+    assert rec.followups == []
 
     def lots() -> dict[int, int]:
         con = sqlite3.connect(f"file:{tmp_path / 'data' / 'bot.sqlite3'}?mode=ro", uri=True)

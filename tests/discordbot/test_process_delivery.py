@@ -54,8 +54,12 @@ async def buy_killed_during_a_rate_limit_wait(
     await fake.wait_for(lambda: fake.sync_count == 1, 20, "command sync")
     granted = await fake.invoke(shop.guild.id, shop.mod.id, "credits grant", {"member": shop.alice.id, "amount": "100"})
     assert "100 credits" in text_of(granted), text_of(granted)
-    added = await fake.invoke(shop.guild.id, shop.mod.id, "shopadmin add",
-                              {"name": "Gold pass", "price": "60", "category": "perks", "role": role.id})
+    added = await fake.invoke(
+        shop.guild.id,
+        shop.mod.id,
+        "shopadmin add",
+        {"name": "Gold pass", "price": "60", "category": "perks", "role": role.id},
+    )
     assert "Added to the shop" in text_of(added), text_of(added)
     fake.fail_next("PUT", ROLE_REQUEST, 429, retry_after=60)
     preview = await fake.invoke(shop.guild.id, shop.alice.id, "buy", {"item": "Gold pass"})
@@ -104,7 +108,8 @@ async def test_a_purchase_whose_role_went_above_the_bot_during_a_crash_is_refund
     again = await launch(fake)
     await fake.wait_for(
         lambda: rows(db, "SELECT action, status FROM deliveries") == [("add_role", "failed"), ("dm_refund", "done")],
-        20, "the refund and its DM",
+        20,
+        "the refund and its DM",
     )
     (dm,) = fake.dms(shop.alice.id)
     assert "order #1 (1 × Gold pass) in **Shop Guild** was refunded automatically" in dm.content

@@ -135,27 +135,35 @@ async def test_one_dm_per_member_guild_and_window_with_the_guild_currency(world:
     assert "Shop Guild" in week_dm
     assert "7.25 gems" in week_dm
     assert "19.75 gems" in week_dm  # the total expiring in that window
-    assert ts(now + 3 * DAY) in week_dm and ts(now + 5 * DAY) in week_dm
+    assert ts(now + 3 * DAY) in week_dm
+    assert ts(now + 5 * DAY) in week_dm
     assert "/shop" in week_dm
     for foreign in ("3.33", "99.99", "55.55", "41 credits", "Other Guild"):
         assert foreign not in week_dm
 
     (day_dm,) = [t for t in texts if "3.33 gems" in t]
-    assert ts(now + 12 * HOUR) in day_dm and "/shop" in day_dm
-    assert "12.50" not in day_dm and "7.25" not in day_dm
+    assert ts(now + 12 * HOUR) in day_dm
+    assert "/shop" in day_dm
+    assert "12.50" not in day_dm
+    assert "7.25" not in day_dm
 
     (other_dm,) = [t for t in texts if "Other Guild" in t]
     assert "41 credits" in other_dm  # that guild's own (default) currency
-    assert "gems" not in other_dm and "Shop Guild" not in other_dm
+    assert "gems" not in other_dm
+    assert "Shop Guild" not in other_dm
     assert ts(now + 4 * DAY) in other_dm
 
     (bob_dm,) = dm_texts(w, w.bob)
-    assert "8.88 gems" in bob_dm and "12.50" not in bob_dm
+    assert "8.88 gems" in bob_dm
+    assert "12.50" not in bob_dm
 
     rows = reminder_rows(w)
     assert rows == {
-        (week_a, WEEK): "sent", (week_b, WEEK): "sent", (day_lot, DAY): "sent",
-        (other_lot, WEEK): "sent", (bob_lot, WEEK): "sent",
+        (week_a, WEEK): "sent",
+        (week_b, WEEK): "sent",
+        (day_lot, DAY): "sent",
+        (other_lot, WEEK): "sent",
+        (bob_lot, WEEK): "sent",
     }
     assert await w.bot.jobs.remind() == 0
     assert len(w.fake.dms(w.alice.id)) == 3
@@ -175,7 +183,8 @@ async def test_reminder_dm_is_sent_with_a_nonce_and_emits_credits_expiring(world
     assert post.json["enforce_nonce"] is True
     assert 1 <= len(post.json["nonce"]) <= 25  # Discord's limit
     await w.fake.wait_for(lambda: len(events) == 1, what="credits_expiring")
-    assert events[0]["user_id"] == w.alice.id and events[0]["lead_seconds"] == WEEK
+    assert events[0]["user_id"] == w.alice.id
+    assert events[0]["lead_seconds"] == WEEK
     assert [item["lot_id"] for item in events[0]["lots"]] == [lot]
     assert events[0]["lots"][0]["amount"] == 30
 
@@ -197,7 +206,8 @@ async def test_many_lots_in_one_window_still_fit_in_one_dm(world: World):
     rest = sum(10 + i for i in range(shown, 60))
     assert f"and {60 - shown} more, **{rest:,} credits** in all" in embed["description"]
     assert "/shop" in embed["description"]
-    assert set(reminder_rows(w).values()) == {"sent"} and len(reminder_rows(w)) == len(lots)
+    assert set(reminder_rows(w).values()) == {"sent"}
+    assert len(reminder_rows(w)) == len(lots)
 
 
 # --- at most once, across restarts ----------------------------------------------------------------
@@ -257,9 +267,7 @@ async def crash_after_posting(w: World, bot: PromoBalanceBot) -> None:
         await bot.jobs.remind()
 
 
-async def test_restart_after_posting_resends_with_the_same_nonce_and_discord_drops_it(
-    world: World, restart: Restart
-):
+async def test_restart_after_posting_resends_with_the_same_nonce_and_discord_drops_it(world: World, restart: Restart):
     w = world
     lot = await grant(w, w.alice, "40", "3d")
     await crash_after_posting(w, w.bot)
@@ -377,9 +385,7 @@ async def test_fake_discord_honours_nonce_and_enforce_nonce(world: World):
 # --- downtime ----------------------------------------------------------------------------------------
 
 
-async def test_after_downtime_only_the_most_urgent_missed_lead_and_none_for_expired(
-    world: World, restart: Restart
-):
+async def test_after_downtime_only_the_most_urgent_missed_lead_and_none_for_expired(world: World, restart: Restart):
     w = world
     now = w.ledger.now()
     lot = await grant(w, w.alice, "40", "10d")
@@ -391,7 +397,8 @@ async def test_after_downtime_only_the_most_urgent_missed_lead_and_none_for_expi
     await restart()
     assert await w.bot.jobs.remind() == 1  # before the sweep even ran
     (text,) = dm_texts(w, w.alice)
-    assert "40 credits" in text and ts(now + 10 * DAY) in text
+    assert "40 credits" in text
+    assert ts(now + 10 * DAY) in text
     assert "17 credits" not in text
     assert reminder_rows(w) == {(lot, DAY): "sent"}  # no 7d reminder, nothing for the expired lot
     assert [e.lot_id for e in await w.ledger.sweep_expired()] == [gone]
@@ -406,7 +413,8 @@ async def test_after_downtime_only_the_most_urgent_missed_lead_and_none_for_expi
 async def test_opt_out_is_respected_and_opting_back_in_works_for_later_windows(world: World):
     w = world
     off = await w.run(w.alice, "reminders", enabled=False)
-    assert off.ephemeral and "off" in text_of(off)
+    assert off.ephemeral
+    assert "off" in text_of(off)
     lot = await grant(w, w.alice, "40", "3d")
     bob_lot = await grant(w, w.bob, "40", "3d")
     assert await w.bot.jobs.remind() == 1  # bob only
@@ -446,7 +454,8 @@ async def test_closed_dms_in_the_middle_of_a_batch(world: World):
     )
     closed = dict(rows)
     assert closed[w.bob.id] == w.ledger.now()
-    assert closed[w.alice.id] is None and closed[carol.id] is None
+    assert closed[w.alice.id] is None
+    assert closed[carol.id] is None
     assert reminder_rows(w)[(lots[w.bob.id], WEEK)] == "dm_closed"
 
     # Not retried: not this window, not the next one, not another lot.
@@ -496,7 +505,8 @@ async def test_failures_are_given_up_after_max_attempts(world: World, no_http_re
         else:
             assert (run.retried, run.failed) == (0, 1)
     assert waits == [backoff(n) for n in range(1, MAX_ATTEMPTS)]
-    assert waits == sorted(waits) and waits[0] == BACKOFF_BASE  # growing: 1, 2, 4, 8, 16 minutes
+    assert waits == sorted(waits)  # growing: 1, 2, 4, 8, 16 minutes
+    assert waits[0] == BACKOFF_BASE
     assert len(dm_posts(w, w.alice)) == 5 * MAX_ATTEMPTS
     assert reminder_rows(w) == {(lot, WEEK): "failed"}
     w.clock.advance(hours=1)
@@ -531,17 +541,15 @@ async def test_expiry_sweep_writes_expiries_within_one_tick_and_dispatches_event
     assert await w.bot.jobs.expire() == 0
     w.clock.advance(minutes=1)  # exactly at expires_at: unusable from this instant
     assert await w.bot.jobs.expire() == 1
-    rows = db_rows(
-        w.settings.database_path, "SELECT id, status, remaining FROM lots ORDER BY id"
-    )
+    rows = db_rows(w.settings.database_path, "SELECT id, status, remaining FROM lots ORDER BY id")
     assert rows == [(soon, "expired", 0), (later, "active", 25)]
-    entries = db_rows(
-        w.settings.database_path, "SELECT lot_id, type, amount FROM entries WHERE type = 'expire'"
-    )
+    entries = db_rows(w.settings.database_path, "SELECT lot_id, type, amount FROM entries WHERE type = 'expire'")
     assert entries == [(soon, "expire", -40)]
     await w.fake.wait_for(lambda: len(expired) == 1, what="credit_expired")
-    assert expired[0]["lot_id"] == soon and expired[0]["user_id"] == w.alice.id
-    assert expired[0]["amount"] == 40 and expired[0]["guild_id"] == w.guild.id
+    assert expired[0]["lot_id"] == soon
+    assert expired[0]["user_id"] == w.alice.id
+    assert expired[0]["amount"] == 40
+    assert expired[0]["guild_id"] == w.guild.id
     assert isinstance(expired[0], dict)  # plain data, not a row
     assert await w.bot.jobs.expire() == 0  # once only
     assert await w.ledger.verify() == []
@@ -563,8 +571,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     await store.open()
     try:
         past = Ledger(store, clock=lambda: real_now - timedelta(days=2))
-        await past.add_schedule(w.guild.id, w.vip_role.id, 25, "0 0 * * *", actor_id=w.mod.id, key="s1",
-                                valid_days=30)
+        await past.add_schedule(w.guild.id, w.vip_role.id, 25, "0 0 * * *", actor_id=w.mod.id, key="s1", valid_days=30)
         # A reminder that fell due while the bot was down: the first tick, right at start, sends it.
         await Ledger(store).grant(w.guild.id, w.alice.id, 45, actor_id=w.mod.id, key=None, expires="2h")
     finally:
@@ -591,13 +598,9 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
         await w.fake.wait_until_ready()
         assert bot.jobs.scheduler.running
         assert sorted(job.id for job in bot.jobs.scheduler.get_jobs()) == ["deliver", "expire", "recurring", "remind"]
-        expiring = await bot.ledger.grant(
-            w.guild.id, w.bob.id, 10, actor_id=w.mod.id, key=None, expires="2s"
-        )
+        expiring = await bot.ledger.grant(w.guild.id, w.bob.id, 10, actor_id=w.mod.id, key=None, expires="2s")
         await bot.ledger.grant(w.guild.id, w.mod.id, 30, actor_id=w.mod.id, key=None, expires="1h")
-        await bot.ledger.grant_many(
-            w.guild.id, range(10_000, 10_200), 5, actor_id=w.mod.id, key=None, expires="30d"
-        )
+        await bot.ledger.grant_many(w.guild.id, range(10_000, 10_200), 5, actor_id=w.mod.id, key=None, expires="30d")
         assert len(bot.jobs.scheduler.get_jobs()) == 4  # 203 lots later: still four jobs
 
         await w.fake.wait_for(lambda: len(w.fake.dms(w.alice.id)) == 1, timeout=10, what="the catch-up reminder")
@@ -610,9 +613,15 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
         await w.fake.wait_for(lambda: len(expired) == 1, timeout=10, what="the expiry tick")
         assert expired[0]["lot_id"] == expiring.first_lot_id
         await w.fake.wait_for(
-            lambda: bool(db_rows(w.settings.database_path,
-                                 "SELECT 1 FROM lots WHERE user_id = ? AND source_ref = 'schedule:1'", (w.alice.id,))),
-            timeout=10, what="the recurring grant",
+            lambda: bool(
+                db_rows(
+                    w.settings.database_path,
+                    "SELECT 1 FROM lots WHERE user_id = ? AND source_ref = 'schedule:1'",
+                    (w.alice.id,),
+                )
+            ),
+            timeout=10,
+            what="the recurring grant",
         )
         await asyncio.sleep(0.5)  # a few more ticks: the missed run ran once, not once per tick
         granted = db_rows(
@@ -825,16 +834,25 @@ async def crash_mid_batch(tmp_path: Path, members: Sequence[int], hang_at: int) 
     await store.open()
     try:
         ledger = Ledger(store, clock=Clock())
-        lots = [(await ledger.grant(GUILD, m, 10 + i, actor_id=MOD, key=f"g{m}", expires="3d")).first_lot_id
-                for i, m in enumerate(members)]
+        lots = [
+            (await ledger.grant(GUILD, m, 10 + i, actor_id=MOD, key=f"g{m}", expires="3d")).first_lot_id
+            for i, m in enumerate(members)
+        ]
     finally:
         await store.close()
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), str(db), str(out), START.isoformat(), str(hang_at),
-        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(script),
+        str(db),
+        str(out),
+        START.isoformat(),
+        str(hang_at),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(30):
@@ -858,8 +876,9 @@ async def rerun(db: Path, at: datetime) -> tuple[list[dict], Any, SqliteStore]:
     records: list[dict] = []
 
     async def send(due: DueReminder, lots: Sequence[Lot], nonce: str) -> None:
-        records.append({"user": due.user_id, "lead": due.lead_seconds, "lots": [lot.id for lot in lots],
-                        "nonce": nonce})
+        records.append(
+            {"user": due.user_id, "lead": due.lead_seconds, "lots": [lot.id for lot in lots], "nonce": nonce}
+        )
 
     run = await ReminderDispatcher(ledger, send, rate=float("inf")).run_once()
     return records, run, store

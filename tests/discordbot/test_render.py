@@ -28,8 +28,11 @@ def test_discord_markup_of_each_kind():
     ("template", "params", "shown"),
     [
         ("{item:b} is sold out.", {"item": "Rare"}, "**Rare** is sold out."),
-        ("Kind must be {promo:lit} or {gift:lit}.", {"promo": "promo", "gift": "gift"},
-         "Kind must be `promo` or `gift`."),
+        (
+            "Kind must be {promo:lit} or {gift:lit}.",
+            {"promo": "promo", "gift": "gift"},
+            "Kind must be `promo` or `gift`.",
+        ),
         ("Redeemable until {until:f}.", {"until": AT}, f"Redeemable until <t:{AT}:f>."),
         ("Lot #{lot} is not one of {user:user}'s lots.", {"lot": 1, "user": 42}, "Lot #1 is not one of <@42>'s lots."),
         ("Only for {role:role}.", {"role": 777}, "Only for <@&777>."),
@@ -55,7 +58,7 @@ def test_discord_timestamp():
     assert discord_timestamp(when) == f"<t:{AT}:R>"
     assert discord_timestamp(when, "f") == f"<t:{AT}:f>"
     assert {discord_timestamp(when, s) for s in TIME_STYLES} == {DISCORD.time(AT, s) for s in TIME_STYLES}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown Discord timestamp style"):
         discord_timestamp(when, "x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone-aware"):
         discord_timestamp(datetime(2026, 1, 1), "R")  # a naive time is refused

@@ -16,7 +16,7 @@ from bot.domain.money import validate_currency
 @pytest.mark.parametrize(
     ("value", "written"),
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
         ("+1", "'+1"),
         ("-1", "'-1"),
         ("@SUM(A1)", "'@SUM(A1)"),
@@ -49,7 +49,8 @@ def test_writer_defuses_every_cell_of_every_row():
     writer.writerows([("=A1", -5, None), ("+x", "@y", "\tz")])
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert rows == [["'=head", "ok"], ["'=A1", "-5", ""], ["'+x", "'@y", "'\tz"]]
-    assert out.getvalue().endswith("\n") and "\r\n" not in out.getvalue()
+    assert out.getvalue().endswith("\n")
+    assert "\r\n" not in out.getvalue()
 
 
 @pytest.mark.parametrize("symbol", ["=A", "=", "+", "-", "@", "-$", "=HYPER", "＝A", " =A ", "\t=A"])

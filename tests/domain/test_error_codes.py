@@ -19,9 +19,7 @@ DOMAIN = sorted((ROOT / "bot" / "domain").glob("*.py"))
 #: Below the Discord layer no text carries Discord markup.
 PLAIN_LAYERS = sorted(path for layer in ("domain", "app", "store") for path in (ROOT / "bot" / layer).rglob("*.py"))
 #: Everywhere a refusal is raised.
-RAISERS = sorted(
-    [*PLAIN_LAYERS, *(ROOT / "bot" / "discordbot").glob("*.py"), *(ROOT / "cogs").glob("*.py")]
-)
+RAISERS = sorted([*PLAIN_LAYERS, *(ROOT / "bot" / "discordbot").glob("*.py"), *(ROOT / "cogs").glob("*.py")])
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -139,8 +137,11 @@ def markup_in(source: str, filename: str) -> list[tuple[int, str]]:
     return [
         (node.lineno, node.value)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
-        and any(m in node.value for m in MARKUP) and (filename, node.value) not in MARKUP_ALLOWED
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docs
+        and any(m in node.value for m in MARKUP)
+        and (filename, node.value) not in MARKUP_ALLOWED
     ]
 
 
@@ -198,7 +199,8 @@ def test_every_allowed_markup_is_still_there():
 )
 def test_the_check_finds_a_refusal_without_its_code(source: str, why: str):
     problems = refusal_problems(source)
-    assert len(problems) == 1 and why in problems[0][1], problems
+    assert len(problems) == 1, problems
+    assert why in problems[0][1], problems
 
 
 @pytest.mark.parametrize(
@@ -207,7 +209,7 @@ def test_the_check_finds_a_refusal_without_its_code(source: str, why: str):
         'raise Conflict("item_sold_out", "{item:b} is sold out.", item=item.name)',
         'raise InvalidInput("cron_missing", "Enter a rule. " + CRON_HELP, **CRON_HELP_PARAMS)',
         'raise InvalidInput("lead_bad", "Lead time {lead}: " + exc.template, **exc.params, lead=x)',
-        'raise RateLimited(from_unix(until))',
+        "raise RateLimited(from_unix(until))",
         'raise PlanChanged(head + "{detail}.", preview=now, detail=detail)',
         'raise ValueError(f"not a refusal: {x}")',
     ],

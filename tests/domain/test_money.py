@@ -240,7 +240,8 @@ def test_parse_amount_refuses(text, decimals, fragment):
     assert isinstance(info.value, UserError)
     # Fit to show a member: short, one sentence or two, no Python internals.
     assert len(message) < 160
-    assert "Traceback" not in message and "invalid literal" not in message
+    assert "Traceback" not in message
+    assert "invalid literal" not in message
 
 
 def test_decimals_zero_message_mentions_whole_and_example():
@@ -261,9 +262,9 @@ def test_parse_amount_non_string_is_refused_politely():
 
 
 def test_parse_amount_bad_decimals_is_a_programming_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"decimals must be an int in 0\.\.6"):
         parse_amount("1", 7)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"decimals must be an int in 0\.\.6"):
         parse_amount("1", True)  # type: ignore[arg-type]
 
 
@@ -349,7 +350,8 @@ def test_parse_amount_only_ever_raises_invalid_input(text):
         value = parse_amount(text, 2)
     except InvalidInput:
         return
-    assert isinstance(value, int) and not isinstance(value, bool)
+    assert isinstance(value, int)
+    assert not isinstance(value, bool)
     assert MIN_AMOUNT <= value <= MAX_AMOUNT
 
 

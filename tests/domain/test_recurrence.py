@@ -72,8 +72,10 @@ def test_next_run_table(rule: str, tz: str, after: int, expected: int):
 # --- an independent reading of cron, minute by minute ----------------------------------------------
 _NAMES = {
     **{d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
-    **{m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                       "nov", "dec"))},
+    **{
+        m: i + 1
+        for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+    },
 }
 
 
@@ -111,7 +113,9 @@ def _oracle_agrees(rule: str, tz: str, after: int, expected: int) -> bool:
         repeated = local.replace(fold=0).astimezone(UTC) < at
         dom_ok, dow_ok = local.day in days, local.isoweekday() % 7 in weekdays
         if (
-            local.minute in minutes and local.hour in hours and local.month in months
+            local.minute in minutes
+            and local.hour in hours
+            and local.month in months
             and ((dom_ok or dow_ok) if either else (dom_ok and dow_ok))
             and (wildcard or not repeated)  # Vixie cron runs only wildcard jobs when the clock goes back
         ):

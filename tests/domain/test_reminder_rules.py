@@ -174,9 +174,7 @@ async def test_changing_the_leads_reschedules_active_lots(ledger: Ledger, clock:
     assert after[b.first_lot_id] == ledger.now()
     assert after[a.first_lot_id] == now + 20 * DAY - 14 * DAY
     due = await ledger.due_reminders()
-    assert [(d.user_id, d.lead_seconds, list(d.lot_ids)) for d in due] == [
-        (BOB, 14 * DAY, [b.first_lot_id])
-    ]
+    assert [(d.user_id, d.lead_seconds, list(d.lot_ids)) for d in due] == [(BOB, 14 * DAY, [b.first_lot_id])]
 
 
 async def test_changing_the_leads_keeps_what_was_reminded(ledger: Ledger, clock: Clock, key: Keys):

@@ -205,11 +205,13 @@ async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
 
 async def test_login_connect_and_sync(env: Env) -> None:
     fake, bot = env.fake, env.bot
-    assert bot.user is not None and bot.user.id == fake.bot_user_id
+    assert bot.user is not None
+    assert bot.user.id == fake.bot_user_id
     assert bot.application_id == fake.application_id
     await asyncio.wait_for(bot.wait_until_ready(), timeout=5)
     guild = bot.get_guild(env.guild.id)
-    assert guild is not None and guild.chunked
+    assert guild is not None
+    assert guild.chunked
     assert {m.name for m in guild.members} == {"Promo Balance", "alice", "bob"}
     synced = {c["name"]: c for c in fake.synced_commands()}
     assert {"echo", "credits", "ask", "buy", "notify", "export"} <= set(synced)
@@ -226,19 +228,22 @@ async def test_string_and_user_option_ephemeral_reply(env: Env) -> None:
     assert result.ephemeral
     target = env.seen.values["echo_target"]
     assert isinstance(target, discord.Member)
-    assert target.id == env.bob.id and target.guild.id == env.guild.id
+    assert target.id == env.bob.id
+    assert target.guild.id == env.guild.id
     assert result.payload["data"]["resolved"]["members"][str(env.bob.id)]["permissions"]
     assert env.fake.channel_messages(result.channel_id) == []  # ephemeral: not in the channel
 
 
 async def test_subcommand_defer_then_followup(env: Env) -> None:
     result = await env.fake.invoke(env.guild.id, env.alice.id, "credits grant", {"member": env.bob.id, "amount": "50"})
-    assert result.response_type == 5 and result.deferred
+    assert result.response_type == 5
+    assert result.deferred
     assert result.payload["data"]["options"][0]["name"] == "grant"
     followup = await result.wait_for_followup()
     assert followup.content == "granted 50 to bob"
     assert followup.ephemeral  # ephemerality comes from the defer
-    assert result.original is followup and not followup.loading
+    assert result.original is followup
+    assert not followup.loading
     assert env.seen.values["amount"] == 50
 
 
@@ -265,17 +270,20 @@ async def test_invalid_invocations_are_refused_before_sending(env: Env) -> None:
 async def test_button_click_updates_message(env: Env) -> None:
     fake = env.fake
     asked = await fake.invoke(env.guild.id, env.alice.id, "ask")
-    assert asked.content == "Sure?" and asked.custom_ids == ["confirm", "cancel"]
+    assert asked.content == "Sure?"
+    assert asked.custom_ids == ["confirm", "cancel"]
     with pytest.raises(InvalidInvocation, match="ephemeral"):
         await fake.click(asked, "confirm", env.bob.id)
     click = await fake.click(asked, "confirm", env.alice.id)
     assert click.response_type == 7
     assert click.message is asked.message
     assert asked.content == "Confirmed"
-    assert asked.message is not None and asked.message.component("confirm")["disabled"] is True
+    assert asked.message is not None
+    assert asked.message.component("confirm")["disabled"] is True
     assert env.seen.values["clicked_by"] == env.alice.id
     thanks = await click.wait_for_followup()
-    assert thanks.content == "thanks" and thanks.ephemeral
+    assert thanks.content == "thanks"
+    assert thanks.ephemeral
     with pytest.raises(InvalidInvocation, match="disabled"):
         await fake.click(asked, "confirm", env.alice.id)
 
@@ -286,7 +294,8 @@ async def test_deferred_click_then_edit_original(env: Env) -> None:
     assert click.response_type == 6
     edited = await click.wait_for_edit()
     assert edited is asked.message
-    assert edited.content == "Cancelled" and edited.components == []
+    assert edited.content == "Cancelled"
+    assert edited.components == []
     assert edited.history[0]["content"] == "Sure?"
 
 
@@ -294,17 +303,21 @@ async def test_autocomplete_choices(env: Env) -> None:
     choices = await env.fake.autocomplete(env.guild.id, env.alice.id, "buy", {"item": "sw"}, focused="item")
     assert choices == [{"name": "Sword", "value": "sword"}, {"name": "Swan", "value": "swan"}]
     record = env.fake.interactions[-1]
-    assert record.type == 4 and record.response_type == 8
+    assert record.type == 4
+    assert record.response_type == 8
     bought = await env.fake.invoke(env.guild.id, env.alice.id, "buy", {"item": "swan"})
-    assert bought.content == "bought swan" and not bought.ephemeral
+    assert bought.content == "bought swan"
+    assert not bought.ephemeral
     assert bought.embeds[0]["title"] == "Receipt"
-    assert bought.message is not None and "1 x swan" in bought.message.embed_text
+    assert bought.message is not None
+    assert "1 x swan" in bought.message.embed_text
     assert env.fake.channel_messages(bought.channel_id) == [bought.message]
 
 
 async def test_command_in_dm(env: Env) -> None:
     result = await env.fake.invoke(None, env.alice.id, "buy", {"item": "shield"})
-    assert result.guild_id is None and "member" not in result.payload
+    assert result.guild_id is None
+    assert "member" not in result.payload
     assert result.content == "bought shield"
     assert env.fake.dms(env.alice.id) == [result.message]
 
@@ -314,7 +327,8 @@ async def test_defer_then_edit_original(env: Env) -> None:
     assert result.response_type == 5
     message = await result.wait_for_edit()
     assert message.content == "Balance: 120 credits"
-    assert not message.loading and not message.ephemeral
+    assert not message.loading
+    assert not message.ephemeral
     assert result.followups == []
     assert env.fake.channel_messages(result.channel_id) == [message]
 
@@ -323,9 +337,11 @@ async def test_select_on_channel_message(env: Env) -> None:
     fake = env.fake
     await fake.invoke(env.guild.id, env.alice.id, "pick")
     [posted] = fake.channel_messages(env.guild.text_channels()[0].id)
-    assert posted.content == "Pick one" and posted.interaction_id is None
+    assert posted.content == "Pick one"
+    assert posted.interaction_id is None
     picked = await fake.click(posted, "color", env.bob.id, values=["blue"])
-    assert picked.content == "picked blue" and picked.ephemeral
+    assert picked.content == "picked blue"
+    assert picked.ephemeral
     assert picked.payload["message"]["id"] == str(posted.id)
 
 
@@ -342,7 +358,8 @@ async def test_closed_dms_raise_forbidden_50007(env: Env) -> None:
     result = await env.fake.invoke(env.guild.id, env.alice.id, "notify", {"member": env.bob.id})
     assert result.content == "their DMs are closed"
     error = env.seen.values["dm_error"]
-    assert isinstance(error, discord.Forbidden) and error.code == 50007
+    assert isinstance(error, discord.Forbidden)
+    assert error.code == 50007
     assert env.fake.dms(env.bob.id) == []
 
 
@@ -350,7 +367,8 @@ async def test_rate_limited_dm_is_retried(env: Env) -> None:
     rule = env.fake.fail_next("POST", r"^/channels/\d+/messages$", 429, retry_after=0.05)
     result = await env.fake.invoke(env.guild.id, env.alice.id, "notify", {"member": env.bob.id})
     assert result.content == "sent"
-    assert len(rule.hits) == 1 and rule.times == 0
+    assert len(rule.hits) == 1
+    assert rule.times == 0
     assert len(env.fake.requests_to("POST", r"^/channels/\d+/messages$")) == 2
     assert len(env.fake.dms(env.bob.id)) == 1
 
@@ -359,10 +377,12 @@ async def test_response_after_timeout_is_unknown_interaction(env: Env) -> None:
     env.fake.interaction_timeout = 0.2
     env.seen.slow_delay = 0.35
     result = await env.fake.invoke(env.guild.id, env.alice.id, "slow")
-    assert result.response_type is None and result.rejection_codes == [10062]
+    assert result.response_type is None
+    assert result.rejection_codes == [10062]
     await env.fake.wait_for(lambda: "slow_error" in env.seen.values)
     error = env.seen.values["slow_error"]
-    assert isinstance(error, discord.NotFound) and error.code == 10062
+    assert isinstance(error, discord.NotFound)
+    assert error.code == 10062
 
 
 async def test_double_response_is_already_acknowledged(env: Env) -> None:
@@ -375,10 +395,12 @@ async def test_double_response_is_already_acknowledged(env: Env) -> None:
 
 async def test_a_redelivered_interaction_reaches_the_bot_again_and_its_second_answer_is_40060(env: Env) -> None:
     result = await env.fake.invoke(env.guild.id, env.alice.id, "echo", {"text": "hi", "target": env.bob.id})
-    assert result.content == "hi -> bob" and result.attempts == 1
+    assert result.content == "hi -> bob"
+    assert result.attempts == 1
     again = await env.fake.redeliver(result)
     assert again is result  # one interaction, delivered twice: the same id, token and record
-    assert result.attempts == 2 and result.rejection_codes == [40060]
+    assert result.attempts == 2
+    assert result.rejection_codes == [40060]
     assert result.content == "hi -> bob"  # Discord keeps the first answer
     assert len(env.fake.interactions) == 1
 
@@ -433,7 +455,8 @@ async def test_a_deleted_role_leaves_its_members_and_is_unknown_to_role_requests
 
 async def test_modal_submit(env: Env) -> None:
     opened = await env.fake.invoke(env.guild.id, env.alice.id, "feedback")
-    assert opened.response_type == 9 and opened.modal is not None
+    assert opened.response_type == 9
+    assert opened.modal is not None
     submitted = await env.fake.submit_modal(opened, {"text": "great shop"})
     assert submitted.content == "got: great shop"
 
@@ -491,24 +514,32 @@ async def test_member_chunks_follow_op_8_in_batches_of_1000_and_wait_while_held(
         fake.member_chunk_delay = 0.01
         async with members_bot(fake, monkeypatch) as bot:
             identify = fake.gateway.received[0]["d"]
-            assert identify["large_threshold"] == 250 and not identify["intents"] & (1 << 8)  # no GUILD_PRESENCES
+            assert identify["large_threshold"] == 250
+            assert not identify["intents"] & (1 << 8)  # no GUILD_PRESENCES
             await fake.wait_for(lambda: fake.pending_member_chunks == 3, what="three chunks requested")
             cached = bot.get_guild(guild.id)
-            assert cached is not None and cached.member_count == 2500 and cached.large
-            assert [m.id for m in cached.members] == [fake.bot_user_id] and not cached.chunked
+            assert cached is not None
+            assert cached.member_count == 2500
+            assert cached.large
+            assert [m.id for m in cached.members] == [fake.bot_user_id]
+            assert not cached.chunked
             (request,) = [m["d"] for m in fake.gateway.received if m["op"] == 8]
             assert (int(request["guild_id"]), request["query"], request["limit"]) == (guild.id, "", 0)
 
             fake.release_member_chunks(1)
             await fake.wait_for(lambda: len(cached.members) == 1000, what="the first chunk in the cache")
-            assert fake.pending_member_chunks == 2 and not cached.chunked
+            assert fake.pending_member_chunks == 2
+            assert not cached.chunked
             fake.release_member_chunks()
             await fake.wait_for(lambda: cached.chunked, what="every member in the cache")
             sent = fake.gateway.chunks_sent
             assert [(c["chunk_index"], c["chunk_count"], c["members"]) for c in sent] == [
-                (0, 3, 1000), (1, 3, 1000), (2, 3, 500)
+                (0, 3, 1000),
+                (1, 3, 1000),
+                (2, 3, 500),
             ]
-            assert {c["nonce"] for c in sent} == {request["nonce"]} and fake.pending_member_chunks == 0
+            assert {c["nonce"] for c in sent} == {request["nonce"]}
+            assert fake.pending_member_chunks == 0
             await asyncio.wait_for(bot.wait_until_ready(), timeout=10)
     fake.assert_clean()
 
@@ -528,7 +559,8 @@ async def test_guild_create_members_depend_on_presences_and_the_large_threshold(
             fake.add_member(big.id, name=f"b{i}")
         async with members_bot(fake, monkeypatch, presences=True) as bot:
             await asyncio.wait_for(bot.wait_until_ready(), timeout=10)
-            assert bot.get_guild(small.id).chunked and bot.get_guild(big.id).chunked  # type: ignore[union-attr]
+            assert bot.get_guild(small.id).chunked  # type: ignore[union-attr]
+            assert bot.get_guild(big.id).chunked  # type: ignore[union-attr]
             requested = [int(m["d"]["guild_id"]) for m in fake.gateway.received if m["op"] == 8]
             assert requested == [big.id]
     fake.assert_clean()
@@ -550,18 +582,22 @@ async def test_raw_http_errors_without_a_bot() -> None:
         async with session.get(f"{fake.api_base}/users/@me", headers={"Authorization": "Bot x"}) as r:
             assert r.status == 401
         async with session.get(f"{fake.api_base}/users/@me", headers=good) as r:
-            assert r.status == 200 and r.headers["Content-Type"] == "application/json"
+            assert r.status == 200
+            assert r.headers["Content-Type"] == "application/json"
             assert (await r.json())["id"] == str(fake.bot_user_id)
         async with session.get(f"{fake.api_base}/no/such/route", headers=good) as r:
-            assert r.status == 404 and (await r.json())["code"] == 0
+            assert r.status == 404
+            assert (await r.json())["code"] == 0
         assert [(u.method, u.path) for u in fake.unhandled] == [("GET", "/no/such/route")]
         bad = [{"name": "Bad Name", "description": "x", "type": 1}]
         url = f"{fake.api_base}/applications/{fake.application_id}/commands"
         async with session.put(url, json=bad, headers=good) as r:
-            assert r.status == 400 and (await r.json())["code"] == 50035
+            assert r.status == 400
+            assert (await r.json())["code"] == 50035
         fake.fail_next("GET", "^/users/@me$", 503, code=0, message="down")
         async with session.get(f"{fake.api_base}/users/@me", headers=good) as r:
-            assert r.status == 503 and (await r.json())["message"] == "down"
+            assert r.status == 503
+            assert (await r.json())["message"] == "down"
         assert [r.status for r in fake.requests] == [401, 200, 404, 400, 503]
 
 
@@ -592,9 +628,12 @@ async def test_records_stay_bounded_in_a_long_run(monkeypatch: pytest.MonkeyPatc
         bought = [await fake.invoke(env.guild.id, env.alice.id, "buy", {"item": f"item{n}"}) for n in range(8)]
         channel = bought[0].channel_id
 
-        assert len(fake.interactions) == 5 and fake.interactions.dropped == 4
-        assert fake.interactions == bought[-5:] and fake.interactions[-1] is bought[-1]
-        assert len(fake.requests) == 5 and fake.requests.total > 5
+        assert len(fake.interactions) == 5
+        assert fake.interactions.dropped == 4
+        assert fake.interactions == bought[-5:]
+        assert fake.interactions[-1] is bought[-1]
+        assert len(fake.requests) == 5
+        assert fake.requests.total > 5
         assert fake.channel_messages(channel) == [rec.message for rec in bought[-5:]]
         assert len(fake._messages) == len(fake._interactions_by_id) == len(fake._interactions_by_token) == 5
         with pytest.raises(KeyError):

@@ -12,19 +12,30 @@ def test_a_record_log_keeps_its_newest_items_and_reads_like_a_list() -> None:
     log: RecordLog[int] = RecordLog(3)
     for n in range(5):
         log.append(n)
-    assert log == [2, 3, 4] and log == [2, 3, 4] and log != [0, 1, 2, 3, 4]
-    assert len(log) == 3 and log.dropped == 2 and log.total == 5
-    assert log[0] == 2 and log[-1] == 4 and log[1:] == [3, 4] and list(reversed(log)) == [4, 3, 2]
-    assert 3 in log and 0 not in log
+    assert log == [2, 3, 4]
+    assert list(log) == [2, 3, 4]
+    assert log != [0, 1, 2, 3, 4]
+    assert len(log) == 3
+    assert log.dropped == 2
+    assert log.total == 5
+    assert log[0] == 2
+    assert log[-1] == 4
+    assert log[1:] == [3, 4]
+    assert list(reversed(log)) == [4, 3, 2]
+    assert 3 in log
+    assert 0 not in log
     assert log == RecordLog(3, [2, 3, 4])
     assert repr(log) == "RecordLog([2, 3, 4], maxlen=3)"
     log.clear()
-    assert log == [] and log.total == 5
+    assert log == []
+    assert log.total == 5
 
 
 def test_a_record_log_without_a_bound_keeps_everything() -> None:
     log: RecordLog[int] = RecordLog(None, range(50_000))
-    assert len(log) == 50_000 and log.dropped == 0 and log[:2] == [0, 1]
+    assert len(log) == 50_000
+    assert log.dropped == 0
+    assert log[:2] == [0, 1]
 
 
 def test_a_bound_below_one_is_refused() -> None:
@@ -40,4 +51,5 @@ def test_a_bounded_dict_forgets_its_oldest_entries() -> None:
     table["a"] = 10  # rewritten: now the newest
     table["c"] = 3
     assert table == {"a": 10, "c": 3}
-    assert "b" not in table and table.get("b") is None
+    assert "b" not in table
+    assert table.get("b") is None

@@ -53,94 +53,292 @@ def embed(**fields: Any) -> dict[str, Any]:
 # (rule, method, path, good body, bad body, where the bad one is refused)
 CASES: list[tuple[str, str, str, Any, Any, str]] = [
     ("content 2,000", "POST", CHANNEL_MESSAGE, {"content": "x" * 2000}, {"content": "x" * 2001}, "content"),
-    ("content 2,000 in a reply", "POST", CALLBACK, reply(content="x" * 2000), reply(content="x" * 2001),
-     "data.content"),
+    (
+        "content 2,000 in a reply",
+        "POST",
+        CALLBACK,
+        reply(content="x" * 2000),
+        reply(content="x" * 2001),
+        "data.content",
+    ),
     ("content 2,000 in a followup", "POST", FOLLOWUP, {"content": "x" * 2000}, {"content": "x" * 2001}, "content"),
-    ("content 2,000 in an edit", "PATCH", EDIT_ORIGINAL, {"content": "x" * 2000}, {"content": "x" * 2001},
-     "content"),
-    ("title 256", "POST", CALLBACK, reply(embeds=[embed(title="x" * 256)]), reply(embeds=[embed(title="x" * 257)]),
-     "data.embeds.0.title"),
-    ("description 4,096", "POST", FOLLOWUP, {"embeds": [embed(description="x" * 4096)]},
-     {"embeds": [embed(description="x" * 4097)]}, "embeds.0.description"),
-    ("field value 1,024", "POST", CHANNEL_MESSAGE, {"embeds": [embed(fields=[{"name": "n", "value": "v" * 1024}])]},
-     {"embeds": [embed(fields=[{"name": "n", "value": "v" * 1025}])]}, "embeds.0.fields.0.value"),
-    ("field name 256", "POST", CHANNEL_MESSAGE, {"embeds": [embed(fields=[{"name": "n" * 256, "value": "v"}])]},
-     {"embeds": [embed(fields=[{"name": "n" * 257, "value": "v"}])]}, "embeds.0.fields.0.name"),
-    ("25 fields", "POST", CHANNEL_MESSAGE, {"embeds": [embed(fields=[{"name": "n", "value": "v"}] * 25)]},
-     {"embeds": [embed(fields=[{"name": "n", "value": "v"}] * 26)]}, "embeds.0.fields"),
-    ("footer 2,048", "POST", CHANNEL_MESSAGE, {"embeds": [embed(footer={"text": "f" * 2048})]},
-     {"embeds": [embed(footer={"text": "f" * 2049})]}, "embeds.0.footer.text"),
+    ("content 2,000 in an edit", "PATCH", EDIT_ORIGINAL, {"content": "x" * 2000}, {"content": "x" * 2001}, "content"),
+    (
+        "title 256",
+        "POST",
+        CALLBACK,
+        reply(embeds=[embed(title="x" * 256)]),
+        reply(embeds=[embed(title="x" * 257)]),
+        "data.embeds.0.title",
+    ),
+    (
+        "description 4,096",
+        "POST",
+        FOLLOWUP,
+        {"embeds": [embed(description="x" * 4096)]},
+        {"embeds": [embed(description="x" * 4097)]},
+        "embeds.0.description",
+    ),
+    (
+        "field value 1,024",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(fields=[{"name": "n", "value": "v" * 1024}])]},
+        {"embeds": [embed(fields=[{"name": "n", "value": "v" * 1025}])]},
+        "embeds.0.fields.0.value",
+    ),
+    (
+        "field name 256",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(fields=[{"name": "n" * 256, "value": "v"}])]},
+        {"embeds": [embed(fields=[{"name": "n" * 257, "value": "v"}])]},
+        "embeds.0.fields.0.name",
+    ),
+    (
+        "25 fields",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(fields=[{"name": "n", "value": "v"}] * 25)]},
+        {"embeds": [embed(fields=[{"name": "n", "value": "v"}] * 26)]},
+        "embeds.0.fields",
+    ),
+    (
+        "footer 2,048",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(footer={"text": "f" * 2048})]},
+        {"embeds": [embed(footer={"text": "f" * 2049})]},
+        "embeds.0.footer.text",
+    ),
     ("10 embeds", "POST", CHANNEL_MESSAGE, {"embeds": [embed()] * 10}, {"embeds": [embed()] * 11}, "embeds"),
-    ("6,000 across the embeds", "POST", CALLBACK,
-     reply(embeds=[embed(title="", description="x" * 3000), embed(title="", description="x" * 3000)]),
-     reply(embeds=[embed(title="", description="x" * 3000), embed(title="", description="x" * 3001)]),
-     "data.embeds"),
-    ("6,000 counts fields too", "POST", CHANNEL_MESSAGE,
-     {"embeds": [embed(title="", description="x" * 4000, fields=[{"name": "n", "value": "v" * 999}] * 2)]},
-     {"embeds": [embed(title="", description="x" * 4000, fields=[{"name": "n", "value": "v" * 1000}] * 2)]},
-     "embeds"),
+    (
+        "6,000 across the embeds",
+        "POST",
+        CALLBACK,
+        reply(embeds=[embed(title="", description="x" * 3000), embed(title="", description="x" * 3000)]),
+        reply(embeds=[embed(title="", description="x" * 3000), embed(title="", description="x" * 3001)]),
+        "data.embeds",
+    ),
+    (
+        "6,000 counts fields too",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(title="", description="x" * 4000, fields=[{"name": "n", "value": "v" * 999}] * 2)]},
+        {"embeds": [embed(title="", description="x" * 4000, fields=[{"name": "n", "value": "v" * 1000}] * 2)]},
+        "embeds",
+    ),
     ("unknown field", "POST", CALLBACK, reply(content="hi", flags=64), reply(content="hi", ephemral=True), "data"),
-    ("unknown field in an embed", "POST", CHANNEL_MESSAGE, {"embeds": [embed(color=1)]},
-     {"embeds": [embed(colour=1)]}, "embeds.0"),
+    (
+        "unknown field in an embed",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(color=1)]},
+        {"embeds": [embed(colour=1)]},
+        "embeds.0",
+    ),
     ("wrong type", "POST", CHANNEL_MESSAGE, {"content": "5"}, {"content": 5}, "content"),
-    ("wrong type in a field", "POST", CHANNEL_MESSAGE, {"embeds": [embed(fields=[{"name": "n", "value": "v"}])]},
-     {"embeds": [embed(fields=[{"name": "n", "value": 5}])]}, "embeds.0.fields.0.value"),
-    ("required field", "POST", CHANNEL_MESSAGE, {"embeds": [embed(fields=[{"name": "n", "value": "v"}])]},
-     {"embeds": [embed(fields=[{"name": "n"}])]}, "embeds.0.fields.0.value"),
+    (
+        "wrong type in a field",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(fields=[{"name": "n", "value": "v"}])]},
+        {"embeds": [embed(fields=[{"name": "n", "value": 5}])]},
+        "embeds.0.fields.0.value",
+    ),
+    (
+        "required field",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"embeds": [embed(fields=[{"name": "n", "value": "v"}])]},
+        {"embeds": [embed(fields=[{"name": "n"}])]},
+        "embeds.0.fields.0.value",
+    ),
     ("callback type", "POST", CALLBACK, reply(content="hi"), {"type": 42, "data": {"content": "hi"}}, "type"),
-    ("5 action rows", "POST", CALLBACK, reply(components=[row(button(f"b{i}")) for i in range(5)]),
-     reply(components=[row(button(f"b{i}")) for i in range(6)]), "data.components"),
-    ("5 buttons a row", "POST", FOLLOWUP, {"components": [row(*(button(f"b{i}") for i in range(5)))]},
-     {"components": [row(*(button(f"b{i}") for i in range(6)))]}, "components.0.components"),
-    ("button label 80", "POST", FOLLOWUP, {"components": [row(button("a", "x" * 80))]},
-     {"components": [row(button("a", "x" * 81))]}, "components.0.components.0.label"),
-    ("custom_id 100", "POST", FOLLOWUP, {"components": [row(button("a" * 100))]},
-     {"components": [row(button("a" * 101))]}, "components.0.components.0.custom_id"),
-    ("unique custom_ids", "PATCH", EDIT_ORIGINAL, {"components": [row(button("a")), row(button("b"))]},
-     {"components": [row(button("a")), row(button("a"))]}, "components"),
-    ("10 attachments", "POST", CHANNEL_MESSAGE, {"attachments": [{"id": i} for i in range(10)]},
-     {"attachments": [{"id": i} for i in range(11)]}, "attachments"),
+    (
+        "5 action rows",
+        "POST",
+        CALLBACK,
+        reply(components=[row(button(f"b{i}")) for i in range(5)]),
+        reply(components=[row(button(f"b{i}")) for i in range(6)]),
+        "data.components",
+    ),
+    (
+        "5 buttons a row",
+        "POST",
+        FOLLOWUP,
+        {"components": [row(*(button(f"b{i}") for i in range(5)))]},
+        {"components": [row(*(button(f"b{i}") for i in range(6)))]},
+        "components.0.components",
+    ),
+    (
+        "button label 80",
+        "POST",
+        FOLLOWUP,
+        {"components": [row(button("a", "x" * 80))]},
+        {"components": [row(button("a", "x" * 81))]},
+        "components.0.components.0.label",
+    ),
+    (
+        "custom_id 100",
+        "POST",
+        FOLLOWUP,
+        {"components": [row(button("a" * 100))]},
+        {"components": [row(button("a" * 101))]},
+        "components.0.components.0.custom_id",
+    ),
+    (
+        "unique custom_ids",
+        "PATCH",
+        EDIT_ORIGINAL,
+        {"components": [row(button("a")), row(button("b"))]},
+        {"components": [row(button("a")), row(button("a"))]},
+        "components",
+    ),
+    (
+        "10 attachments",
+        "POST",
+        CHANNEL_MESSAGE,
+        {"attachments": [{"id": i} for i in range(10)]},
+        {"attachments": [{"id": i} for i in range(11)]},
+        "attachments",
+    ),
     ("25 autocomplete choices", "POST", CALLBACK, choices(25), choices(26), "data.choices"),
-    ("choice name 1-100", "POST", CALLBACK, choices(1, name="n" * 100), choices(1, name="n" * 101),
-     "data.choices.0.name"),
+    (
+        "choice name 1-100",
+        "POST",
+        CALLBACK,
+        choices(1, name="n" * 100),
+        choices(1, name="n" * 101),
+        "data.choices.0.name",
+    ),
     ("empty choice name", "POST", CALLBACK, choices(1, name="n"), choices(1, name=""), "data.choices.0.name"),
-    ("choice value 100", "POST", CALLBACK, choices(1, value="v" * 100), choices(1, value="v" * 101),
-     "data.choices.0.value"),
-    ("modal title 45", "POST", CALLBACK,
-     {"type": 9, "data": {"custom_id": "m", "title": "t" * 45, "components": [
-         {"type": 1, "components": [{"type": 4, "custom_id": "r", "style": 1, "label": "Reason"}]}]}},
-     {"type": 9, "data": {"custom_id": "m", "title": "t" * 46, "components": [
-         {"type": 1, "components": [{"type": 4, "custom_id": "r", "style": 1, "label": "Reason"}]}]}},
-     "data.title"),
+    (
+        "choice value 100",
+        "POST",
+        CALLBACK,
+        choices(1, value="v" * 100),
+        choices(1, value="v" * 101),
+        "data.choices.0.value",
+    ),
+    (
+        "modal title 45",
+        "POST",
+        CALLBACK,
+        {
+            "type": 9,
+            "data": {
+                "custom_id": "m",
+                "title": "t" * 45,
+                "components": [
+                    {"type": 1, "components": [{"type": 4, "custom_id": "r", "style": 1, "label": "Reason"}]}
+                ],
+            },
+        },
+        {
+            "type": 9,
+            "data": {
+                "custom_id": "m",
+                "title": "t" * 46,
+                "components": [
+                    {"type": 1, "components": [{"type": 4, "custom_id": "r", "style": 1, "label": "Reason"}]}
+                ],
+            },
+        },
+        "data.title",
+    ),
     ("lower-case command name", "PUT", COMMANDS, [command("shop")], [command("Shop")], "0.name"),
     ("command name pattern", "PUT", GUILD_COMMANDS, [command("grant-role")], [command("grant role")], "0.name"),
     ("command name 32", "PUT", COMMANDS, [command("x" * 32)], [command("x" * 33)], "0.name"),
-    ("lower-case option name", "PUT", COMMANDS, [command(options=[option("item")])],
-     [command(options=[option("Item")])], "0.options.0.name"),
-    ("description 100", "PUT", COMMANDS, [command(description="d" * 100)], [command(description="d" * 101)],
-     "0.description"),
-    ("required options first", "PUT", COMMANDS,
-     [command(options=[option("a", required=True), option("b")])],
-     [command(options=[option("b"), option("a", required=True)])], "0.options.1.required"),
-    ("required options first in a subcommand", "PUT", COMMANDS,
-     [command(options=[option("add", kind=1, options=[option("a", required=True), option("b")])])],
-     [command(options=[option("add", kind=1, options=[option("b"), option("a", required=True)])])],
-     "0.options.0.options.1.required"),
-    ("25 options", "PUT", COMMANDS, [command(options=[option(f"o{i}") for i in range(25)])],
-     [command(options=[option(f"o{i}") for i in range(26)])], "0.options"),
-    ("25 subcommands", "PUT", COMMANDS, [command(options=[option(f"s{i}", kind=1) for i in range(25)])],
-     [command(options=[option(f"s{i}", kind=1) for i in range(26)])], "0.options"),
-    ("25 option choices", "PUT", COMMANDS,
-     [command(options=[option("c", choices=[{"name": f"n{i}", "value": f"v{i}"} for i in range(25)])])],
-     [command(options=[option("c", choices=[{"name": f"n{i}", "value": f"v{i}"} for i in range(26)])])],
-     "0.options.0.choices"),
-    ("8,000 per command", "PUT", COMMANDS,
-     # 5 subcommands of 14 options with 100-character descriptions fit; of 15 they do not.
-     [command(options=[option(f"s{i:02}", kind=1, description="d" * 100, options=[
-         option(f"o{j:02}", description="d" * 100) for j in range(14)]) for i in range(5)])],
-     [command(options=[option(f"s{i:02}", kind=1, description="d" * 100, options=[
-         option(f"o{j:02}", description="d" * 100) for j in range(15)]) for i in range(5)])],
-     "0"),
+    (
+        "lower-case option name",
+        "PUT",
+        COMMANDS,
+        [command(options=[option("item")])],
+        [command(options=[option("Item")])],
+        "0.options.0.name",
+    ),
+    (
+        "description 100",
+        "PUT",
+        COMMANDS,
+        [command(description="d" * 100)],
+        [command(description="d" * 101)],
+        "0.description",
+    ),
+    (
+        "required options first",
+        "PUT",
+        COMMANDS,
+        [command(options=[option("a", required=True), option("b")])],
+        [command(options=[option("b"), option("a", required=True)])],
+        "0.options.1.required",
+    ),
+    (
+        "required options first in a subcommand",
+        "PUT",
+        COMMANDS,
+        [command(options=[option("add", kind=1, options=[option("a", required=True), option("b")])])],
+        [command(options=[option("add", kind=1, options=[option("b"), option("a", required=True)])])],
+        "0.options.0.options.1.required",
+    ),
+    (
+        "25 options",
+        "PUT",
+        COMMANDS,
+        [command(options=[option(f"o{i}") for i in range(25)])],
+        [command(options=[option(f"o{i}") for i in range(26)])],
+        "0.options",
+    ),
+    (
+        "25 subcommands",
+        "PUT",
+        COMMANDS,
+        [command(options=[option(f"s{i}", kind=1) for i in range(25)])],
+        [command(options=[option(f"s{i}", kind=1) for i in range(26)])],
+        "0.options",
+    ),
+    (
+        "25 option choices",
+        "PUT",
+        COMMANDS,
+        [command(options=[option("c", choices=[{"name": f"n{i}", "value": f"v{i}"} for i in range(25)])])],
+        [command(options=[option("c", choices=[{"name": f"n{i}", "value": f"v{i}"} for i in range(26)])])],
+        "0.options.0.choices",
+    ),
+    (
+        "8,000 per command",
+        "PUT",
+        COMMANDS,
+        # 5 subcommands of 14 options with 100-character descriptions fit; of 15 they do not.
+        [
+            command(
+                options=[
+                    option(
+                        f"s{i:02}",
+                        kind=1,
+                        description="d" * 100,
+                        options=[option(f"o{j:02}", description="d" * 100) for j in range(14)],
+                    )
+                    for i in range(5)
+                ]
+            )
+        ],
+        [
+            command(
+                options=[
+                    option(
+                        f"s{i:02}",
+                        kind=1,
+                        description="d" * 100,
+                        options=[option(f"o{j:02}", description="d" * 100) for j in range(15)],
+                    )
+                    for i in range(5)
+                ]
+            )
+        ],
+        "0",
+    ),
 ]
 
 
@@ -173,9 +371,15 @@ def test_too_many_uploaded_files_are_refused() -> None:
 def test_errors_object_nests_like_discord() -> None:
     problems = check_request("POST", CALLBACK, reply(embeds=[embed(title="x" * 257)]))
     assert errors_object(problems) == {
-        "data": {"embeds": {"0": {"title": {"_errors": [
-            {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 256 or fewer in length."}
-        ]}}}}
+        "data": {
+            "embeds": {
+                "0": {
+                    "title": {
+                        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 256 or fewer in length."}]
+                    }
+                }
+            }
+        }
     }
 
 
@@ -198,7 +402,8 @@ async def test_a_violation_is_answered_as_discord_does_and_recorded() -> None:
         async with session.post(url, json={"embeds": [{"title": "x" * 300}]}, headers=headers) as r:
             assert r.status == 400
             body = await r.json()
-        assert body["code"] == 50035 and body["message"] == "Invalid Form Body"
+        assert body["code"] == 50035
+        assert body["message"] == "Invalid Form Body"
         assert body["errors"]["embeds"]["0"]["title"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
         assert fake.channel_messages(channel.id) == []  # nothing was posted
 
@@ -207,7 +412,8 @@ async def test_a_violation_is_answered_as_discord_does_and_recorded() -> None:
         form.add_field("payload_json", json.dumps({"content": "x" * 2001}), content_type="application/json")
         form.add_field("files[0]", b"a,b\n", filename="a.csv", content_type="text/csv")
         async with session.post(url, data=form, headers=headers) as r:
-            assert r.status == 400 and (await r.json())["errors"]["content"]["_errors"]
+            assert r.status == 400
+            assert (await r.json())["errors"]["content"]["_errors"]
 
         async with session.post(url, json={"content": "fine"}, headers=headers) as r:
             assert r.status == 200
@@ -229,7 +435,8 @@ async def test_discordpy_sees_the_refusal_as_an_http_exception(monkeypatch: pyte
             assert isinstance(channel, discord.TextChannel)
             with pytest.raises(discord.HTTPException) as caught:
                 await channel.send(embed=discord.Embed(description="x" * 4097))
-            assert caught.value.status == 400 and caught.value.code == 50035
+            assert caught.value.status == 400
+            assert caught.value.code == 50035
             await channel.send(embed=discord.Embed(description="x" * 4096))  # the longest that fits
         finally:
             await client.close()

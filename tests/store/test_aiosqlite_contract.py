@@ -34,6 +34,7 @@ async def test_execute_runs_one_function_on_the_worker_thread_with_the_raw_conne
         assert await db._execute(unit, db._conn, 2) == 2
         assert await db._execute(unit, db._conn, 3) == 5
         # Both ran on one thread, not the event loop's: aiosqlite's single writer thread.
-        assert len(set(seen)) == 1 and seen[0] != threading.get_ident()
+        assert len(set(seen)) == 1
+        assert seen[0] != threading.get_ident()
     finally:
         await db.close()

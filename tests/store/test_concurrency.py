@@ -78,7 +78,8 @@ async def test_concurrent_checkouts_never_oversell_stock(ledger, key):
     assert unexpected(results, Conflict) == []
     assert outcomes(results)["Order"] == 5
     refreshed = await ledger.item(GUILD, item.id)
-    assert refreshed is not None and refreshed.stock == 0
+    assert refreshed is not None
+    assert refreshed.stock == 0
     assert (await ledger.orders(GUILD, None)).total == 5
     assert await ledger.verify() == []
 
@@ -185,7 +186,8 @@ async def test_50_members_race_for_one_gift_card(ledger, key):
     lots = [lot for m in racers for lot in await ledger.lots(GUILD, m)]
     assert [(lot.user_id, lot.kind, lot.original) for lot in lots] == [(winner.lot.user_id, "gift", 300)]
     (card,) = await ledger.gift_cards(GUILD)
-    assert card.status == "redeemed" and card.redeemed_by == winner.lot.user_id
+    assert card.status == "redeemed"
+    assert card.redeemed_by == winner.lot.user_id
     assert (await ledger.report(GUILD)).gift_cards_redeemed == 1
     assert await ledger.verify() == []
 
@@ -202,8 +204,7 @@ async def test_mixed_grants_spends_and_refunds_add_up(ledger, key):
     earlier = [await ledger.checkout(GUILD, m, item.id, key=key()) for m in members]
 
     grants = [
-        ledger.grant(GUILD, members[i % 10], 13, actor_id=MOD, key=f"grant-{i}", expires="30d")
-        for i in range(20)
+        ledger.grant(GUILD, members[i % 10], 13, actor_id=MOD, key=f"grant-{i}", expires="30d") for i in range(20)
     ]
     spends = [ledger.checkout(GUILD, members[i % 10], item.id, key=f"spend-{i}") for i in range(20)]
     refunds = [ledger.refund(GUILD, o.id, actor_id=MOD, key=f"refund-{o.id}") for o in earlier]
@@ -361,11 +362,21 @@ async def test_another_process_writing_the_same_file_loses_nothing(tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     n = 300
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD_WRITER, str(path), "777", str(n), START.isoformat(),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        sys.executable,
+        "-c",
+        CHILD_WRITER,
+        str(path),
+        "777",
+        str(n),
+        START.isoformat(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
-        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout is not None
+        assert child.stdin is not None
         assert (await asyncio.wait_for(child.stdout.readline(), 20)).strip() == b"READY"
         child.stdin.write(b"go\n")
         await child.stdin.drain()

@@ -75,7 +75,10 @@ def spawn(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, str(script), str(db), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     first = proc.stdout.readline().strip()
@@ -90,7 +93,8 @@ def kill(proc: subprocess.Popen[str]) -> tuple[str, str]:
     """SIGKILL (if still running) and return what the child printed after START."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     # Read through the same buffered files readline() used: communicate() reads the raw pipes and would
     # drop lines readline() already buffered, so the test would count fewer orders than the child printed.
     out, err = proc.stdout.read(), proc.stderr.read()
@@ -130,9 +134,7 @@ async def reopen(db: Path, retry_grant: bool = False) -> tuple[list[str], int]:
         ledger = Ledger(store)
         problems = await ledger.verify()
         if retry_grant:  # the moderator presses the button again: the same key applies once
-            await ledger.grant_many(
-                GUILD, range(1, MEMBERS + 1), GRANT, actor_id=MOD, key=BIG_KEY, reason="crash test"
-            )
+            await ledger.grant_many(GUILD, range(1, MEMBERS + 1), GRANT, actor_id=MOD, key=BIG_KEY, reason="crash test")
         report = await ledger.report(GUILD)
         return problems, report.outstanding_promo
     finally:
@@ -168,9 +170,12 @@ def test_sigkill_during_a_50000_member_grant_is_all_or_nothing(tmp_path: Path):
         # Everything of the unit of work, or nothing of it: lots, entries, accounts, audit, key.
         whole = found["lots"] == MEMBERS
         assert found == {
-            "lots": MEMBERS if whole else 0, "entries": MEMBERS if whole else 0,
-            "accounts": MEMBERS if whole else 0, "audit_log": 1 if whole else 0,
-            "idempotency": 1 if whole else 0, "orders": 0,
+            "lots": MEMBERS if whole else 0,
+            "entries": MEMBERS if whole else 0,
+            "accounts": MEMBERS if whole else 0,
+            "audit_log": 1 if whole else 0,
+            "idempotency": 1 if whole else 0,
+            "orders": 0,
         }
 
         retry = not finished and not retried
@@ -206,7 +211,8 @@ async def _books(db: Path, item_id: int) -> tuple[list[str], int, int, int, int]
         ledger = Ledger(store)
         page = await ledger.orders(GUILD, ALICE, per_page=1)
         item = await ledger.item(GUILD, item_id)
-        assert item is not None and item.stock is not None
+        assert item is not None
+        assert item.stock is not None
         balance = await ledger.balance(GUILD, ALICE)
         return await ledger.verify(), page.total, balance.total, item.stock, page.items[0].id if page.items else 0
     finally:

@@ -21,7 +21,8 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid_and_host(tmp_path: P
             DatabaseLock(db).acquire()
         holder = f"pid {os.getpid()} on host {socket.gethostname()}"
         assert refused.value.holder == holder
-        assert holder in str(refused.value) and str(db) in str(refused.value)
+        assert holder in str(refused.value)
+        assert str(db) in str(refused.value)
         assert first.path.read_text() == holder  # the refused one did not truncate the holder's text
     with DatabaseLock(db):  # released: free again
         pass

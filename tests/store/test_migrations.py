@@ -194,7 +194,8 @@ async def test_a_fresh_database_stops_at_the_last_good_migration(tmp_path: Path,
         await store.close()
     assert user_version(db) == version
     names = {name for _, name, _ in schema(db)}
-    assert "lots" in names and "half_done" not in names
+    assert "lots" in names
+    assert "half_done" not in names
 
 
 async def test_a_gap_in_the_numbering_is_refused(tmp_path: Path, migrations_dir: Path):
@@ -209,9 +210,7 @@ async def test_a_gap_in_the_numbering_is_refused(tmp_path: Path, migrations_dir:
         await store.close()
 
 
-async def test_two_stores_opening_a_fresh_file_at_once_both_succeed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+async def test_two_stores_opening_a_fresh_file_at_once_both_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The bot and `python -m bot verify` started together on a new install."""
     barrier = threading.Barrier(2)
     real = migrate_mod.migrations
@@ -308,7 +307,10 @@ async def test_a_database_from_before_deliveries_upgrades_and_its_orders_still_l
         await ledger.refund(GUILD, 1, actor_id=MOD, key="refund")
         [removal] = await ledger.order_deliveries(GUILD, 1)
         assert (removal.action, removal.role_id, removal.user_id, removal.status) == (
-            "remove_role", 777, ALICE, "pending"
+            "remove_role",
+            777,
+            ALICE,
+            "pending",
         )
         assert (await ledger.balance(GUILD, ALICE)).total == 100
         assert await ledger.verify() == []
@@ -326,7 +328,8 @@ async def test_opened_without_migrating_an_old_database_stays_as_it_is(tmp_path:
     store = SqliteStore(db, migrate=False)
     await store.open()
     try:
-        assert store.schema_version == 1 and store.upgrade is None
+        assert store.schema_version == 1
+        assert store.upgrade is None
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             await store.write(set_state, "k", "v")
     finally:
@@ -355,7 +358,8 @@ async def test_opened_for_writing_an_old_database_is_backed_up_first_and_says_wh
         assert upgrade is not None
         assert (upgrade.from_version, upgrade.to_version) == (1, len(SHIPPED_FILES))
         assert upgrade.applied == tuple(name.removesuffix(".sql") for name in SHIPPED_FILES[1:])
-        assert upgrade.backup is not None and upgrade.backup.parent == tmp_path
+        assert upgrade.backup is not None
+        assert upgrade.backup.parent == tmp_path
         assert re.fullmatch(rf"old\.before-v{len(SHIPPED_FILES)}-\d{{8}}T\d{{6}}Z\.sqlite3", upgrade.backup.name)
         assert user_version(upgrade.backup) == 1
     finally:

@@ -24,9 +24,10 @@ def old_database(db: Path, version: int = 1, guild_id: int = GUILD, user_id: int
     with tempfile.TemporaryDirectory() as folder:
         for _, path in migrate_mod.migrations()[:version]:
             shutil.copy(path, folder)
-        with mock.patch.object(migrate_mod, "MIGRATIONS", Path(folder)), contextlib.closing(
-            sqlite3.connect(db, isolation_level=None)
-        ) as conn:
+        with (
+            mock.patch.object(migrate_mod, "MIGRATIONS", Path(folder)),
+            contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn,
+        ):
             assert migrate_mod.migrate(conn) == version
             conn.executescript(
                 f"""
