@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mimetypes
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fakediscord import FakeDiscord, SentMessage
+from fakediscord import FakeDiscord, FileUpload, SentMessage
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,15 @@ QUEUE_LIMIT = 500
 
 def attachment_url(upload_id: int, filename: str) -> str:
     return f"/api/attachments/{upload_id}/{filename}"
+
+
+def content_type_of(upload: FileUpload) -> str:
+    """The file's type as Discord tells clients: from its name when the upload said only "bytes"
+    (discord.py sends every file as application/octet-stream)."""
+    given = (upload.content_type or "").split(";")[0]
+    if given and given != "application/octet-stream":
+        return given
+    return mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
 
 
 class Feed:
@@ -107,7 +117,7 @@ class Feed:
                 {
                     "id": str(f.id),
                     "filename": f.filename,
-                    "content_type": f.content_type or "",
+                    "content_type": content_type_of(f),
                     "size": len(f.data),
                     "description": f.description,
                     "url": attachment_url(f.id, f.filename),

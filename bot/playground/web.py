@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from bot.playground.feed import content_type_of
 from fakediscord import InteractionRecord, InvalidInvocation
 
 if TYPE_CHECKING:
@@ -300,11 +301,11 @@ async def _attachment(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, "that file is gone") from None
     if upload.filename != request.match_info["filename"]:
         raise ApiError(404, "that file is gone")
-    content_type = upload.content_type or "application/octet-stream"
+    content_type = content_type_of(upload)
     disposition = "inline" if content_type.startswith("image/") else "attachment"
     return web.Response(
         body=upload.data,
-        content_type=content_type.split(";")[0],
+        content_type=content_type,
         headers={"Content-Disposition": f'{disposition}; filename="{upload.filename}"'},
     )
 
