@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISCORD_")}
-    env.update(extra, PYTHONPATH=str(ROOT))
-    return env
-
-
-def start(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "try", *args],
-        cwd=cwd,
-        env=environment(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def first_line(process: subprocess.Popen[str], timeout: float = 90) -> str:
-    got: list[str] = []
-    reader = threading.Thread(target=lambda: got.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout)
-    assert got and got[0], f"no address printed; stderr: {process.stderr.read() if process.poll() is not None else ''}"
-    return got[0].strip()
+from tests.playground.conftest import environment, first_line, free_port, start
 
 
 def test_try_prints_a_loopback_url_uses_its_own_database_and_stops_on_ctrl_c(tmp_path: Path):

@@ -17,19 +17,18 @@
     F: { weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric", minute: "2-digit" },
   };
 
+  // Discord's (moment.js's) thresholds: 45 s, 45 min, 22 h, 26 days, 11 months.
   function relative(unix, now) {
     const diff = unix - now;
     const abs = Math.abs(diff);
-    const rtf = new Intl.RelativeTimeFormat(locale, { numeric: "auto" });
-    const units = [
-      ["year", 365 * 86400], ["month", 30 * 86400], ["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1],
-    ];
-    for (const [unit, size] of units) {
-      if (abs >= size || unit === "second") {
-        return rtf.format(Math.round(diff / size), unit);
-      }
-    }
-    return "";
+    const rtf = new Intl.RelativeTimeFormat(locale, { numeric: "always" });
+    const pick = (size, unit) => rtf.format(Math.round(diff / size) || Math.sign(diff) || 0, unit);
+    if (abs < 45) return pick(1, "second");
+    if (abs < 45 * 60) return pick(60, "minute");
+    if (abs < 22 * 3600) return pick(3600, "hour");
+    if (abs < 26 * 86400) return pick(86400, "day");
+    if (abs < 320 * 86400) return pick(30 * 86400, "month");
+    return pick(365 * 86400, "year");
   }
 
   // `now` is the playground's time (unix seconds): "in 3 days" counts from it, not from the wall clock.
