@@ -241,3 +241,15 @@ async def test_a_restart_keeps_the_clock_and_sets_up_once(tmp_path, monkeypatch)
     finally:
         await second.stop()
     second.fake.assert_clean()
+
+
+async def test_a_modal_is_submitted_only_where_the_bot_opened_one(client: Client, live: Live):
+    """The bot opens no modal today; the page's path to one refuses what Discord's client would not send."""
+    answer = await client.ok("/api/invoke", {"user": ALICE, "channel": GENERAL, "command": "terms"})
+    assert answer["responded"] and answer["modal"] is None
+    status, refused = await client.post(
+        "/api/modal", {"user": ALICE, "interaction": answer["interaction"], "values": {"text": "hi"}}
+    )
+    assert status == 400 and refused["refused_by"] == "discord" and "did not open a modal" in refused["error"]
+    status, _ = await client.post("/api/modal", {"user": ALICE, "interaction": "1", "values": {}})
+    assert status == 404
