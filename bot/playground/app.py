@@ -34,12 +34,24 @@ from fakediscord import FakeDiscord, snowflake
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
-#: Seconds between two runs of the bot's scheduled jobs (production: 20): things happen soon after
-#: you do them. The clock buttons run them at once.
+#: Seconds between two runs of the bot's scheduled jobs (production: 20, by APScheduler): things
+#: happen soon after you do them. The clock buttons run them at once.
 PLAYGROUND_TICK_SECONDS = 5.0
 CLOCK_KEY = "playground:clock_offset"
 STEPS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 READY_TIMEOUT = 60.0
+
+
+class PlaygroundBot(PromoBalanceBot):
+    """The production bot, with one hook: the playground stops running its jobs before it closes."""
+
+    def __init__(self, settings: Settings, *, before_close: Callable[[], Awaitable[None]], **options: Any) -> None:
+        super().__init__(settings, **options)
+        self._before_close = before_close
+
+    async def close(self) -> None:
+        await self._before_close()
+        await super().close()
 
 
 class PortUnavailable(Exception):
@@ -90,6 +102,7 @@ class Playground:
         self._bot: PromoBalanceBot | None = None
         self._runner: web.AppRunner | None = None
         self._jobs_lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
         self._bound_port: int | None = None
 
     # ---------------------------------------------------------------- what the page reads
@@ -126,7 +139,9 @@ class Playground:
         )
         point_at(settings)
         self.database.parent.mkdir(parents=True, exist_ok=True)
-        self._bot = PromoBalanceBot(settings, clock=self.clock, tick_seconds=self.tick_seconds)
+        # The bot's own scheduler stays off (tick_seconds=None): the playground runs the same jobs
+        # itself (_tick), so that they never interleave with a move of the clock.
+        self._bot = PlaygroundBot(settings, clock=self.clock, tick_seconds=None, before_close=self._stop_ticking)
         runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -156,6 +171,8 @@ class Playground:
             self.feed.hide_interactions(r.id for r in seeded)
             await bot.ledger.set_state(demo.SEEDED_KEY, "1")
         await self.run_jobs()
+        if self.tick_seconds is not None:
+            self._ticker = asyncio.create_task(self._tick(self.tick_seconds))
         self.ready.set()
 
     async def start(self) -> None:
@@ -210,23 +227,45 @@ class Playground:
 
     # ---------------------------------------------------------------- the clock
     async def run_jobs(self) -> JobsRun:
-        """The bot's scheduled jobs, now, in the order a tick would run them."""
+        """The bot's scheduled jobs, now, in the order a tick would run them (never two runs at once,
+        and never while the clock moves)."""
+        async with self._jobs_lock:
+            return await self._run_jobs()
+
+    async def _run_jobs(self) -> JobsRun:
         jobs = self.bot.jobs
         run = JobsRun()
-        async with self._jobs_lock:
-            steps: tuple[tuple[str, Callable[[], Awaitable[int]]], ...] = (
-                ("expired", jobs.expire),
-                ("recurring", jobs.recurring),
-                ("reminded", jobs.remind),
-                ("delivered", jobs.deliver),
-            )
-            for name, job in steps:
-                try:
-                    setattr(run, name, await job())
-                except Exception:  # the page says so; the traceback goes to the log
-                    log.exception("playground: the %s job failed", name)
-                    run.failed.append(name)
+        steps: tuple[tuple[str, Callable[[], Awaitable[int]]], ...] = (
+            ("expired", jobs.expire),
+            ("recurring", jobs.recurring),
+            ("reminded", jobs.remind),
+            ("delivered", jobs.deliver),
+        )
+        for name, job in steps:
+            try:
+                setattr(run, name, await job())
+            except Exception:  # the page says so; the traceback goes to the log
+                log.exception("playground: the %s job failed", name)
+                run.failed.append(name)
         return run
+
+    async def _tick(self, seconds: float) -> None:
+        """The bot's jobs every ``seconds``, as its scheduler would run them; here, so that a run and
+        a move of the clock never interleave (the page then says truly what each move did)."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self.run_jobs()
+
+    async def _stop_ticking(self) -> None:
+        """Before the bot closes: a run under way finishes (as the bot's own Jobs.stop lets it), no
+        new one starts."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is None:
+            return
+        async with self._jobs_lock:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
 
     async def next_reminder(self) -> int | None:
         """When the next reminder window opens for any credit in the demo server (unix seconds), by
@@ -249,17 +288,19 @@ class Playground:
     async def move_clock(self, step: str) -> dict[str, Any]:
         """Move the clock by ``step`` ("hour", "day", "week") or to the next reminder, then run the
         jobs that fell due; returns what happened."""
-        if step == "next-reminder":
-            at = await self.next_reminder()
-            if at is None:
-                return {"moved": False, "why": "No credit in this server has a reminder ahead.", **self.clock_state()}
-            self.clock.move_to(from_unix(at) + timedelta(seconds=1))
-        elif step in STEPS:
-            self.clock.advance(STEPS[step])
-        else:
+        if step != "next-reminder" and step not in STEPS:
             raise ValueError(f"unknown clock step {step!r}")
-        await self.bot.ledger.set_state(CLOCK_KEY, repr(self.clock.offset))
-        ran = await self.run_jobs()
+        async with self._jobs_lock:
+            if step == "next-reminder":
+                at = await self.next_reminder()
+                if at is None:
+                    why = "No credit in this server has a reminder ahead."
+                    return {"moved": False, "why": why, **self.clock_state()}
+                self.clock.move_to(from_unix(at) + timedelta(seconds=1))
+            else:
+                self.clock.advance(STEPS[step])
+            await self.bot.ledger.set_state(CLOCK_KEY, repr(self.clock.offset))
+            ran = await self._run_jobs()
         state = {"moved": True, "ran": ran.as_dict(), **self.clock_state()}
         self.feed.publish({"type": "clock", "clock": self.clock_state()})
         return state

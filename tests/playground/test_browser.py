@@ -149,7 +149,8 @@ def test_the_playground_journey_in_chromium(url: str) -> None:
         page.click("[data-testid=clock-day]")
         page.wait_for_selector("[data-testid=toast] >> text=The clock moved on")
         page.click("[data-testid=clock-day]")
-        page.wait_for_selector("[data-testid=dm-badge]")
+        # two unread: the 7-day reminder (sent when the jobs first ran after the grant), the 1-day one
+        page.wait_for_selector("[data-testid=dm-badge]:text-is('2')")
         shot("dm-badge")
         page.click("[data-testid=channel-dm]")
         page.wait_for_selector("text=expires soon")

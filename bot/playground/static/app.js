@@ -409,12 +409,27 @@
   }
 
   async function loadCommands() {
+    const asked = (loadCommands.seq = (loadCommands.seq || 0) + 1);
+    let commands = [];
     try {
-      const data = await api(`/api/commands?user=${app.me}&channel=${where()}`);
-      app.commands = flatten(data.commands);
+      commands = flatten((await api(`/api/commands?user=${app.me}&channel=${where()}`)).commands);
     } catch (error) {
-      app.commands = [];
+      commands = [];
     }
+    if (asked !== loadCommands.seq) return; // a newer member or channel asked since
+    app.commands = commands;
+    if (!app.form) composerChanged(); // what was typed meanwhile meets this member's commands
+  }
+
+  function composerChanged() {
+    const text = $("composer-input").value;
+    if (text.startsWith("/")) {
+      const typed = text.slice(1);
+      const exact = app.commands.find((c) => typed.trimEnd() === c.path && typed.endsWith(" "));
+      if (exact) openForm(exact.path);
+      else showPicker(typed);
+    } else hidePicker();
+    $("composer-hint").textContent = text && !text.startsWith("/") ? "The bot reads no chat messages: its commands start with /" : "";
   }
 
   function showPicker(query) {
@@ -737,14 +752,7 @@
   document.addEventListener("input", (event) => {
     const target = event.target;
     if (target.id === "composer-input") {
-      const text = target.value;
-      if (text.startsWith("/")) {
-        const typed = text.slice(1);
-        const exact = app.commands.find((c) => typed.trimEnd() === c.path && typed.endsWith(" "));
-        if (exact) openForm(exact.path);
-        else showPicker(typed);
-      } else hidePicker();
-      $("composer-hint").textContent = text && !text.startsWith("/") ? "The bot reads no chat messages: its commands start with /" : "";
+      composerChanged();
     } else if (app.form && target.dataset.name) {
       if (target.dataset.autocomplete) {
         delete app.form.values[target.dataset.name];
