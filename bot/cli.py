@@ -1,6 +1,8 @@
-"""`python -m bot [run | verify | backup PATH | export --guild ID [--out FILE] | db status | db upgrade | invite]`.
+"""`python -m bot [run | try | verify | backup PATH | export --guild ID [--out FILE] | db status | db upgrade |
+invite]`.
 
-Only `run` needs a Discord token; the other commands work on the database alone. `run` takes the
+Only `run` needs a Discord token; `try` runs the playground (the bot against a Discord emulator, on
+its own database, data/playground.sqlite3); the other commands work on the database alone. `run` takes the
 database's lock (bot/store/lock.py): one bot process per database; `db upgrade` takes it too, so
 it never changes the schema under a running bot. The other commands work beside the bot.
 
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import base64
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,15 +44,24 @@ Promo Balance needs a Discord bot token to connect, and none is set.
      or set it in the environment:  DISCORD_TOKEN=... python -m bot
   3. Run `python -m bot` again.
 
+Just want to see what it does first? `python -m bot try` runs the bot against a Discord
+emulator on this computer and opens a Discord-like page on 127.0.0.1: no token, no account.
+
 The README explains inviting the bot and the other settings.
-Commands that need no token: python -m bot verify | backup PATH | export --guild ID | db status | db upgrade
+Commands that need no token: python -m bot try | verify | backup PATH | export --guild ID | db status | db upgrade
 """
+#: The playground's own database: `python -m bot try` never touches DATABASE_PATH.
+PLAYGROUND_DATABASE = Path("data/playground.sqlite3")
+PLAYGROUND_PORT = 8765
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Promo Balance: store credit for Discord.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run the bot (the default)")
+    trial = sub.add_parser("try", help="the playground: the bot and a Discord-like page on 127.0.0.1, no token")
+    trial.add_argument("--port", type=int, default=PLAYGROUND_PORT, metavar="N", help="the page's port on 127.0.0.1")
+    trial.add_argument("--fresh", action="store_true", help=f"start over: delete {PLAYGROUND_DATABASE} first")
     sub.add_parser("verify", help="check every ledger invariant; exit 1 and report if one is broken")
     backup = sub.add_parser("backup", help="copy the database safely, even while the bot runs")
     backup.add_argument("path", type=Path, help="where to write the copy (must not exist yet)")
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bot(settings)
     if args.command == "invite":
         return invite(settings, args.app_id)
+    if args.command == "try":
+        return try_playground(settings, args.port, fresh=args.fresh)
     if not settings.database_path.exists():
         print(f"No database at {settings.database_path} (set DATABASE_PATH, or run the bot once).", file=sys.stderr)
         return EXIT_USAGE
@@ -256,6 +270,51 @@ def run_bot(settings: Settings) -> int:
         return EXIT_OK
     except Exception:  # through the log, so the redacting formatter sees the traceback too
         logging.getLogger("bot").exception("the bot stopped on an unexpected error")
+        return EXIT_PROBLEMS
+    finally:
+        lock.release()
+
+
+def try_playground(settings: Settings, port: int, *, fresh: bool, database: Path = PLAYGROUND_DATABASE) -> int:
+    """The playground until Ctrl-C: the fake Discord, the real bot and the page, on 127.0.0.1."""
+    if not 0 <= port <= 65535:
+        print(f"--port must be between 0 and 65535, not {port}.", file=sys.stderr)
+        return EXIT_USAGE
+    lock = DatabaseLock(database)
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        print(f"{exc}\nA playground is already running on {database}: use its page, or stop it.", file=sys.stderr)
+        return EXIT_USAGE
+    from bot.playground.app import Playground, PortUnavailable  # discord.py and the fake: only here
+
+    if fresh:
+        for suffix in ("", "-wal", "-shm"):
+            database.with_name(database.name + suffix).unlink(missing_ok=True)
+    # Warnings only, unless LOG_LEVEL asks for more: the terminal shows the address, not the chatter.
+    level = settings.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
+    setup_logging(level)
+
+    def ready(url: str) -> None:
+        print(
+            f"Promo Balance playground: {url}\n"
+            "  The real bot and a Discord emulator on this computer: no token, no account, no internet.\n"
+            f"  Open the address in your browser. Database: {database} (start over with --fresh).\n"
+            "  Ctrl-C stops it.",
+            flush=True,
+        )
+
+    playground = Playground(database, port=port, log_level=level)
+    try:
+        asyncio.run(playground.run(ready))
+        return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C before the bot's own handler was installed
+        return EXIT_OK
+    except PortUnavailable as exc:
+        print(f"{exc}: try another --port.", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        logging.getLogger("bot").exception("the playground stopped on an unexpected error")
         return EXIT_PROBLEMS
     finally:
         lock.release()

@@ -58,6 +58,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_APPLICATION_FLAGS = (1 << 15) | (1 << 19)
 
 _SELECT_TYPES = (3, 5, 6, 7, 8)
+#: ``listener(event, message)``: event is "create", "edit" or "delete".
+MessageListener = Callable[[str, SentMessage], None]
 _POLL_INTERVAL = 0.01
 
 
@@ -157,6 +159,9 @@ class FakeDiscord:
         #: batches of 1000 over a while); 0: all chunks of a request at once.
         self.member_chunk_delay: float = 0.0
         self._changed = asyncio.Event()
+        #: Called as ``listener(event, message)`` whenever the bot creates ("create"), edits ("edit")
+        #: or deletes ("delete") a message, ephemeral ones included: a front end shows them live.
+        self._message_listeners: list[MessageListener] = []
 
         self.gateway = Gateway(self, heartbeat_interval=heartbeat_interval)
         self._server = Server(self)
@@ -475,6 +480,52 @@ class FakeDiscord:
         """Any message the bot created (ephemeral and deleted ones included), among the newest
         ``max_records``."""
         return self._messages[message_id]
+
+    def attachment(self, upload_id: int) -> FileUpload:
+        """A file the bot uploaded (or an ATTACHMENT option carried), among the newest ``max_records``."""
+        return self._files[upload_id]
+
+    def interaction(self, interaction_id: int) -> InteractionRecord:
+        """An interaction the fake sent, among the newest ``max_records``."""
+        return self._interactions_by_id[interaction_id]
+
+    def visible_commands(self, guild_id: int | None, user_id: int) -> list[dict[str, Any]]:
+        """The synced slash commands ``user_id`` may use here, as Discord's client lists them when
+        they type ``/``: the guild's commands, then the global ones, leaving out those the member's
+        permissions (``default_member_permissions``) or the context (guild or DM) rule out.
+        ``guild_id=None``: in the user's DM with the bot."""
+        guild = None if guild_id is None else self.guilds[guild_id]
+        candidates = [*self._guild_commands.get(guild_id or 0, []), *self._global_commands]
+        visible = []
+        for command in candidates:
+            if command.get("type", 1) != 1:
+                continue
+            try:
+                self._check_command_allowed(command, guild, user_id)
+            except InvalidInvocation:
+                continue
+            visible.append(copy.deepcopy(command))
+        return visible
+
+    def add_message_listener(self, listener: MessageListener) -> Callable[[], None]:
+        """Call ``listener(event, message)`` for every message the bot creates, edits or deletes
+        from now on (ephemeral ones too); returns a function that removes it. A listener runs
+        inside the request that changed the message: it must not block, and what it raises is
+        logged and ignored."""
+        self._message_listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._message_listeners.remove(listener)
+
+        return remove
+
+    def _message_event(self, event: str, message: SentMessage) -> None:
+        for listener in list(self._message_listeners):
+            try:
+                listener(event, message)
+            except Exception:  # a front end's bug must not break the bot's request
+                _log.exception("message listener %r failed on %s of message %s", listener, event, message.id)
 
     def synced_commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """The command list the bot last PUT, globally or for ``guild_id`` (with ids)."""

@@ -284,6 +284,7 @@ class RestApi:
             raise errors.unknown_message()
         if req.method == "DELETE":
             message.deleted = True
+            self.fake._message_event("delete", message)
             return None
         if req.method == "PATCH":
             self._edit_message(message, req.body(), req.uploads)
@@ -347,6 +348,7 @@ class RestApi:
             raise errors.unknown_message()
         if req.method == "DELETE":
             message.deleted = True
+            self.fake._message_event("delete", message)
             return None
         if req.method == "PATCH":
             if int(message.payload["author"]["id"]) != self.fake.bot_user_id:
@@ -427,6 +429,7 @@ class RestApi:
         fake._messages[message_id] = message
         if not message.ephemeral:
             fake._record_message(channel.id, message)
+        fake._message_event("create", message)
         return message
 
     def _edit_message(self, message: SentMessage, body: dict[str, Any], uploads: list[Upload]) -> None:
@@ -454,6 +457,7 @@ class RestApi:
         message.edits.append(copy.deepcopy(body))
         message.payload = new
         message.files = files
+        self.fake._message_event("edit", message)
 
     # ------------------------------------------------------------------ guilds, roles, members
     def _guild(self, guild_id: int) -> Guild:

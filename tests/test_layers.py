@@ -32,7 +32,7 @@ BELOW_DISCORD = ("bot/domain", "bot/app", "bot/store", "bot/config.py", "bot/log
 LAYER_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "a_below_discord": (
         BELOW_DISCORD,
-        ("discord", "aiohttp", "cogs", "bot.discordbot", "fakediscord"),
+        ("discord", "aiohttp", "cogs", "bot.discordbot", "fakediscord", "bot.playground"),
         "imports the Discord layer",
     ),
     "b_pure_domain": (
@@ -43,12 +43,22 @@ LAYER_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "c_store_below_app": (("bot/store",), ("bot.app", "bot.scheduler", "bot.cli"), "makes the store call up"),
     "d_cogs_above_store": (("cogs",), ("bot.store",), "reaches past the ledger into the store"),
     "d_discord_layer_below_cogs": (("bot/discordbot",), ("cogs",), "imports a cog into the shared Discord layer"),
+    # The playground is a front end beside the Discord layer: it may import fakediscord and
+    # bot.discordbot; nothing imports it (the CLI loads it lazily, below).
+    "f_nothing_imports_the_playground": (
+        ("bot/discordbot", "cogs", "fakediscord"),
+        ("bot.playground",),
+        "imports the playground, a front end",
+    ),
 }
 #: Function-local imports of project modules that are there on purpose: (file, module) -> why.
 LOCAL_IMPORTS_ALLOWED = {
     ("bot/cli.py", "bot.discordbot.client"): (
         "discord.py loads only when the bot runs (`run`, `invite`): the token-free commands "
         "(verify, backup, export, db …) work without importing it"
+    ),
+    ("bot/cli.py", "bot.playground.app"): (
+        "the playground (discord.py, the fake Discord, its page) loads only for `python -m bot try`"
     ),
 }
 
@@ -233,6 +243,9 @@ def test_a_clean_sample_passes_every_rule(tmp_path: Path):
         ("c_store_below_app", "bot/store/sqlite.py", "from bot.app.ledger import utc_now\n"),
         ("d_cogs_above_store", "cogs/shop.py", "from bot.store.sqlite import SqliteStore\n"),
         ("d_discord_layer_below_cogs", "bot/discordbot/ui.py", "from cogs.shop import resolve_item\n"),
+        ("a_below_discord", "bot/app/ledger.py", "from bot.playground.clock import PlaygroundClock\n"),
+        ("f_nothing_imports_the_playground", "cogs/shop.py", "from bot.playground import demo\n"),
+        ("f_nothing_imports_the_playground", "bot/discordbot/ui.py", "import bot.playground.app\n"),
     ],
 )
 def test_a_layer_rule_finds_an_import_across_its_line(tmp_path: Path, rule: str, name: str, text: str):
@@ -304,6 +317,7 @@ def test_the_tests_mirror_the_source_tree():
         "discordbot": "bot/discordbot",
         "cogs": "cogs",
         "fakediscord": "fakediscord",
+        "playground": "bot/playground",
     }
     folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
     assert folders == set(packages), folders ^ set(packages)

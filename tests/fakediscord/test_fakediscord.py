@@ -657,3 +657,58 @@ async def test_records_are_bounded_by_default() -> None:
         DEFAULT_MAX_RECORDS
     }
     assert FakeDiscord(max_records=None).requests.maxlen is None  # None: keep everything (benchmarks)
+
+
+async def test_visible_commands_follow_default_member_permissions_and_context(env: Env) -> None:
+    """What Discord's client lists when a member types `/`: a front end (the playground) asks this."""
+    fake = env.fake
+    names = {c["name"] for c in fake.visible_commands(env.guild.id, env.alice.id)}
+    assert "admin" not in names
+    assert {"echo", "credits", "buy"} <= names
+    manager = fake.add_role(env.guild.id, "manager", permissions=Perm.MANAGE_GUILD)
+    fake.set_member_roles(env.guild.id, env.alice.id, [manager])
+    assert "admin" in {c["name"] for c in fake.visible_commands(env.guild.id, env.alice.id)}
+    owner = fake.add_member(env.guild.id, name="owner")
+    env.guild.owner_id = owner.id
+    assert "admin" in {c["name"] for c in fake.visible_commands(env.guild.id, owner.id)}
+    listed = fake.visible_commands(env.guild.id, env.bob.id)
+    listed[0]["name"] = "changed"  # a copy: the synced list stays as the bot sent it
+    assert "changed" not in {c["name"] for c in fake.synced_commands()}
+
+
+async def test_message_listeners_hear_creates_edits_and_deletes(env: Env) -> None:
+    fake = env.fake
+    heard: list[tuple[str, int, str]] = []
+    remove = fake.add_message_listener(lambda event, message: heard.append((event, message.id, message.content)))
+    asked = await fake.invoke(env.guild.id, env.alice.id, "ask")
+    assert asked.message is not None
+    assert heard == [("create", asked.message.id, "Sure?")]  # ephemeral ones too
+    click = await fake.click(asked, "cancel", env.alice.id)
+    await click.wait_for_edit()
+    assert heard[-1] == ("edit", asked.message.id, "Cancelled")
+    with pytest.raises(discord.NotFound):  # an ephemeral message is not the channel's: 10008, nothing heard
+        await env.bot.http.delete_message(asked.channel_id, asked.message.id)
+    assert heard[-1][0] == "edit"
+    picked = await fake.invoke(env.guild.id, env.alice.id, "pick")
+    posted = fake.channel_messages(picked.channel_id)[-1]
+    await env.bot.http.delete_message(posted.channel_id, posted.id)
+    assert heard[-1] == ("delete", posted.id, "Pick one")
+
+    def broken(event: str, message: object) -> None:
+        raise RuntimeError("a front end's bug")
+
+    fake.add_message_listener(broken)
+    remove()
+    echoed = await fake.invoke(env.guild.id, env.bob.id, "echo", {"text": "hi", "target": env.alice.id})
+    assert echoed.content == "hi -> alice"  # the broken listener did not break the request
+    assert heard[-1][0] == "delete"  # removed: heard nothing more
+
+
+async def test_attachment_and_interaction_lookups(env: Env) -> None:
+    fake = env.fake
+    exported = await fake.invoke(env.guild.id, env.alice.id, "export")
+    [upload] = exported.attachments
+    assert fake.attachment(upload.id).data == b"user,amount\nbob,50\n"
+    assert fake.interaction(exported.id) is exported
+    with pytest.raises(KeyError):
+        fake.attachment(1)
