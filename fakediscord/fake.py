@@ -439,6 +439,28 @@ class FakeDiscord:
         self.gateway.dispatch("CHANNEL_CREATE", payloads.channel(channel))
         return channel
 
+    def delete_channel(self, channel_id: int) -> None:
+        """Delete a guild channel, as a server admin does: its messages go with it, the client
+        gets CHANNEL_DELETE, and requests for it answer 404 10003 "Unknown Channel"."""
+        channel = self.channels.pop(channel_id)
+        if channel.guild_id is None:
+            raise ValueError(f"channel {channel_id} is a DM; only guild channels can be deleted")
+        del self.guilds[channel.guild_id].channels[channel_id]
+        for message in self._channel_log.pop(channel_id, []):
+            message.deleted = True
+        self.gateway.dispatch("CHANNEL_DELETE", payloads.channel(channel))
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message, as a moderator does by hand: from then on requests for it answer 404
+        10008 "Unknown Message". Clients with the GUILD_MESSAGES (or, in a DM, DIRECT_MESSAGES)
+        intent get MESSAGE_DELETE."""
+        message = self._messages[message_id]
+        message.deleted = True
+        data = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id is not None:
+            data["guild_id"] = str(message.guild_id)
+        self.gateway.dispatch("MESSAGE_DELETE", data)
+
     # ------------------------------------------------------------------ member chunks
     def hold_member_chunks(self) -> None:
         """From now on GUILD_MEMBERS_CHUNK events wait (op 8 is answered later): a test can act
