@@ -26,16 +26,29 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "shop": {"category": OPT},
     "buy": {"item": REQ, "quantity": OPT},
     "orders": {},
+    "cancel": {"order": REQ},
     "reminders": {"enabled": REQ},
     "terms": {},
     # moderators
     "credits grant": {
-        "member": REQ, "amount": REQ, "expires": OPT, "starts": OPT, "categories": OPT, "one_time": OPT,
-        "kind": OPT, "reason": OPT,
+        "member": REQ,
+        "amount": REQ,
+        "expires": OPT,
+        "starts": OPT,
+        "categories": OPT,
+        "one_time": OPT,
+        "kind": OPT,
+        "reason": OPT,
     },
     "credits grant-role": {
-        "role": REQ, "amount": REQ, "expires": OPT, "starts": OPT, "categories": OPT, "one_time": OPT,
-        "kind": OPT, "reason": OPT,
+        "role": REQ,
+        "amount": REQ,
+        "expires": OPT,
+        "starts": OPT,
+        "categories": OPT,
+        "one_time": OPT,
+        "kind": OPT,
+        "reason": OPT,
     },
     "credits revoke": {"member": REQ, "lot": OPT, "amount": OPT, "reason": REQ},
     "credits extend": {"lot": REQ, "expires": REQ, "reason": OPT},
@@ -43,13 +56,27 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "credits export": {},
     "credits report": {},
     "credits schedule add": {
-        "role": REQ, "amount": REQ, "rule": REQ, "valid_days": OPT, "categories": OPT, "kind": OPT,
+        "role": REQ,
+        "amount": REQ,
+        "rule": REQ,
+        "valid_days": OPT,
+        "categories": OPT,
+        "kind": OPT,
     },
     "credits schedule list": {},
     "credits schedule remove": {"id": REQ},
     "promo create": {
-        "code": REQ, "amount": REQ, "uses": OPT, "per_member": OPT, "redeem_by": OPT, "credit_days": OPT,
-        "credit_expires": OPT, "categories": OPT, "one_time": OPT, "role": OPT, "min_member_days": OPT,
+        "code": REQ,
+        "amount": REQ,
+        "uses": OPT,
+        "per_member": OPT,
+        "redeem_by": OPT,
+        "credit_days": OPT,
+        "credit_expires": OPT,
+        "categories": OPT,
+        "one_time": OPT,
+        "role": OPT,
+        "min_member_days": OPT,
     },
     "promo list": {},
     "promo disable": {"code": REQ},
@@ -57,11 +84,23 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "giftcard list": {},
     "giftcard void": {"last4": REQ},
     "shopadmin add": {
-        "name": REQ, "price": REQ, "category": REQ, "stock": OPT, "role": OPT, "limit": OPT, "description": OPT,
+        "name": REQ,
+        "price": REQ,
+        "category": REQ,
+        "stock": OPT,
+        "role": OPT,
+        "limit": OPT,
+        "description": OPT,
+        "delivery": OPT,
     },
+    "shopadmin codes": {"item": REQ, "file": REQ},
     "shopadmin edit": {"item": REQ},  # "item …": the changes are ours to choose (EXTRA_OPTIONS)
     "shopadmin remove": {"item": REQ},
     "shopadmin refund": {"order": REQ},
+    "fulfil queue": {},
+    "fulfil done": {"order": REQ, "note": OPT},
+    "fulfil deny": {"order": REQ, "reason": REQ},
+    "settings fulfilment": {"channel": REQ},
     "settings currency": {"name": OPT, "symbol": OPT, "decimals": OPT},
     "settings reminders": {"lead_times": OPT},
     "settings modrole": {"role": REQ},
@@ -71,7 +110,7 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "settings timezone": {"tz": REQ},
     "settings show": {},
 }
-MODERATOR_GROUPS = {"credits", "promo", "giftcard", "shopadmin", "settings"}
+MODERATOR_GROUPS = {"credits", "promo", "giftcard", "shopadmin", "fulfil", "settings"}
 
 # Beyond the spec, on purpose. Extras must be optional, so the spec's invocations keep working.
 EXTRA_COMMANDS: set[str] = set()
@@ -79,20 +118,42 @@ EXTRA_OPTIONS: dict[str, set[str]] = {
     "orders": {"page"},
     "credits extend": {"member"},  # narrows the lot autocomplete, and is checked against the lot
     "shopadmin edit": {
-        "name", "price", "category", "stock", "unlimited_stock", "role", "no_role", "limit", "no_limit",
-        "description", "active",
+        "name",
+        "price",
+        "category",
+        "stock",
+        "unlimited_stock",
+        "role",
+        "no_role",
+        "limit",
+        "no_limit",
+        "description",
+        "active",
     },
     "shopadmin refund": {"reason"},
     "giftcard void": {"card"},  # which card, when several unredeemed cards share their last 4
     "settings currency": {"no_symbol"},  # Discord can't send an empty symbol to remove it
+    "fulfil queue": {"page"},
 }
 
 # What the spec's wording fixes about some options' types.
-USER, CHANNEL, ROLE, BOOLEAN, STRING, INTEGER = 6, 7, 8, 5, 3, 4
+USER, CHANNEL, ROLE, BOOLEAN, STRING, INTEGER, ATTACHMENT = 6, 7, 8, 5, 3, 4, 11
 OPTION_TYPES = {
-    "member": USER, "role": ROLE, "channel": CHANNEL, "one_time": BOOLEAN, "enabled": BOOLEAN,
-    "amount": STRING, "price": STRING,  # typed in the guild's currency: "12.50" must reach the parser
-    "lot": INTEGER, "order": INTEGER, "id": INTEGER, "last4": STRING, "code": STRING,
+    "member": USER,
+    "role": ROLE,
+    "channel": CHANNEL,
+    "one_time": BOOLEAN,
+    "enabled": BOOLEAN,
+    "amount": STRING,
+    "price": STRING,  # typed in the guild's currency: "12.50" must reach the parser
+    "lot": INTEGER,
+    "order": INTEGER,
+    "id": INTEGER,
+    "last4": STRING,
+    "code": STRING,
+    "file": ATTACHMENT,
+    "delivery": STRING,
+    "note": STRING,
 }
 MANAGE_GUILD = str(discord.Permissions(manage_guild=True).value)
 
@@ -160,6 +221,11 @@ async def test_option_types_and_kind_choices(world: World):
         assert sorted(c["value"] for c in kind["choices"]) == ["gift", "promo"], path
     (decimals,) = [o for o in tree["settings currency"]["options"] if o["name"] == "decimals"]
     assert sorted(c["value"] for c in decimals["choices"]) == [0, 2]
+    (delivery,) = [o for o in tree["shopadmin add"]["options"] if o["name"] == "delivery"]
+    assert sorted(c["value"] for c in delivery["choices"]) == ["code", "instant", "staff"]
+    for path in ("cancel", "fulfil done", "fulfil deny"):  # orders are picked as one types
+        (order,) = [o for o in tree[path]["options"] if o["name"] == "order"]
+        assert order.get("autocomplete"), path
 
 
 async def test_moderator_groups_need_manage_server_and_every_command_is_guild_only(world: World):
@@ -196,6 +262,8 @@ def _dummy(option: dict[str, Any], w: World) -> Any:
         return w.audit_channel_id
     if kind == BOOLEAN:
         return False
+    if kind == ATTACHMENT:
+        return ("codes.txt", b"SECRET-1\n")
     if option.get("choices"):
         return option["choices"][0]["value"]
     if kind in (INTEGER, 10):
@@ -268,7 +336,9 @@ async def test_every_text_option_has_a_length_limit_discord_enforces(world: Worl
     the bot ever sees an input longer than its messages are built for."""
     _, tree = synced(world)
     text_options = [
-        (path, o) for path, leaf in tree.items() for o in leaf.get("options") or []
+        (path, o)
+        for path, leaf in tree.items()
+        for o in leaf.get("options") or []
         if o["type"] == 3 and not o.get("choices")  # fixed choices need no length limit
     ]
     assert text_options
