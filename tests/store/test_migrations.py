@@ -306,10 +306,11 @@ async def test_a_database_from_before_deliveries_upgrades_and_its_orders_still_l
         assert await ledger.verify() == []
         assert await ledger.order_deliveries(GUILD, 1) == []  # nothing owed: it was delivered then
         await ledger.refund(GUILD, 1, actor_id=MOD, key="refund")
-        [removal] = await ledger.order_deliveries(GUILD, 1)
+        [removal, dm] = await ledger.order_deliveries(GUILD, 1)
         assert (removal.action, removal.role_id, removal.user_id, removal.status) == (
             "remove_role", 777, ALICE, "pending"
         )
+        assert (dm.action, dm.user_id, dm.status) == ("dm_refunded", ALICE, "pending")
         assert (await ledger.balance(GUILD, ALICE)).total == 100
         assert await ledger.verify() == []
     finally:

@@ -290,6 +290,14 @@ class ReportRows(Rows):
             (guild_id,),
         ).fetchall()
 
+    def pending_orders(self, guild_id: int) -> tuple[int, int]:
+        (count, value) = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(total), 0) FROM orders INDEXED BY orders_pending"
+            " WHERE guild_id = ? AND status = 'pending'",
+            (guild_id,),
+        ).fetchone()
+        return int(count), int(value)
+
     def redeemed_cards(self, guild_id: int) -> int:
         (cards,) = self.conn.execute(
             "SELECT COUNT(*) FROM gift_cards WHERE guild_id = ? AND status = 'redeemed'", (guild_id,)
