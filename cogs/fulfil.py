@@ -187,7 +187,8 @@ class DenyReason(discord.ui.Modal):
         await check_moderator(interaction)
         await deny_order(interaction, self.order_id, self.reason.value.strip() or self.reason.value)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # Modal's own signature, which discord.py's stubs declare narrower than its base class's.
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
         await report_error(interaction, error)
 
 
