@@ -18,6 +18,7 @@ from bot.discordbot.roles import grant_refusal
 from bot.discordbot.ui import (
     ModeratorCog,
     answer_committed,
+    bot_of,
     delivery_of,
     guild_id_of,
     key_of,
@@ -323,6 +324,8 @@ class ShopAdmin(ModeratorCog):
         record_committed(interaction, text)
         if refunded.role_id is not None:
             text += await role_taken_back(interaction, refunded.guild_id, refunded.id, refunded.role_id)
+        else:  # the DM that tells the member (and the edit of a staff order's post) go out now
+            bot_of(interaction).deliveries.kick(refunded.guild_id, refunded.id)
         await answer_committed(
             interaction, fit.clip(text, fit.CONTENT), audit="Order refunded", audit_fields={"Reason": reason or "—"}
         )

@@ -187,8 +187,11 @@ class Pager(discord.ui.View):
         self.check = check
         self.buttons = buttons
         self._page_items: list[discord.ui.Item[Any]] = []
-        if buttons is not None:
-            self.previous.row = self.next.row = PAGER_ROW
+        if buttons is not None:  # placed again: a view lays its items out as they are added
+            for own in (self.previous, self.next):
+                self.remove_item(own)
+                own.row = PAGER_ROW
+                self.add_item(own)
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
