@@ -59,15 +59,10 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     return embed
 
 
-def writable(channel: discord.TextChannel, code: str) -> None:
-    """Refuse a channel the bot could not post its embeds in, before any post goes missing."""
+def writable(channel: discord.TextChannel) -> bool:
+    """Whether the bot can post its embeds there: refused now, before any post goes missing."""
     perms = channel.permissions_for(channel.guild.me)
-    if not (perms.view_channel and perms.send_messages and perms.embed_links):
-        raise InvalidInput(
-            code,
-            "I can't post in {channel:channel}: give me View Channel, Send Messages and Embed Links there.",
-            channel=channel.id,
-        )
+    return perms.view_channel and perms.send_messages and perms.embed_links
 
 
 class Settings(ModeratorCog):
@@ -153,7 +148,12 @@ class Settings(ModeratorCog):
     @settings.command(name="auditlog", description="Post every moderator action to this channel.")
     @app_commands.describe(channel="The audit channel.")
     async def auditlog(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-        writable(channel, "audit_channel_unwritable")
+        if not writable(channel):
+            raise InvalidInput(
+                "audit_channel_unwritable",
+                "I can't post in {channel:channel}: give me View Channel, Send Messages and Embed Links there.",
+                channel=channel.id,
+            )
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction),
             actor_id=interaction.user.id,
@@ -165,7 +165,13 @@ class Settings(ModeratorCog):
     @settings.command(name="fulfilment", description="Post new staff orders to this channel, with Fulfil / Deny.")
     @app_commands.describe(channel="The fulfilment channel, where moderators see what members ordered.")
     async def fulfilment(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-        writable(channel, "fulfilment_channel_unwritable")
+        if not writable(channel):
+            raise InvalidInput(
+                "fulfilment_channel_unwritable",
+                "I can't post staff orders in {channel:channel}: give me View Channel, Send Messages and "
+                "Embed Links there.",
+                channel=channel.id,
+            )
         updated = await ledger_of(interaction).update_settings(
             guild_id_of(interaction),
             actor_id=interaction.user.id,

@@ -79,8 +79,8 @@ def member_line(order: Order, settings: GuildSettings, code: str | None = None) 
         f"**{status_word(order)}**"
     )
     if order.status in ("fulfilled", "refunded") and order.note:
-        label = "note" if order.status == "fulfilled" else "reason"
-        line += f"\n  {label}: {fit.clip(order.note, fit.FIELD_VALUE)}"
+        # The fulfil note or the deny reason: an order fulfilled and then refunded keeps its note.
+        line += f"\n  staff note: {fit.clip(order.note, fit.FIELD_VALUE)}"
     if code is not None:
         line += f"\n  your code: {code_text(code)}"
     return line
@@ -214,11 +214,6 @@ def status_dm(action: str, order: Order, settings: GuildSettings, guild_name: st
         )
     elif action == "dm_cancelled":
         text = f"{what} is cancelled, as you asked. {_refunded_part(order, settings)}"
-    else:  # dm_refunded: a moderator's refund
-        text = (
-            f"{what} was refunded by the staff"
-            + (f": {note}" if note else ".")
-            + "\n"
-            + _refunded_part(order, settings)
-        )
+    else:  # dm_refunded: a moderator's refund (the order's note is what an earlier fulfil said)
+        text = f"{what} was refunded by the staff.\n{_refunded_part(order, settings)}"
     return fit.clip(text, fit.CONTENT)

@@ -434,7 +434,7 @@ async def test_the_bot_without_access_to_the_channel_is_refused_as_fulfilment_ch
     w.fake.set_bot_roles(w.guild.id, [])  # the bot keeps @everyone only, which can't embed links here
     w.fake.update_role(w.guild.id, w.guild.id, permissions=int(Perm.VIEW_CHANNEL))
     await w.fake.wait_for(lambda: not w.bot.get_guild(w.guild.id).me.guild_permissions.send_messages)
-    await refused(w, w.mod, "settings fulfilment", "I can't post in", channel=w.audit_channel_id)
+    await refused(w, w.mod, "settings fulfilment", "I can't post staff orders in", channel=w.audit_channel_id)
 
 
 async def test_the_report_counts_the_staff_backlog(shop):
