@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Generic, Literal, NamedTuple, Self, TypeVar
 
 from bot.domain.money import Currency
@@ -50,8 +50,12 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
+        """A record from its JSON. A field the JSON lacks (a result stored by an older release)
+        takes its default, or None when it has none."""
         kwargs = {}
         for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
+                continue
             value = data.get(f.name)
             if isinstance(value, list):
                 value = tuple(tuple(v) if isinstance(v, list) else v for v in value)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import sqlite3
 
 import pytest
 
@@ -23,6 +25,7 @@ from tests.app._support import (
     assert_each_refused_writes_nothing,
     assert_refused_writes_nothing,
     books_balance_after_each_test,  # noqa: F401 (autouse: verify after each test)
+    corrupts_db,
     count,
     db_rows,
     db_value,
@@ -566,3 +569,213 @@ async def test_every_change_of_status_is_one_transaction(ledger, store, key, dec
     assert changed == {"orders", "audit_log", "deliveries", "idempotency", *money}
     assert await ledger.verify() == []
     assert rules.EDIT_POST not in {a for a, _ in await states(ledger, order.id)}  # never posted: nothing to edit
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def hand_edit(store, sql: str) -> None:
+    """A write behind the ledger's back that even the CHECKs let through (a bug, a hand edit)."""
+    conn = sqlite3.connect(store.path)
+    try:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+BROKEN: dict[str, tuple[str, str]] = {
+    "stock above the unused codes": (
+        "UPDATE shop_items SET stock = stock + 1 WHERE delivery = 'code'",
+        "a code item with stock 2 but 1 unused",
+    ),
+    "a pending order with a note": (
+        "UPDATE orders SET note = 'done?' WHERE status = 'pending'",
+        "pending, but marked as acted on",
+    ),
+    "a code sold to a staff order": (
+        "UPDATE item_codes SET order_id = (SELECT id FROM orders WHERE status = 'pending') WHERE order_id IS NULL",
+        "which is no completed or refunded order of its item",
+    ),
+    "an order whose delivery is not its item's": (
+        "UPDATE orders SET delivery = 'instant' WHERE delivery = 'code'",
+        "delivery instant but its item's is code",
+    ),
+    "a code order without its code": (
+        "UPDATE item_codes SET order_id = NULL WHERE order_id IS NOT NULL",
+        "a code order of quantity 1 with 0 codes",
+    ),
+    "a fulfilled order nobody fulfilled": (
+        "UPDATE orders SET status = 'fulfilled' WHERE status = 'pending'",
+        "fulfilled, but its times say otherwise",
+    ),
+    "a staff order completed at once": (
+        "UPDATE orders SET status = 'completed' WHERE status = 'pending'",
+        "status completed is not one a staff order",
+    ),
+    "a cancelled order that kept its refund": (
+        "UPDATE orders SET status = 'fulfilled', refunded_at = NULL WHERE status = 'cancelled'",
+        "fulfilled, but it has refund entries",
+    ),
+    "a DM of a fulfilment that did not happen": (
+        "INSERT INTO deliveries (guild_id, user_id, order_id, action, due_at, created_at)"
+        " SELECT guild_id, user_id, id, 'dm_fulfilled', 0, 0 FROM orders WHERE status = 'pending'",
+        "dm_fulfilled does not fit its order",
+    ),
+    "a code on a staff item": (
+        f"INSERT INTO item_codes (guild_id, item_id, code, created_at)"
+        f" SELECT {GUILD}, id, 'SECRET-Z', 0 FROM shop_items WHERE delivery = 'staff'",
+        "codes, but it is not a code item",
+    ),
+}
+
+
+@corrupts_db
+@pytest.mark.parametrize("broken", sorted(BROKEN))
+async def test_verify_finds_what_breaks_fulfilment_and_names_no_code(ledger, store, key, broken):
+    await credit(ledger, key)
+    staff = await staff_item(ledger, key)
+    code = await code_item(ledger, key, codes=("AAA-1", "BBB-2"))
+    await ledger.checkout(GUILD, ALICE, staff.id, key=key())
+    cancelled = await ledger.checkout(GUILD, ALICE, staff.id, key=key())
+    await ledger.cancel(GUILD, ALICE, cancelled.id, key=key())
+    await ledger.checkout(GUILD, ALICE, code.id, key=key())
+    assert await ledger.verify() == []
+    sql, problem = BROKEN[broken]
+    hand_edit(store, sql)
+    problems = await ledger.verify()
+    assert any(problem in p for p in problems), problems
+    assert not [p for p in problems if "AAA-1" in p or "BBB-2" in p or "SECRET" in p]
+
+
+# --- no code in the logs ----------------------------------------------------------------------------
+
+
+async def test_no_code_appears_in_any_log_record_at_debug(ledger, store, key, caplog):
+    """Upload, purchase, the buyer's look at the code, a refund, verify and the export, with every
+    logger at DEBUG (aiosqlite logs each call it runs, with its arguments, at DEBUG)."""
+    secrets = [f"SECRET-{n:03d}-KEY" for n in range(5)]
+    caplog.set_level(logging.DEBUG)
+    for name in ("aiosqlite", "bot", "asyncio"):  # (caplog puts each level back after the test)
+        caplog.set_level(logging.DEBUG, logger=name)
+    await credit(ledger, key)
+    item = await ledger.add_item(GUILD, "Game key", 50, "games", actor_id=MOD, key=key(), delivery="code")
+    upload = await ledger.upload_codes(GUILD, item.id, "\n".join([*secrets, secrets[0]]), actor_id=MOD, key=key())
+    with pytest.raises(InvalidInput):  # a refused upload too
+        await ledger.upload_codes(GUILD, item.id, secrets[1] + "\n" + "Q" * 300, actor_id=MOD, key=key())
+    order = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    assert await ledger.order_code(GUILD, ALICE, order.id) == secrets[0]
+    assert await ledger.order_codes(GUILD, ALICE, [order.id]) == {order.id: secrets[0]}
+    await ledger.refund(GUILD, order.id, actor_id=MOD, key=key(), reason="refund")
+    await ledger.export_csv(GUILD, io.StringIO())
+    assert await ledger.verify() == []
+    assert upload.added == 5
+    records = caplog.records
+    assert any(r.name.startswith("aiosqlite") for r in records)  # DEBUG really was on
+    for record in records:
+        text = record.getMessage() + repr(record.args) + (record.exc_text or "") + str(record.__dict__)
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, (record.name, text[:300])
+
+
+# --- more refusals, replays and settings ----------------------------------------------------------
+
+
+async def test_staff_actions_refuse_bad_input_and_other_servers_orders_writing_nothing(ledger, store, key):
+    await credit(ledger, key)
+    item = await staff_item(ledger, key)
+    order = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    too_long = "n" * (limits.ORDER_NOTE + 1)
+    for call, error in (
+        (lambda: ledger.fulfil(GUILD, order.id, actor_id=MOD, key=key(), note=too_long), InvalidInput),
+        (lambda: ledger.fulfil(OTHER_GUILD, order.id, actor_id=MOD, key=key()), NotFound),
+        (lambda: ledger.fulfil(GUILD, 99_999, actor_id=MOD, key=key()), NotFound),
+        (lambda: ledger.deny(OTHER_GUILD, order.id, "no", actor_id=MOD, key=key()), NotFound),
+        (lambda: ledger.deny(GUILD, 99_999, "no", actor_id=MOD, key=key()), NotFound),
+        (lambda: ledger.refund(OTHER_GUILD, order.id, actor_id=MOD, key=key()), NotFound),
+    ):
+        await assert_refused_writes_nothing(ledger, store, call, error)
+    # At the limit: accepted whole.
+    note = "n" * limits.ORDER_NOTE
+    assert (await ledger.fulfil(GUILD, order.id, actor_id=MOD, key=key(), note=note)).note == note
+
+
+async def test_a_repeated_deny_or_cancel_returns_its_first_result(ledger, store, key, events):
+    await credit(ledger, key)
+    item = await staff_item(ledger, key)
+    denied = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    cancelled = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    first_deny = await ledger.deny(GUILD, denied.id, "no", actor_id=MOD, key="deny-1")
+    first_cancel = await ledger.cancel(GUILD, ALICE, cancelled.id, key="cancel-1")
+    before, seen = dump(store), len(events)
+    assert await ledger.deny(GUILD, denied.id, "no", actor_id=MOD, key="deny-1") == first_deny
+    assert await ledger.cancel(GUILD, ALICE, cancelled.id, key="cancel-1") == first_cancel
+    assert dump(store) == before and len(events) == seen  # nothing again, not even an event
+    with pytest.raises(Conflict, match="another action"):
+        await ledger.fulfil(GUILD, denied.id, actor_id=MOD, key="deny-1")
+
+
+async def test_the_fulfilment_channel_is_a_setting_and_is_audited(ledger, store, key):
+    assert (await ledger.settings(GUILD)).fulfilment_channel_id is None
+    settings = await set_channel(ledger, key, 123)
+    assert settings.fulfilment_channel_id == 123 == (await ledger.settings(GUILD)).fulfilment_channel_id
+    assert (await ledger.settings(OTHER_GUILD)).fulfilment_channel_id is None
+    assert audit_actions(store)[-1] == "settings"
+    # A new channel applies to orders from now on; an order's post keeps the channel it was for.
+    await credit(ledger, key)
+    item = await staff_item(ledger, key)
+    first = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    await set_channel(ledger, key, 456)
+    second = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    channels = [(await ledger.order_deliveries(GUILD, o.id))[0].channel_id for o in (first, second)]
+    assert channels == [123, 456]
+
+
+async def test_a_refund_of_a_posted_pending_order_edits_its_post(ledger, key):
+    await credit(ledger, key)
+    await set_channel(ledger, key)
+    item = await staff_item(ledger, key)
+    order = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    [post] = await ledger.order_deliveries(GUILD, order.id)
+    await ledger.claim_delivery(post.id, "w")
+    await ledger.delivered(post, "w")
+    await ledger.refund(GUILD, order.id, actor_id=MOD, key=key(), reason="changed my mind")
+    assert await states(ledger, order.id) == [
+        ("post_order", "done"),
+        ("edit_post", "pending"),
+        ("dm_refunded", "pending"),
+    ]
+    # A fulfilled order refunded later: its post was edited at the fulfilment already.
+    second = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    [post] = await ledger.order_deliveries(GUILD, second.id)
+    await ledger.claim_delivery(post.id, "w")
+    await ledger.delivered(post, "w")
+    await ledger.fulfil(GUILD, second.id, actor_id=MOD, key=key())
+    await ledger.refund(GUILD, second.id, actor_id=MOD, key=key())
+    assert [a for a, _ in await states(ledger, second.id)] == ["post_order", "edit_post", "dm_fulfilled", "dm_refunded"]
+
+
+async def test_a_restart_fails_a_post_or_dm_claimed_too_long_ago_but_retries_an_edit(ledger, key, clock):
+    """A new message is resent only within Discord's nonce window; editing a post again is harmless."""
+    await credit(ledger, key)
+    item = await staff_item(ledger, key)
+    quiet = await ledger.checkout(GUILD, ALICE, item.id, key=key())  # before the channel: never posted
+    await ledger.deny(GUILD, quiet.id, "no", actor_id=MOD, key=key())
+    await set_channel(ledger, key)
+    posted = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    [post] = await ledger.order_deliveries(GUILD, posted.id)
+    await ledger.claim_delivery(post.id, "w")
+    await ledger.delivered(post, "w")
+    await ledger.fulfil(GUILD, posted.id, actor_id=MOD, key=key())
+    unposted = await ledger.checkout(GUILD, ALICE, item.id, key=key())
+    claimed = [d.action for d in await ledger.due_deliveries()]
+    assert sorted(claimed) == ["dm_denied", "edit_post", "post_order"]  # the DM of the fulfil waits for its edit
+    for delivery in await ledger.due_deliveries():
+        assert await ledger.claim_delivery(delivery.id, "dead") is not None
+    clock.advance(minutes=10)  # the process died; longer ago than the nonce window
+    await ledger.release_deliveries("new", resend_window=300)
+    assert [(d.order_id, d.action) for d in await ledger.due_deliveries()] == [(posted.id, "edit_post")]
+    assert await states(ledger, quiet.id) == [("dm_denied", "failed")]
+    assert await states(ledger, unposted.id) == [("post_order", "failed")]
+    assert [d.reason for d in await ledger.order_deliveries(GUILD, unposted.id)] == [rules.UNKNOWN]
