@@ -35,12 +35,12 @@ REMOVED = " (removed)"
 Delivery = Literal["instant", "staff", "code"]
 #: What the answer of /shopadmin add says next, by delivery.
 DELIVERY_NEXT = {
-    "staff": " Orders of it wait in `/fulfil queue` (and are posted to the fulfilment channel) until a "
+    "staff": "\nOrders of it wait in `/fulfil queue` (and are posted to the fulfilment channel) until a "
     "moderator fulfils or denies them.",
-    "code": " Its stock is its codes: upload them with `/shopadmin codes` (until then it is sold out).",
+    "code": "\nIts stock is its codes: upload them with `/shopadmin codes` (until then it is sold out).",
 }
 NO_FULFILMENT_CHANNEL = (
-    " Orders of it wait in `/fulfil queue`. Set `/settings fulfilment channel` to have each posted "
+    "\nOrders of it wait in `/fulfil queue`. Set `/settings fulfilment channel` to have each posted "
     "there too, with Fulfil and Deny buttons."
 )
 

@@ -230,8 +230,7 @@ async def test_two_moderators_pressing_at_once_act_once_and_the_second_is_told_w
     first = (await w.ledger.order(w.guild.id, placed)).acted_by
     assert first in (w.mod.id, second_mod.id)
     assert f"already fulfilled by <@{first}> <t:" in losers[0] and "Error id" not in losers[0]
-    await w.fake.wait_for(lambda: len(w.fake.dms(w.alice.id)) == 1, what="the one DM")
-    await asyncio.sleep(0.1)
+    await settled(w)
     assert len(w.fake.dms(w.alice.id)) == 1 and len(post.edits) == 1  # told once, edited once
     with sqlite3.connect(w.settings.database_path) as db:
         assert db.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'fulfil'").fetchone() == (1,)
@@ -252,6 +251,29 @@ async def test_fulfil_and_deny_at_once_act_once(shop):
     # And a Deny pressed on the stale queue says so at once, before any reason is asked for.
     late = await w.fake.click(queue, f"order:deny:{placed}", w.mod.id)
     assert late.modal is None and f"already fulfilled by <@{w.owner.id}>" in text_of(late), text_of(late)
+
+
+async def test_a_member_cancelling_while_a_moderator_fulfils_is_one_or_the_other(shop):
+    w, item, channel_id = shop
+    placed = await order(w, item=item)
+    post = await post_of(w, channel_id, placed)
+    listing = await w.run(w.alice, "orders")
+    clicks = [
+        await w.fake.click(post, f"order:fulfil:{placed}", w.mod.id, wait=False),
+        await w.fake.click(listing, f"order:cancel:{placed}", w.alice.id, wait=False),
+    ]
+    await asyncio.gather(*(c.wait_for_response() for c in clicks))
+    await asyncio.gather(*(w.finished(c) for c in clicks))
+    fulfilled, cancelled = (text_of(c) for c in clicks)
+    final = await status(w, placed)
+    if final == "fulfilled":
+        assert "is fulfilled" in fulfilled and "can't be cancelled: it was fulfilled" in cancelled
+        assert await balance(w) == 40
+    else:
+        assert final == "cancelled" and "is cancelled" in cancelled
+        assert "already cancelled by its buyer" in fulfilled and await balance(w) == 100
+    await settled(w)
+    assert len(w.fake.dms(w.alice.id)) == 1 and len(post.edits) == 1
 
 
 # /fulfil queue | done | deny ---------------------------------------------------------------------------------
