@@ -58,6 +58,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_APPLICATION_FLAGS = (1 << 15) | (1 << 19)
 
 _SELECT_TYPES = (3, 5, 6, 7, 8)
+#: The largest file a member may attach (Discord's limit without boosts), sent in every interaction.
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 _POLL_INTERVAL = 0.01
 
 
@@ -819,6 +821,8 @@ class FakeDiscord:
         else:
             filename, data, *rest = raw
             upload = FileUpload(snowflake(), filename, bytes(data), rest[0] if rest else None)
+        if len(upload.data) > ATTACHMENT_SIZE_LIMIT:  # Discord's client refuses to upload it
+            raise InvalidInvocation(f"attachment {upload.filename!r} is over {ATTACHMENT_SIZE_LIMIT} bytes")
         self._files[upload.id] = upload
         key = str(upload.id)
         return key, {"attachments": {key: payloads.attachment(upload, self._file_url(upload))}}
@@ -849,7 +853,7 @@ class FakeDiscord:
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
         if guild_id is not None:
             guild = self.guilds[guild_id]
@@ -919,6 +923,10 @@ def _submitted(component: dict[str, Any], values: Mapping[str, str | list[str]])
             raise InvalidInvocation(f"text input {custom_id!r} takes a string")
         if component.get("required", True) and not value:
             raise InvalidInvocation(f"text input {custom_id!r} is required")
+        # Discord's client counts the typed text against the input's bounds before it submits.
+        low, high = component.get("min_length"), component.get("max_length")
+        if value and ((low is not None and len(value) < low) or (high is not None and len(value) > high)):
+            raise InvalidInvocation(f"text input {custom_id!r}: length {len(value)} is outside [{low}, {high}]")
         return {"type": 4, "custom_id": custom_id, "value": value}
     picked = values.get(custom_id, [])
     return {"type": kind, "custom_id": custom_id, "values": [picked] if isinstance(picked, str) else list(picked)}

@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from fakediscord import FakeDiscord, Guild, InvalidInvocation, Member
+from fakediscord.fake import ATTACHMENT_SIZE_LIMIT
 from fakediscord.models import Intent
 
 
@@ -127,6 +128,13 @@ async def test_an_attachment_option_is_downloaded_from_the_fake_cdn(env: Env) ->
     assert attachment["url"].startswith(env.fake.base_url + "/attachments/")
 
 
+async def test_the_client_refuses_an_attachment_over_the_size_limit(env: Env) -> None:
+    too_big = b"x" * (ATTACHMENT_SIZE_LIMIT + 1)
+    with pytest.raises(InvalidInvocation):
+        await env.fake.invoke(env.guild.id, env.alice.id, "upload", {"file": ("big.txt", too_big)})
+    assert env.fake.interactions == [] and "data" not in env.seen
+
+
 async def post(env: Env, ident: int = 7):
     await env.fake.invoke(env.guild.id, env.alice.id, "post", {"ident": ident})
     [message] = env.fake.channel_messages(env.guild.text_channels()[0].id)
@@ -151,6 +159,8 @@ async def test_a_button_on_a_post_opens_a_modal_whose_submission_comes_back(env:
     assert opened.response_type == 9 and opened.modal is not None
     with pytest.raises(InvalidInvocation):  # required: Discord's client does not send it empty
         await env.fake.submit_modal(opened, {"reason": ""})
+    with pytest.raises(InvalidInvocation):  # nor longer than the input's max_length
+        await env.fake.submit_modal(opened, {"reason": "r" * 201})
     submitted = await env.fake.submit_modal(opened, {"reason": "out of stock"})
     assert submitted.content == "denied: out of stock" and submitted.user_id == env.bob.id
     assert submitted.source_message is message
