@@ -354,7 +354,9 @@ class ReportRows(Protocol):
     def entry_totals_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, str, int]]:
         """(week index, entry type, sum of amounts) of grant, spend and expire entries since `start`."""
 
-    def refunds_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, int]]: ...
+    def refunds_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, int]]:
+        """(week index, sum of totals) of orders refunded or cancelled since `start`, by when."""
+
     def redemptions_per_code(self, guild_id: int) -> list[tuple[str, int]]: ...
     def redeemed_cards(self, guild_id: int) -> int: ...
     def pending_orders(self, guild_id: int) -> tuple[int, int]:

@@ -505,6 +505,7 @@ async def test_the_report_counts_the_pending_backlog(ledger, key):
     await ledger.cancel(GUILD, ALICE, orders[1].id, key=key())
     report = await ledger.report(GUILD)
     assert (report.pending_orders, report.pending_value) == (1, 75)
+    assert report.weeks[-1].spent == 25 + 75  # a cancelled order was not spending, like a refunded one
     assert (await ledger.report(OTHER_GUILD)).pending_orders == 0
 
 

@@ -278,8 +278,8 @@ class ReportRows(Rows):
 
     def refunds_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, int]]:
         return self.conn.execute(
-            "SELECT (refunded_at - ?) / ?, SUM(total) FROM orders WHERE guild_id = ? AND status = 'refunded'"
-            " AND refunded_at >= ? GROUP BY 1",
+            "SELECT (refunded_at - ?) / ?, SUM(total) FROM orders WHERE guild_id = ?"
+            " AND status IN ('refunded', 'cancelled') AND refunded_at >= ? GROUP BY 1",
             (start, week, guild_id, start),
         ).fetchall()
 
