@@ -83,7 +83,7 @@ CHUNK = 50_000
 # The statements of the SQLite repositories (bot/store/sqlite/), repeated by the floor (keep them in step).
 SETTINGS_SQL = (
     "SELECT currency_name, currency_symbol, decimals, timezone, reminder_leads, mod_role_id,"
-    " audit_channel_id, promo_excluded_categories FROM guild_settings WHERE guild_id = ?"
+    " audit_channel_id, promo_excluded_categories, fulfilment_channel_id FROM guild_settings WHERE guild_id = ?"
 )
 IDEMPOTENCY_SELECT = "SELECT operation, result FROM idempotency WHERE key = ?"
 IDEMPOTENCY_INSERT = "INSERT INTO idempotency (key, guild_id, operation, result, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -106,12 +106,13 @@ AUDIT_INSERT = "INSERT INTO audit_log (guild_id, actor_id, action, details, crea
 MEMBER_LOTS = f"SELECT {LOT_COLUMNS} FROM lots WHERE guild_id = ? AND user_id = ? AND status = 'active' ORDER BY id"
 ITEM_SELECT = f"SELECT {ITEM_COLUMNS} FROM shop_items WHERE id = ? AND guild_id = ?"
 BOUGHT_SELECT = (
-    "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ? AND status = 'completed'"
+    "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ?"
+    " AND status IN ('completed', 'pending', 'fulfilled')"
 )
 ORDER_INSERT = (
     "INSERT INTO orders (guild_id, user_id, item_id, item_name, quantity, unit_price, total,"
-    " promo_applied, gift_applied, forfeited, role_id, status, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?)"
+    " promo_applied, gift_applied, forfeited, role_id, status, delivery, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?)"
 )
 ORDER_SELECT = f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ? AND guild_id = ?"
 ORDER_FIELDS = tuple(c.strip() for c in ORDER_COLUMNS.split(","))
@@ -772,6 +773,7 @@ class Floor:
                     total - promo,
                     sum(t for _, t, _ in forfeits),
                     item[7],
+                    item[10],
                     now,
                 ),
             ).lastrowid

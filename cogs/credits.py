@@ -343,6 +343,13 @@ class Credits(ModeratorCog):
         embed.add_field(name="Expiring in 7 days", value=money(settings, report.expiring_7d))
         embed.add_field(name="Expiring in 30 days", value=money(settings, report.expiring_30d))
         embed.add_field(name="Gift cards redeemed", value=str(report.gift_cards_redeemed))
+        backlog = (
+            f"{report.pending_orders} order{'' if report.pending_orders == 1 else 's'}, "
+            f"{money(settings, report.pending_value)} paid: see /fulfil queue"
+            if report.pending_orders
+            else "none"
+        )
+        embed.add_field(name="Staff orders waiting", value=backlog, inline=False)
         last = report.weeks[-4:]
         weekly = "\n".join(
             f"{ts(w.week_start, 'd')}: +{money(settings, w.granted)} granted, {money(settings, w.spent)} spent, "

@@ -1,5 +1,5 @@
-"""/settings …: this server's currency, reminders, moderator role, audit channel, promo exclusions
-and timezone (moderators)."""
+"""/settings …: this server's currency, reminders, moderator role, audit and fulfilment channels,
+promo exclusions and timezone (moderators)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
     embed.add_field(name="Reminder lead times", value=format_lead_times(settings.reminder_leads))
     embed.add_field(name="Moderator role", value=f"<@&{settings.mod_role_id}>" if settings.mod_role_id else "—")
     embed.add_field(name="Audit channel", value=f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "—")
+    fulfilment = settings.fulfilment_channel_id
+    embed.add_field(name="Fulfilment channel", value=f"<#{fulfilment}>" if fulfilment else "—")
     # Up to limits.EXCLUDED_CATEGORIES (25) names of 50 characters: 1,348 characters, more than one
     # field holds, so the list goes on in a second field rather than being cut.
     excluded = [f"`{c}`" for c in settings.promo_excluded_categories]
@@ -55,6 +57,12 @@ def settings_embed(settings: GuildSettings) -> discord.Embed:
         name = "Promo credit excluded on" + (" (continued)" if number else "")
         embed.add_field(name=name, value=chunk, inline=False)
     return embed
+
+
+def writable(channel: discord.TextChannel) -> bool:
+    """Whether the bot can post its embeds there: refused now, before any post goes missing."""
+    perms = channel.permissions_for(channel.guild.me)
+    return perms.view_channel and perms.send_messages and perms.embed_links
 
 
 class Settings(ModeratorCog):
@@ -140,9 +148,7 @@ class Settings(ModeratorCog):
     @settings.command(name="auditlog", description="Post every moderator action to this channel.")
     @app_commands.describe(channel="The audit channel.")
     async def auditlog(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-        me = channel.guild.me
-        perms = channel.permissions_for(me)
-        if not (perms.view_channel and perms.send_messages and perms.embed_links):
+        if not writable(channel):
             raise InvalidInput(
                 "audit_channel_unwritable",
                 "I can't post in {channel:channel}: give me View Channel, Send Messages and Embed Links there.",
@@ -155,6 +161,29 @@ class Settings(ModeratorCog):
             audit_channel_id=channel.id,
         )
         await self._changed(interaction, f"Audit channel: {channel.mention}.", updated)
+
+    @settings.command(name="fulfilment", description="Post new staff orders to this channel, with Fulfil / Deny.")
+    @app_commands.describe(channel="The fulfilment channel, where moderators see what members ordered.")
+    async def fulfilment(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        if not writable(channel):
+            raise InvalidInput(
+                "fulfilment_channel_unwritable",
+                "I can't post staff orders in {channel:channel}: give me View Channel, Send Messages and "
+                "Embed Links there.",
+                channel=channel.id,
+            )
+        updated = await ledger_of(interaction).update_settings(
+            guild_id_of(interaction),
+            actor_id=interaction.user.id,
+            key=key_of(interaction),
+            fulfilment_channel_id=channel.id,
+        )
+        await self._changed(
+            interaction,
+            f"Fulfilment channel: {channel.mention}. New staff orders are posted there with Fulfil and Deny "
+            "buttons; `/fulfil queue` lists those waiting.",
+            updated,
+        )
 
     @settings.command(name="exclude-category", description="Promotional credit can't be spent on this category.")
     @app_commands.describe(category=f"A shop category (up to {limits.EXCLUDED_CATEGORIES} can be excluded).")

@@ -1,4 +1,4 @@
-"""/shop, /buy (preview, then Confirm / Cancel) and /orders."""
+"""/shop and /buy (preview, then Confirm / Cancel). /orders and /cancel: cogs/orders.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discordbot import fit
+from bot.discordbot import orders as order_text
 from bot.discordbot.errors import record_committed, report_error
 from bot.discordbot.lines import item_line
-from bot.discordbot.options import Category, ItemInput, PageNumber, category_autocomplete, resolve_item
+from bot.discordbot.options import Category, ItemInput, category_autocomplete, resolve_item
 from bot.discordbot.render import BLUE, GREEN, ORANGE, error_text, money, ts
 from bot.discordbot.roles import grant_refusal
 from bot.discordbot.ui import bot_of, delivery_of, guild_id_of, key_of, ledger_of, send_paged
@@ -29,6 +30,15 @@ PREVIEW_SECONDS = 120
 #: At most this many items on one /shop page; fewer when their texts would not fit one embed.
 ITEMS_PER_PAGE = 10
 ITEM_SEPARATOR = "\n\n"
+#: What the preview says of an item the bot does not deliver at once.
+DELIVERY_NOTES = {
+    "staff": "By the staff: your order waits until a moderator fulfils it, and you get a DM then.",
+    "code": "A code, shown only to you as soon as you confirm (and in /orders).",
+}
+STAFF_NOTE = (
+    "Your order waits for the staff: you get a DM once a moderator fulfils it. Changed your mind? "
+    "`/cancel` it while it waits, for a full refund."
+)
 
 
 def choice_label(name: str, price: str, category: str, sold_out: bool) -> str:
@@ -73,20 +83,28 @@ def preview_embed(preview: CheckoutPreview, settings: GuildSettings, lapses_at: 
     embed.add_field(name="Balance after", value=money(settings, preview.balance_after), inline=False)
     if item.role_id:
         embed.add_field(name="You get the role", value=f"<@&{item.role_id}>", inline=False)
+    if item.delivery in DELIVERY_NOTES:
+        embed.add_field(name="Delivery", value=DELIVERY_NOTES[item.delivery], inline=False)
     embed.set_footer(text="Nothing is charged until you confirm.")
     embed.description = f"This preview lapses {ts(lapses_at)}."
     return embed
 
 
-def receipt_embed(order: Order, settings: GuildSettings, note: str = "") -> discord.Embed:
+def receipt_embed(order: Order, settings: GuildSettings, note: str = "", code: str | None = None) -> discord.Embed:
+    """The receipt; ``code`` is the code a code item's purchase took, for the buyer's eyes only
+    (the receipt replaces the ephemeral preview)."""
     refunded = order.status == "refunded"
-    title = f"Order #{order.id}{' (refunded)' if refunded else ''}: {order.quantity} × {order.item_name}"
+    status = f" ({order_text.status_word(order)})" if order.status in ("refunded", "pending") else ""
+    title = f"Order #{order.id}{status}: {order.quantity} × {order.item_name}"
     embed = discord.Embed(title=fit.clip(title, fit.TITLE), colour=ORANGE if refunded else GREEN)
     embed.add_field(name="Paid", value=money(settings, order.total))
     embed.add_field(name="Promotional credit", value=money(settings, order.promo_applied))
     embed.add_field(name="Gift balance", value=money(settings, order.gift_applied))
     if order.forfeited:
         embed.add_field(name="Forfeited", value=money(settings, order.forfeited))
+    if code is not None:
+        embed.add_field(name="Your code", value=order_text.code_text(code), inline=False)
+        embed.set_footer(text="Only you can see this. /orders shows your code again.")
     if note:
         embed.description = fit.clip(note, fit.DESCRIPTION)
     return embed
@@ -99,6 +117,12 @@ def purchase_summary(order: Order, settings: GuildSettings) -> str:
         return fit.clip(
             f"Order #{order.id} ({bought}) was paid and then refunded automatically: "
             f"{money(settings, order.total)} is back in your balance. See /orders.",
+            fit.CONTENT,
+        )
+    if order.status == "pending":
+        return fit.clip(
+            f"You ordered {bought} for {money(settings, order.total)} (order #{order.id}); it waits for the "
+            "staff. See /orders.",
             fit.CONTENT,
         )
     return fit.clip(
@@ -194,13 +218,19 @@ class ConfirmPurchase(discord.ui.View):
         self._committed = purchase_summary(order, settings)
         record_committed(interaction, self._committed)
         note = ""
+        code = None
         if order.role_id is not None and order.status == "completed":
             order, note = await role_note(interaction, order)
             self._committed = purchase_summary(order, settings)  # refunded meanwhile: says so
             record_committed(interaction, self._committed)
+        elif order.status == "pending":
+            bot_of(interaction).deliveries.kick(guild_id, order.id)  # the post to the staff goes out now
+            note = STAFF_NOTE
+        if order.delivery == "code" and order.status == "completed":
+            code = await ledger.order_code(guild_id, interaction.user.id, order.id)
         if order.status == "completed":
             bot_of(interaction).dispatch("purchase_completed", order.to_dict())
-        return {"content": None, "embed": receipt_embed(order, settings, note)}
+        return {"content": None, "embed": receipt_embed(order, settings, note, code)}
 
     def _latest(self) -> ConfirmPurchase:
         """The preview whose outcome the message should show: this one, or the new preview it
@@ -314,32 +344,6 @@ class Shop(commands.Cog):
         await interaction.response.send_message(
             embed=preview_embed(preview, settings, lapses_at), view=view, ephemeral=True
         )
-
-    @app_commands.command(name="orders", description="Your orders in this server's shop.")
-    @app_commands.describe(page="Which page to show.")
-    @app_commands.guild_only()
-    async def orders(self, interaction: discord.Interaction, page: PageNumber = 1) -> None:
-        ledger = ledger_of(interaction)
-        guild_id = guild_id_of(interaction)
-        user_id = interaction.user.id
-        settings = await ledger.settings(guild_id)
-
-        async def render(number: int) -> tuple[discord.Embed, int]:
-            result = await ledger.orders(guild_id, user_id, number)
-            embed = discord.Embed(title="Your orders", colour=BLUE)
-            lines = []
-            for order in result.items:
-                status = " · **refunded**" if order.status == "refunded" else ""
-                lines.append(
-                    f"`#{order.id}` {ts(order.created_at)} · {order.quantity} × {order.item_name} · "
-                    f"{money(settings, order.total)}{status}"
-                )
-            # Ten lines of at most ~200 characters: this fits; fit_lines keeps it so by construction.
-            embed.description = fit.fit_lines(lines, fit.DESCRIPTION) or "No orders yet. Browse `/shop`."
-            embed.set_footer(text=f"Page {result.page} of {result.pages}")
-            return embed, result.pages
-
-        await send_paged(interaction, render, page)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -1,8 +1,9 @@
-"""/shopadmin add | edit | remove | refund: the server's shop (moderators)."""
+"""/shopadmin add | codes | edit | remove | refund: the server's shop (moderators)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -17,6 +18,7 @@ from bot.discordbot.roles import grant_refusal
 from bot.discordbot.ui import (
     ModeratorCog,
     answer_committed,
+    bot_of,
     delivery_of,
     guild_id_of,
     key_of,
@@ -25,11 +27,22 @@ from bot.discordbot.ui import (
     moderator_predicate,
 )
 from bot.domain import delivery as deliveries
-from bot.domain import limits
+from bot.domain import fulfilment, limits
 from bot.domain.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 REMOVED = " (removed)"
+Delivery = Literal["instant", "staff", "code"]
+#: What the answer of /shopadmin add says next, by delivery.
+DELIVERY_NEXT = {
+    "staff": "\nOrders of it wait in `/fulfil queue` (and are posted to the fulfilment channel) until a "
+    "moderator fulfils or denies them.",
+    "code": "\nIts stock is its codes: upload them with `/shopadmin codes` (until then it is sold out).",
+}
+NO_FULFILMENT_CHANNEL = (
+    "\nOrders of it wait in `/fulfil queue`. Set `/settings fulfilment channel` to have each posted "
+    "there too, with Fulfil and Deny buttons."
+)
 
 
 # Autocomplete skips command and cog checks: without its own, anyone could list these.
@@ -44,6 +57,34 @@ async def any_item_autocomplete(interaction: discord.Interaction, current: str) 
         for item in items
         if needle in item.name.casefold()
     ][: fit.CHOICES]
+
+
+# Autocomplete skips command and cog checks: without its own, anyone could list these.
+@app_commands.check(moderator_predicate)
+async def code_item_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Code items only (removed ones too: codes can be added before an item is back on sale)."""
+    ledger = ledger_of(interaction)
+    needle = current.casefold().strip()
+    items = await ledger.items(guild_id_of(interaction), include_inactive=True)
+    return [
+        app_commands.Choice(name=removed_label(item.name, item.active), value=str(item.id))
+        for item in items
+        if item.delivery == fulfilment.CODE and needle in item.name.casefold()
+    ][: fit.CHOICES]
+
+
+def decode_codes(data: bytes) -> str:
+    """The text of an uploaded file of codes: UTF-8 (a byte-order mark is fine), else refused."""
+    if len(data) > limits.CODE_FILE_BYTES:  # Discord said less, but the file is what counts
+        raise InvalidInput(
+            "code_file_too_large", "The file can be at most {limit:,} bytes.", limit=limits.CODE_FILE_BYTES
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "code_file_not_text", "The file must be plain text (UTF-8), one code per line. Nothing was added."
+        ) from None
 
 
 def removed_label(name: str, active: bool) -> str:
@@ -85,6 +126,7 @@ class ShopAdmin(ModeratorCog):
         role="A role the buyer gets.",
         limit="How many one member may buy. Empty: no limit.",
         description=f"A line shown in /shop (up to {limits.ITEM_DESCRIPTION} characters).",
+        delivery="instant (default): bought at once; staff: a moderator fulfils it; code: a code from its stock.",
     )
     @app_commands.autocomplete(category=category_autocomplete)
     async def add(
@@ -97,6 +139,7 @@ class ShopAdmin(ModeratorCog):
         role: discord.Role | None = None,
         limit: app_commands.Range[int, 1] | None = None,
         description: app_commands.Range[str, 0, limits.ITEM_DESCRIPTION] | None = None,
+        delivery: Delivery = "instant",
     ) -> None:
         ledger = ledger_of(interaction)
         guild_id = guild_id_of(interaction)
@@ -111,10 +154,65 @@ class ShopAdmin(ModeratorCog):
             role_id=assignable(role),
             limit=limit,
             description=description,
+            delivery=delivery,
         )
         settings = await ledger.settings(guild_id)
-        text = fit.clip("Added to the shop: " + item_line(item, settings), fit.CONTENT)
-        await answer_committed(interaction, text, audit="Shop item added")
+        after = DELIVERY_NEXT.get(item.delivery, "")
+        if item.delivery == fulfilment.STAFF and settings.fulfilment_channel_id is None:
+            after = NO_FULFILMENT_CHANNEL
+        text = fit.clip("Added to the shop: " + item_line(item, settings), fit.CONTENT - len(after)) + after
+        await answer_committed(interaction, text, audit="Shop item added", audit_fields={"Delivery": item.delivery})
+
+    @shopadmin.command(name="codes", description="Add codes to a code item's stock: a text file, one code per line.")
+    @app_commands.describe(
+        item="The code item.",
+        file=(
+            f"A UTF-8 text file, one code per line (up to {limits.CODES_PER_UPLOAD:,}, "
+            f"each up to {limits.ITEM_CODE} characters)."
+        ),
+    )
+    @app_commands.autocomplete(item=code_item_autocomplete)
+    async def codes(self, interaction: discord.Interaction, item: ItemInput, file: discord.Attachment) -> None:
+        chosen = await resolve_item(interaction, item, include_inactive=True)
+        if chosen.delivery != fulfilment.CODE:
+            raise InvalidInput(
+                "not_a_code_item",
+                "{item:b} is not a code item: only an item added with delivery {code:lit} takes codes.",
+                item=chosen.name,
+                code=fulfilment.CODE,
+            )
+        if file.size > limits.CODE_FILE_BYTES:  # refused before downloading it
+            raise InvalidInput(
+                "code_file_too_large", "The file can be at most {limit:,} bytes.", limit=limits.CODE_FILE_BYTES
+            )
+        # Downloading and storing a thousand codes can pass Discord's 3 seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = decode_codes(await file.read())
+        ledger = ledger_of(interaction)
+        upload = await ledger.upload_codes(
+            guild_id_of(interaction), chosen.id, text, actor_id=interaction.user.id, key=key_of(interaction)
+        )
+        duplicates = (
+            f" {upload.duplicates:,} duplicate{'' if upload.duplicates == 1 else 's'} skipped (already in its "
+            "stock, sold before, or twice in the file)."
+            if upload.duplicates
+            else ""
+        )
+        summary = (
+            f"Added {upload.added:,} code{'' if upload.added == 1 else 's'} to **{chosen.name}**.{duplicates} "
+            f"It has {upload.stock:,} unused now."
+        )
+        await answer_committed(
+            interaction,
+            fit.clip(summary, fit.CONTENT),
+            audit="Codes uploaded",
+            audit_fields={
+                "Item": fit.clip(chosen.name, limits.ITEM_NAME),
+                "Added": f"{upload.added:,}",
+                "Duplicates": f"{upload.duplicates:,}",
+                "Unused now": f"{upload.stock:,}",
+            },
+        )
 
     @shopadmin.command(name="edit", description="Change an item; only the options you give change.")
     @app_commands.describe(
@@ -226,6 +324,8 @@ class ShopAdmin(ModeratorCog):
         record_committed(interaction, text)
         if refunded.role_id is not None:
             text += await role_taken_back(interaction, refunded.guild_id, refunded.id, refunded.role_id)
+        else:  # the DM that tells the member (and the edit of a staff order's post) go out now
+            bot_of(interaction).deliveries.kick(refunded.guild_id, refunded.id)
         await answer_committed(
             interaction, fit.clip(text, fit.CONTENT), audit="Order refunded", audit_fields={"Reason": reason or "—"}
         )

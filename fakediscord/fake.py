@@ -60,6 +60,8 @@ DEFAULT_APPLICATION_FLAGS = (1 << 15) | (1 << 19)
 _SELECT_TYPES = (3, 5, 6, 7, 8)
 #: ``listener(event, message)``: event is "create", "edit" or "delete".
 MessageListener = Callable[[str, SentMessage], None]
+#: The largest file a member may attach (Discord's limit without boosts), sent in every interaction.
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 _POLL_INTERVAL = 0.01
 
 
@@ -443,6 +445,28 @@ class FakeDiscord:
         self.channels[channel.id] = channel
         self.gateway.dispatch("CHANNEL_CREATE", payloads.channel(channel))
         return channel
+
+    def delete_channel(self, channel_id: int) -> None:
+        """Delete a guild channel, as a server admin does: its messages go with it, the client
+        gets CHANNEL_DELETE, and requests for it answer 404 10003 "Unknown Channel"."""
+        channel = self.channels.pop(channel_id)
+        if channel.guild_id is None:
+            raise ValueError(f"channel {channel_id} is a DM; only guild channels can be deleted")
+        del self.guilds[channel.guild_id].channels[channel_id]
+        for message in self._channel_log.pop(channel_id, []):
+            message.deleted = True
+        self.gateway.dispatch("CHANNEL_DELETE", payloads.channel(channel))
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message, as a moderator does by hand: from then on requests for it answer 404
+        10008 "Unknown Message". Clients with the GUILD_MESSAGES (or, in a DM, DIRECT_MESSAGES)
+        intent get MESSAGE_DELETE."""
+        message = self._messages[message_id]
+        message.deleted = True
+        data = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id is not None:
+            data["guild_id"] = str(message.guild_id)
+        self.gateway.dispatch("MESSAGE_DELETE", data)
 
     # ------------------------------------------------------------------ member chunks
     def hold_member_chunks(self) -> None:
@@ -848,6 +872,8 @@ class FakeDiscord:
         else:
             filename, data, *rest = raw
             upload = FileUpload(snowflake(), filename, bytes(data), rest[0] if rest else None)
+        if len(upload.data) > ATTACHMENT_SIZE_LIMIT:  # Discord's client refuses to upload it
+            raise InvalidInvocation(f"attachment {upload.filename!r} is over {ATTACHMENT_SIZE_LIMIT} bytes")
         self._files[upload.id] = upload
         key = str(upload.id)
         return key, {"attachments": {key: payloads.attachment(upload, self._file_url(upload))}}
@@ -878,7 +904,7 @@ class FakeDiscord:
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
         if guild_id is not None:
             guild = self.guilds[guild_id]
@@ -948,6 +974,10 @@ def _submitted(component: dict[str, Any], values: Mapping[str, str | list[str]])
             raise InvalidInvocation(f"text input {custom_id!r} takes a string")
         if component.get("required", True) and not value:
             raise InvalidInvocation(f"text input {custom_id!r} is required")
+        # Discord's client counts the typed text against the input's bounds before it submits.
+        low, high = component.get("min_length"), component.get("max_length")
+        if value and ((low is not None and len(value) < low) or (high is not None and len(value) > high)):
+            raise InvalidInvocation(f"text input {custom_id!r}: length {len(value)} is outside [{low}, {high}]")
         return {"type": 4, "custom_id": custom_id, "value": value}
     picked = values.get(custom_id, [])
     return {"type": kind, "custom_id": custom_id, "values": [picked] if isinstance(picked, str) else list(picked)}

@@ -38,6 +38,8 @@ RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7
 
 #: Events the client only receives with the GUILD_MEMBERS intent.
 MEMBER_EVENTS = frozenset({"GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"})
+#: Message events: a guild channel's need GUILD_MESSAGES, a DM's DIRECT_MESSAGES.
+MESSAGE_EVENTS = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"})
 
 REPLAY_BUFFER = 1000
 #: Discord sends at most this many members per GUILD_MEMBERS_CHUNK.
@@ -89,7 +91,10 @@ class Session:
         self.buffer: deque[dict[str, Any]] = deque(maxlen=REPLAY_BUFFER)
         self.connection: _Connection | None = None
 
-    def wants(self, event: str) -> bool:
+    def wants(self, event: str, data: dict[str, Any] | None = None) -> bool:
+        if event in MESSAGE_EVENTS:
+            needed = Intent.GUILD_MESSAGES if (data or {}).get("guild_id") else Intent.DIRECT_MESSAGES
+            return bool(self.intents & needed)
         return event not in MEMBER_EVENTS or bool(self.intents & Intent.GUILD_MEMBERS)
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
@@ -130,7 +135,7 @@ class Gateway:
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Queue a DISPATCH for every session (buffered for resume while disconnected)."""
         for session in self.sessions.values():
-            if session.wants(event):
+            if session.wants(event, data):
                 session.emit(event, data)
 
     def send_reconnect(self) -> None:

@@ -88,8 +88,10 @@ def test_cli_verify_backup_export(tmp_path):
         "order_id",
         "actor_id",
         "reason",
+        "order_status",
     ]
     assert [r[6] for r in rows[1:]] == ["grant", "spend"]
+    assert [r[11] for r in rows[1:]] == ["", "completed"]
     assert [r[7] for r in rows[1:]] == ["100", "-30"]
     assert rows[1][1].endswith("+00:00")
     assert rows[1][10].startswith("'=")  # a formula-looking reason cannot run in a spreadsheet

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.app.service import Service
 from bot.app.shop import refund_order
 from bot.domain import delivery as deliveries
+from bot.domain import fulfilment
 from bot.domain.models import AuditRecord, Delivery, DeliveryFailure
 from bot.store.ports import Tx
 
@@ -29,8 +30,9 @@ def release_deliveries(tx: Tx, worker: str, now: int, resend_window: int) -> int
     """Release the claims of every other worker: exactly one process serves a database (SPEC
     §5), so they are the claims of a process that died while delivering. A grant or removal is
     tried again (Discord applies it once however often it is asked). A DM claimed longer ago
-    than Discord's nonce window is settled 'failed' (reason 'unknown') rather than sent twice."""
-    tx.deliveries.fail_claims_of_others(worker, deliveries.DM_REFUND, now - resend_window, now)
+    than Discord's nonce window is settled 'failed' (reason 'unknown') rather than sent twice; so is
+    a post to the fulfilment channel (an edit of a post is tried again: editing twice is harmless)."""
+    tx.deliveries.fail_claims_of_others(worker, deliveries.MESSAGES, now - resend_window, now)
     return tx.deliveries.release_claims_of_others(worker)
 
 
@@ -68,12 +70,12 @@ def fail_delivery(
         return DeliveryFailure(current, None)
     order = tx.orders.by_id(delivery.guild_id, delivery.order_id)
     assert order is not None
-    if order.status == "refunded":
+    if order.status in fulfilment.REVERSED:
         # Refunded while the role was being given, which failed: there is nothing to take back.
         if reason != deliveries.GAVE_UP:
             tx.deliveries.cancel_unclaimed(order.id, deliveries.REMOVE_ROLE, now)
         return DeliveryFailure(current, None)
-    refunded = refund_order(tx, delivery.guild_id, order.id, audit, key, now)
+    refunded = refund_order(tx, delivery.guild_id, order.id, audit, key, now, dm=None)
     tx.deliveries.add(refunded.order, deliveries.DM_REFUND, None, now, reason)
     return DeliveryFailure(current, refunded)
 

@@ -4,7 +4,8 @@ workers call. No Discord import.
 Each area (bot/app/<area>.py) parses and validates what users typed (amounts in the guild's
 currency, durations and dates in the guild's timezone, codes), runs its units of work in one
 transaction each, and tells listeners what happened (`credit_granted`, `credit_spent`,
-`credit_expired`, `code_redeemed`) with plain data. Every mutation takes an idempotency key: the
+`credit_expired`, `code_redeemed`, `order_pending`, `order_fulfilled`, `order_cancelled`) with
+plain data. Every mutation takes an idempotency key: the
 Discord layer passes the interaction id.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from bot.app.codes import MAX_GIFT_CARDS, CodeService
 from bot.app.credits import HISTORY_PAGE, CreditService
 from bot.app.deliveries import DeliveryService
+from bot.app.fulfilment import QUEUE_PAGE, FulfilmentService
 from bot.app.reminders import ReminderService
 from bot.app.reports import ReportService
 from bot.app.schedules import ScheduleService
@@ -26,6 +28,7 @@ __all__ = [
     "KEEP_KEYS_SECONDS",
     "MAX_GIFT_CARDS",
     "ORDERS_PAGE",
+    "QUEUE_PAGE",
     "EventSink",
     "Ledger",
     "utc_now",
@@ -36,6 +39,7 @@ class Ledger(
     SettingsService,
     CreditService,
     ShopService,
+    FulfilmentService,
     DeliveryService,
     CodeService,
     ScheduleService,

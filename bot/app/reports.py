@@ -17,7 +17,8 @@ EXPORT_BATCH = 5000
 
 
 def report(tx: Tx, guild_id: int, now: int) -> Report:
-    """Outstanding credit, what expires soon, twelve weeks of figures and the codes' use."""
+    """Outstanding credit, what expires soon, twelve weeks of figures, the codes' use and the
+    staff's backlog (pending orders and what they were paid)."""
     outstanding = tx.reports.outstanding_by_kind(guild_id, now)
     start = now - WEEKS * WEEK  # twelve weeks; the current second belongs to the last one
     figures = {i: {"grant": 0, "spend": 0, "refunded": 0, "expire": 0} for i in range(WEEKS)}
@@ -30,6 +31,7 @@ def report(tx: Tx, guild_id: int, now: int) -> Report:
         WeekFigures(start + i * WEEK, f["grant"], max(f["spend"] - f["refunded"], 0), f["expire"])
         for i, f in figures.items()
     )
+    pending_orders, pending_value = tx.reports.pending_orders(guild_id)
     return Report(
         guild_id,
         outstanding.get("promo", 0),
@@ -39,6 +41,8 @@ def report(tx: Tx, guild_id: int, now: int) -> Report:
         weeks,
         tuple(tx.reports.redemptions_per_code(guild_id)),
         tx.reports.redeemed_cards(guild_id),
+        pending_orders,
+        pending_value,
     )
 
 

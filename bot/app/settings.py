@@ -57,7 +57,8 @@ def mark_dm_closed(tx: Tx, guild_id: int, user_id: int, now: int) -> None:
 class SettingsService(Service):
     async def update_settings(self, guild_id: int, *, actor_id: int, key: str | None, **changes: Any) -> GuildSettings:
         """Change any of: currency_name, currency_symbol, decimals, timezone, reminder_leads (text like
-        "7d,1d"), mod_role_id, audit_channel_id. Only the given (not None) values change."""
+        "7d,1d"), mod_role_id, audit_channel_id, fulfilment_channel_id. Only the given (not None)
+        values change."""
         values = {k: v for k, v in changes.items() if v is not None}
         if {"currency_name", "currency_symbol", "decimals"} & set(values):
             name, symbol, _ = validate_currency(

@@ -9,19 +9,20 @@ from bot.app.credits import debit
 from bot.app.reminders import advance_reminder
 from bot.app.service import Service, bounded_int, bounded_text
 from bot.domain import delivery as deliveries
-from bot.domain import limits
-from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.domain import fulfilment, limits
+from bot.domain.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bot.domain.fulfilment import check_item_fields, initial_status
 from bot.domain.models import (
     Allocation,
     AuditRecord,
     CheckoutPreview,
+    GuildSettings,
     Order,
     Page,
     PurchasePlan,
     RefundResult,
     ShopItem,
 )
-from bot.domain.money import Currency
 from bot.domain.orders import check_plan_unchanged, preview_purchase
 from bot.domain.paging import clamp_page, page_count
 from bot.store.ports import DuplicateKey, Tx
@@ -47,21 +48,23 @@ def add_item(tx: Tx, guild_id: int, fields: Mapping[str, Any], audit: AuditRecor
 def edit_item(
     tx: Tx, guild_id: int, item_id: int, changes: Mapping[str, Any], audit: AuditRecord, now: int
 ) -> ShopItem:
-    if tx.items.by_id(guild_id, item_id) is None:
+    item = tx.items.by_id(guild_id, item_id)
+    if item is None:
         raise NotFound("no_such_item", "There is no such item in this server's shop.")
+    check_item_fields(item.delivery, {k: v for k, v in changes.items() if k != "active"})
     try:
         tx.items.update(item_id, changes)
     except DuplicateKey as exc:
         raise _duplicate_name(changes.get("name")) from exc
     tx.audit.add(guild_id, audit, now)
-    item = tx.items.by_id(guild_id, item_id)
-    assert item is not None
-    return item
+    edited = tx.items.by_id(guild_id, item_id)
+    assert edited is not None
+    return edited
 
 
 def plan_purchase(
     tx: Tx, guild_id: int, user_id: int, item_id: int, quantity: int, now: int
-) -> tuple[CheckoutPreview, Allocation, Currency]:
+) -> tuple[CheckoutPreview, Allocation, GuildSettings]:
     """The purchase as it would be now, from the item, what the member bought and their lots."""
     settings = tx.settings.get(guild_id)
     item = tx.items.by_id(guild_id, item_id)
@@ -76,7 +79,7 @@ def plan_purchase(
         now,
         settings.currency,
     )
-    return preview, allocation, settings.currency
+    return preview, allocation, settings
 
 
 def preview(tx: Tx, guild_id: int, user_id: int, item_id: int, quantity: int, now: int) -> CheckoutPreview:
@@ -93,13 +96,15 @@ def check_out(
     now: int,
     expected: PurchasePlan | None,
 ) -> Order:
-    """Buy: stock, the order, its spend and forfeit entries, and the role delivery it owes."""
-    purchase, allocation, currency = plan_purchase(tx, guild_id, user_id, item_id, quantity, now)
+    """Buy: stock, the order, its spend and forfeit entries, and what it owes in Discord (the role
+    of an instant item, the post of a staff order); a code item's order takes one unused code."""
+    purchase, allocation, settings = plan_purchase(tx, guild_id, user_id, item_id, quantity, now)
     if expected is not None:
-        check_plan_unchanged(expected, purchase, currency)
+        check_plan_unchanged(expected, purchase, settings.currency)
     item = purchase.item
     if item.stock is not None:
         tx.items.change_stock(item.id, -quantity)
+    status = initial_status(item.delivery)
     order_id = tx.orders.insert(
         guild_id,
         user_id,
@@ -109,6 +114,7 @@ def check_out(
         allocation.promo_applied,
         allocation.gift_applied,
         allocation.forfeited,
+        status,
         now,
     )
     debit(
@@ -122,32 +128,57 @@ def check_out(
         now,
         forfeits=len(allocation.takes),
     )
+    if item.delivery == fulfilment.CODE and not tx.item_codes.take(item.id, order_id):
+        # The stock said there was a code: the item's stock and codes disagree (a hand edit).
+        raise IntegrityError(f"item {item.id} has stock {item.stock} but no unused code")
     order = tx.orders.by_id(guild_id, order_id)
     assert order is not None
     if order.role_id is not None:  # given by the delivery worker, from this record (SPEC §3)
         tx.deliveries.add(order, deliveries.ADD_ROLE, order.role_id, now)
+    if status == fulfilment.PENDING and settings.fulfilment_channel_id is not None:
+        tx.deliveries.add(order, deliveries.POST_ORDER, None, now, channel_id=settings.fulfilment_channel_id)
     return order
 
 
-def refund_order(tx: Tx, guild_id: int, order_id: int, audit: AuditRecord, key: str | None, now: int) -> RefundResult:
-    """Reverse an order entirely (a moderator's refund, or the automatic one of an undeliverable
-    order): spends and forfeits back to their lots, stock back, and its role taken back.
+def refund_order(
+    tx: Tx,
+    guild_id: int,
+    order_id: int,
+    audit: AuditRecord,
+    key: str | None,
+    now: int,
+    dm: str | None = deliveries.DM_REFUNDED,
+) -> RefundResult:
+    """A moderator's refund of an order (or the automatic one of an undeliverable order, which
+    tells the member itself: `dm` None): see `reverse_order`."""
+    order = tx.orders.by_id(guild_id, order_id)
+    if order is None:
+        raise NotFound("no_such_order", "There is no order #{order} in this server.", order=order_id)
+    fulfilment.check_refundable(order)
+    reason = audit.details.get("reason") or f"refund of order #{order_id}"
+    return reverse_order(tx, order, fulfilment.REFUNDED, audit, reason, None, dm, key, now)
+
+
+def reverse_order(
+    tx: Tx,
+    order: Order,
+    status: str,
+    audit: AuditRecord,
+    reason: str,
+    note: str | None,
+    dm: str | None,
+    key: str | None,
+    now: int,
+) -> RefundResult:
+    """Reverse an order entirely and move it to `status` (refunded, or cancelled by its buyer), in
+    one transaction: spends and forfeits back to their lots, stock back (not a code's: it was
+    shown), its role taken back, its post edited, the DM `dm` to the member, and the audit record.
 
     A refund never revives expired credit (it is expired again at once), and a lot a moderator
     revoked as a whole stays revoked (a revoke of an amount only took what was there then: credit
     of such a lot does come back)."""
-    order = tx.orders.by_id(guild_id, order_id)
-    if order is None:
-        raise NotFound("no_such_order", "There is no order #{order} in this server.", order=order_id)
-    if order.status == "refunded":
-        raise Conflict(
-            "already_refunded",
-            "Order #{order} was already refunded {at:R}.",
-            order=order_id,
-            at=order.refunded_at or now,
-        )
+    guild_id, order_id = order.guild_id, order.id
     leads = tx.settings.get(guild_id).reminder_leads
-    reason = audit.details.get("reason") or f"refund of order #{order_id}"
     returned = expired_again = revoked_again = 0
     for lot_id, amount in tx.entries.taken_by_order(order_id):
         lot = tx.lots.by_id(guild_id, lot_id)
@@ -165,13 +196,36 @@ def refund_order(tx: Tx, guild_id: int, order_id: int, audit: AuditRecord, key: 
             tx.lots.put_back(lot_id, amount)
             advance_reminder(tx, lot_id, leads, now)
             returned += amount
-    tx.items.change_stock(order.item_id, order.quantity)
-    tx.orders.mark_refunded(order_id, now, reason)
+    if order.delivery != fulfilment.CODE:  # a code was revealed to its buyer: it never comes back
+        tx.items.change_stock(order.item_id, order.quantity)
+    moved = tx.orders.reverse(order_id, order.status, status, audit.actor_id, now, reason, note)
+    assert moved, f"order {order_id} changed under its transaction"
     take_back_role(tx, order, now)
+    if order.status == fulfilment.PENDING:
+        edit_post(tx, order, now)
+    if dm is not None:
+        tx.deliveries.add(order, dm, None, now)
     tx.audit.add(guild_id, audit, now)
-    refunded = tx.orders.by_id(guild_id, order_id)
-    assert refunded is not None
-    return RefundResult(refunded, returned, expired_again, revoked_again)
+    reversed_order = tx.orders.by_id(guild_id, order_id)
+    assert reversed_order is not None
+    return RefundResult(reversed_order, returned, expired_again, revoked_again)
+
+
+def edit_post(tx: Tx, order: Order, now: int) -> None:
+    """Someone acted on a staff order: its post in the fulfilment channel is edited to say who and
+    when. A post not made yet (and never tried) is cancelled instead: the order is no longer for
+    the queue. A post being made, or made, is followed by the edit, which the worker carries out
+    once the post has settled (and which has nothing to do if the post failed)."""
+    post = tx.deliveries.of_action(order.id, deliveries.POST_ORDER)
+    if post is None:
+        return
+    delivery_id, status, attempts, claimed_by, _ = post
+    if status in ("cancelled", "failed"):
+        return
+    if status == "pending" and claimed_by is None and attempts == 0:
+        tx.deliveries.cancel(delivery_id, now)
+        return
+    tx.deliveries.add(order, deliveries.EDIT_POST, None, now)
 
 
 def take_back_role(tx: Tx, order: Order, now: int) -> None:
@@ -251,7 +305,11 @@ class ShopService(Service):
         role_id: int | None = None,
         limit: int | None = None,
         description: str | None = None,
+        delivery: str = fulfilment.INSTANT,
     ) -> ShopItem:
+        """A new item. Its `delivery` (instant, staff or code) is fixed from now on; a code item's
+        stock is its unused codes (none yet: upload them), and only an instant item gives a role."""
+        kind = fulfilment.check_delivery(delivery)
         fields = await self._item_fields(
             guild_id,
             {
@@ -267,6 +325,10 @@ class ShopService(Service):
         for required in ("name", "price", "category"):
             if required not in fields:
                 raise InvalidInput("item_needs_field", "The item needs a {field}.", field=required)
+        check_item_fields(kind, fields)
+        fields["delivery"] = kind
+        if kind == fulfilment.CODE:
+            fields["stock"] = 0  # its unused codes
         audit = AuditRecord(actor_id, "shop-add", {k: v for k, v in fields.items() if k != "description"})
         now = self.now()
         return (
@@ -294,6 +356,10 @@ class ShopService(Service):
         clear_role: bool = False,
         **changes: Any,
     ) -> ShopItem:
+        if "delivery" in changes:
+            raise InvalidInput(
+                "delivery_fixed", "An item's delivery can't change once it exists: add a new item instead."
+            )
         fields = await self._item_fields(guild_id, changes)
         if clear_stock:
             fields["stock"] = None
@@ -373,8 +439,11 @@ class ShopService(Service):
                     "gift_applied": order.gift_applied,
                     "forfeited": order.forfeited,
                     "role_id": order.role_id,
+                    "delivery": order.delivery,
                 },
             )
+            if order.status == fulfilment.PENDING:
+                self.emit("order_pending", fulfilment.order_event(order))
         return order
 
     async def refund(

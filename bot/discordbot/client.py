@@ -37,15 +37,17 @@ EXTENSIONS = (
     "cogs.balance",
     "cogs.redeem",
     "cogs.shop",
+    "cogs.orders",
     "cogs.member",
     "cogs.credits",
     "cogs.promo",
     "cogs.giftcard",
     "cogs.shopadmin",
+    "cogs.fulfil",
     "cogs.settings",
 )
-# Manage Roles (shop roles), Send Messages + Embed Links + Attach Files (audit channel, exports),
-# View Channel. DMs need no permission.
+# Manage Roles (shop roles), Send Messages + Embed Links + Attach Files (audit and fulfilment
+# channels, exports), View Channel. DMs need no permission.
 INVITE_PERMISSIONS = discord.Permissions(
     manage_roles=True, view_channel=True, send_messages=True, embed_links=True, attach_files=True
 )

@@ -67,8 +67,13 @@ def promo_note(item: ShopItem, settings: GuildSettings) -> str:
     return "gift balance only" if excluded else "promo credit applies"
 
 
+#: How /shop says an item is delivered (an instant item says nothing: it is the usual way).
+DELIVERY_WORDS = {"staff": " · delivered by the staff", "code": " · you get a code"}
+
+
 def item_line(item: ShopItem, settings: GuildSettings) -> str:
     stock = "" if item.stock is None else (" · **sold out**" if item.stock == 0 else f" · {item.stock} left")
+    stock += DELIVERY_WORDS.get(item.delivery, "")
     limit = f" · max {item.per_member_limit} per member" if item.per_member_limit else ""
     role = f" · gives <@&{item.role_id}>" if item.role_id else ""
     description = f"\n{item.description}" if item.description else ""

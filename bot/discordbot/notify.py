@@ -1,5 +1,6 @@
 """The Discord side of the jobs: reminder DMs (one per member per guild and lead), and deliveries
-(give or take back an order's role, DM a member whose order was refunded automatically)."""
+(give or take back an order's role, post a staff order to the fulfilment channel and edit that post
+once someone acted, DM the member what happened to their order)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.app.delivery_worker import DeliveryImpossible, DeliveryRetry, nonce_for
 from bot.app.ledger import Ledger
 from bot.app.reminder_dispatch import DmClosed, SendFailed
 from bot.discordbot import fit
+from bot.discordbot import orders as order_text
 from bot.discordbot.lines import lot_categories
 from bot.discordbot.render import ORANGE, ts
 from bot.discordbot.roles import grant_refusal
@@ -27,6 +29,15 @@ MISSING_PERMISSIONS = 50013
 UNKNOWN_GUILD = 10004
 UNKNOWN_MEMBER = 10007
 UNKNOWN_ROLE = 10011
+UNKNOWN_CHANNEL = 10003
+UNKNOWN_MESSAGE = 10008
+MISSING_ACCESS = 50001
+#: Deliveries that post or edit in a guild channel (a 403 there: the bot may not post in it).
+CHANNEL_ACTIONS = (deliveries.POST_ORDER, deliveries.EDIT_POST)
+#: Deliveries that DM the member what happened to their order.
+STATUS_DMS = (deliveries.DM_FULFILLED, deliveries.DM_DENIED, deliveries.DM_CANCELLED, deliveries.DM_REFUNDED)
+#: What the bot needs in the fulfilment channel.
+POST_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
 
 
 def reminder_line(lot: Lot, currency: Currency) -> str:
@@ -120,6 +131,12 @@ class DiscordDeliverySender:
         try:
             if delivery.action == deliveries.DM_REFUND:
                 await self._dm_refund(delivery)
+            elif delivery.action == deliveries.POST_ORDER:
+                await self._post_order(delivery)
+            elif delivery.action == deliveries.EDIT_POST:
+                await self._edit_post(delivery)
+            elif delivery.action in STATUS_DMS:
+                await self._dm_status(delivery)
             else:
                 await self._role(delivery)
         except (DeliveryImpossible, DeliveryRetry):
@@ -127,6 +144,8 @@ class DiscordDeliverySender:
         except discord.Forbidden as exc:
             if exc.code == CLOSED_DMS:
                 raise DeliveryImpossible(deliveries.DM_CLOSED, _http(exc)) from exc
+            if delivery.action in CHANNEL_ACTIONS:  # Missing Access / Permissions in that channel
+                raise DeliveryImpossible(deliveries.NO_CHANNEL_ACCESS, _http(exc)) from exc
             reason = deliveries.MISSING_PERMISSIONS if exc.code == MISSING_PERMISSIONS else deliveries.REFUSED
             raise DeliveryImpossible(reason, _http(exc)) from exc
         except discord.NotFound as exc:
@@ -135,6 +154,8 @@ class DiscordDeliverySender:
                 UNKNOWN_MEMBER: deliveries.MEMBER_LEFT,
                 UNKNOWN_USER: deliveries.MEMBER_LEFT,
                 UNKNOWN_GUILD: deliveries.GUILD_GONE,
+                UNKNOWN_CHANNEL: deliveries.CHANNEL_GONE,
+                UNKNOWN_MESSAGE: deliveries.POST_GONE,
             }.get(exc.code, deliveries.REFUSED)
             raise DeliveryImpossible(reason, _http(exc)) from exc
         except discord.HTTPException as exc:  # 429 after discord.py's own retries, 5xx: passing
@@ -171,6 +192,53 @@ class DiscordDeliverySender:
         assert order is not None
         settings = await self.ledger.settings(delivery.guild_id)
         text = refund_dm(order, settings, await self._guild_name(delivery.guild_id), delivery.reason)
+        channel = await self.client.create_dm(discord.Object(delivery.user_id))
+        await channel.send(text, nonce=nonce_for(delivery))
+
+    async def _order(self, delivery: Delivery) -> tuple[Order, GuildSettings]:
+        order = await self.ledger.order(delivery.guild_id, delivery.order_id)
+        assert order is not None  # deliveries belong to orders, which are never deleted
+        return order, await self.ledger.settings(delivery.guild_id)
+
+    def _check_channel(self, guild_id: int, channel_id: int) -> None:
+        """When this process has the guild in its cache, a channel that is gone or closed to the
+        bot is known to be impossible without asking Discord; otherwise Discord's answer says so."""
+        guild = self.client.get_guild(guild_id)
+        if guild is None:
+            return
+        channel = guild.get_channel(channel_id)
+        if channel is None:
+            raise DeliveryImpossible(deliveries.CHANNEL_GONE, f"channel {channel_id} is not in the guild")
+        if not channel.permissions_for(guild.me).is_superset(POST_PERMISSIONS):
+            raise DeliveryImpossible(deliveries.NO_CHANNEL_ACCESS, f"no View / Send / Embed Links in {channel_id}")
+
+    async def _post_order(self, delivery: Delivery) -> None:
+        """Post a staff order to the fulfilment channel (as it was when the order was placed) with
+        Fulfil and Deny, under the delivery's nonce (sent again after a crash, Discord keeps one),
+        and record where the post is so that acting on the order can edit it."""
+        order, settings = await self._order(delivery)
+        channel_id = delivery.channel_id or settings.fulfilment_channel_id
+        if channel_id is None:
+            raise DeliveryImpossible(deliveries.CHANNEL_GONE, "no fulfilment channel is set")
+        self._check_channel(delivery.guild_id, channel_id)
+        channel = self.client.get_partial_messageable(channel_id, guild_id=delivery.guild_id)
+        message = await channel.send(
+            embed=order_text.post_embed(order, settings), view=order_text.post_view(order), nonce=nonce_for(delivery)
+        )
+        await self.ledger.record_order_post(delivery.guild_id, order.id, channel_id, message.id)
+
+    async def _edit_post(self, delivery: Delivery) -> None:
+        """Show on the order's post who acted and when, without the buttons."""
+        order, settings = await self._order(delivery)
+        if order.post_channel_id is None or order.post_message_id is None:
+            raise DeliveryImpossible(deliveries.POST_GONE, "the order was never posted")
+        channel = self.client.get_partial_messageable(order.post_channel_id, guild_id=delivery.guild_id)
+        post = channel.get_partial_message(order.post_message_id)
+        await post.edit(embed=order_text.post_embed(order, settings), view=None)
+
+    async def _dm_status(self, delivery: Delivery) -> None:
+        order, settings = await self._order(delivery)
+        text = order_text.status_dm(delivery.action, order, settings, await self._guild_name(delivery.guild_id))
         channel = await self.client.create_dm(discord.Object(delivery.user_id))
         await channel.send(text, nonce=nonce_for(delivery))
 

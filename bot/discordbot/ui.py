@@ -156,6 +156,10 @@ PageRenderer = Callable[[int], Awaitable[tuple[discord.Embed, int]]]
 #: A check run on every click besides "is it the invoker": raises a CheckFailure whose text the
 #: clicker sees (moderator_predicate), or returns False.
 PageCheck = Callable[[discord.Interaction], Awaitable[bool]]
+#: The buttons of the page rendered last (bot/discordbot/orders.py: RoutedButtons, whose clicks
+#: DynamicItems handle), in rows 0-3; the page buttons take row 4 then.
+PageButtons = Callable[[], Sequence[discord.ui.Item[Any]]]
+PAGER_ROW = 4
 
 
 class Pager(discord.ui.View):
@@ -171,6 +175,7 @@ class Pager(discord.ui.View):
         pages: int,
         origin_id: int,
         check: PageCheck | None = None,
+        buttons: PageButtons | None = None,
     ) -> None:
         super().__init__(timeout=VIEW_TIMEOUT)
         self.previous.custom_id = f"pager:previous:{origin_id}"
@@ -180,11 +185,24 @@ class Pager(discord.ui.View):
         self.page = page
         self.pages = pages
         self.check = check
+        self.buttons = buttons
+        self._page_items: list[discord.ui.Item[Any]] = []
+        if buttons is not None:  # placed again: a view lays its items out as they are added
+            for own in (self.previous, self.next):
+                self.remove_item(own)
+                own.row = PAGER_ROW
+                self.add_item(own)
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
         self.previous.disabled = self.page <= 1
         self.next.disabled = self.page >= self.pages
+        if self.buttons is not None:
+            for item in self._page_items:
+                self.remove_item(item)
+            self._page_items = list(self.buttons())
+            for item in self._page_items:
+                self.add_item(item)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
@@ -240,11 +258,19 @@ async def send_paged(
     ephemeral: bool = True,
     *,
     check: PageCheck | None = None,
+    buttons: PageButtons | None = None,
 ) -> None:
     """The first page, with page buttons when there are more; ``check`` runs again on every click
-    (moderator views pass moderator_predicate, the rule their commands use)."""
+    (moderator views pass moderator_predicate, the rule their commands use). ``buttons`` gives the
+    routed buttons of each page rendered (Fulfil / Deny, Cancel), shown with or without pages."""
     embed, pages = await render(page)
-    view = Pager(interaction.user.id, render, page, pages, interaction.id, check) if pages > 1 else None
+    view: discord.ui.View | None = None
+    if pages > 1:
+        view = Pager(interaction.user.id, render, page, pages, interaction.id, check, buttons)
+    elif buttons is not None and (items := buttons()):
+        view = discord.ui.View(timeout=None)  # routed buttons only: not dispatched by this view
+        for item in items:
+            view.add_item(item)
     if view is None:
         await interaction.response.send_message(embed=embed, ephemeral=ephemeral)
     else:

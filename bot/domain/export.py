@@ -1,4 +1,5 @@
-"""The guild's ledger as CSV: the columns of SPEC §6, in order, one row per entry in entry order."""
+"""The guild's ledger as CSV: the columns of SPEC §6, in order, then the extra ones (the current
+status of the entry's order), one row per entry in entry order. Never an item's code."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ COLUMNS = (
     "actor_id",
     "reason",
 )
+#: After the required columns (SPEC §6 allows extra columns after them).
+EXTRA_COLUMNS = ("order_status",)  # the order's status now, on every entry of that order
 
 
 def csv_row(entry: Entry) -> list[csvsafe.Cell]:
@@ -38,13 +41,14 @@ def csv_row(entry: Entry) -> list[csvsafe.Cell]:
         entry.order_id,
         entry.actor_id,
         entry.reason,
+        entry.order_status,
     ]
 
 
 def write_csv(entries: Iterable[Entry], out: TextIO, header: bool = True) -> int:
     writer = csvsafe.writer(out)  # every cell: a reason is free text from moderators
     if header:
-        writer.writerow(COLUMNS)
+        writer.writerow(COLUMNS + EXTRA_COLUMNS)
     count = 0
     for entry in entries:
         writer.writerow(csv_row(entry))

@@ -37,3 +37,12 @@ REDEEM_INPUT = 64
 TIMEZONE = 64
 #: A gift card's last 4 characters as typed into /giftcard void, like ``…7KQ2`` or ``7kq-2``.
 GIFT_LAST4_INPUT = 9
+#: Codes in one upload to a code item (more refuses the whole upload).
+CODES_PER_UPLOAD = 1_000
+#: One code of a code item (a longer one refuses the whole upload: a code is never cut short).
+ITEM_CODE = 200
+#: The file of one upload, in bytes (its text in characters): 1,000 of the longest codes with their
+#: line ends are ~200 KB; the rest is room for blank lines and spaces around the codes.
+CODE_FILE_BYTES = 1_048_576
+#: A moderator's note when fulfilling a staff order (shown to the member, on the post and in /orders).
+ORDER_NOTE = 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Generic, Literal, NamedTuple, Self, TypeVar
 
 from bot.domain.money import Currency
@@ -50,8 +50,12 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
+        """A record from its JSON. A field the JSON lacks (a result stored by an older release)
+        takes its default, or None when it has none."""
         kwargs = {}
         for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
+                continue
             value = data.get(f.name)
             if isinstance(value, list):
                 value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
@@ -70,6 +74,7 @@ class GuildSettings(Record):
     mod_role_id: int | None = None
     audit_channel_id: int | None = None
     promo_excluded_categories: tuple[str, ...] = ()
+    fulfilment_channel_id: int | None = None  # where new staff orders are posted
 
     @property
     def currency(self) -> Currency:
@@ -135,6 +140,7 @@ class Entry(Record):
     reason: str | None
     created_at: int
     idempotency_key: str | None
+    order_status: str | None = None  # the current status of its order (the export's extra column)
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,7 @@ class ShopItem(Record):
     role_id: int | None
     per_member_limit: int | None
     active: bool
+    delivery: str = "instant"  # instant | staff | code (bot/domain/fulfilment.py); fixed once it exists
 
 
 @dataclass(frozen=True)
@@ -319,9 +326,18 @@ class Order(Record):
     gift_applied: int
     forfeited: int
     role_id: int | None
-    status: str
+    status: str  # completed | pending | fulfilled | cancelled | refunded (bot/domain/fulfilment.py)
     created_at: int
     refunded_at: int | None = None
+    # Defaults at the end: results stored before fulfilment existed still decode. The code of a
+    # code order is deliberately not here (it would reach logs, events, reprs and JSON): see
+    # `Ledger.order_code`, which gives it to its buyer only.
+    delivery: str = "instant"
+    acted_by: int | None = None  # who last changed the status (None: the bot itself)
+    acted_at: int | None = None
+    note: str | None = None  # the fulfil note or the deny reason
+    post_channel_id: int | None = None  # the order's post in the fulfilment channel
+    post_message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -458,6 +474,8 @@ class Report:
     weeks: tuple[WeekFigures, ...]  # oldest first, 12 weeks
     redemptions_per_code: tuple[tuple[str, int], ...]
     gift_cards_redeemed: int
+    pending_orders: int = 0  # the staff's backlog: staff orders waiting to be fulfilled
+    pending_value: int = 0  # what they were paid
 
 
 @dataclass(frozen=True)
@@ -487,7 +505,8 @@ class Schedule(Record):
 @dataclass(frozen=True)
 class Delivery(Record):
     """What an order must still do in Discord (bot/domain/delivery.py): give or take back a role,
-    or DM the member about an automatic refund; carried out from the database by the worker."""
+    post a staff order to the fulfilment channel or edit that post, or DM the member about what
+    happened to their order; carried out from the database by the worker."""
 
     id: int
     guild_id: int
@@ -502,6 +521,17 @@ class Delivery(Record):
     last_error: str | None
     created_at: int
     settled_at: int | None
+    channel_id: int | None = None  # post_order: the fulfilment channel when the order was placed
+
+
+@dataclass(frozen=True)
+class CodeUpload(Record):
+    """What an upload of codes to a code item did, in counts only (never the codes)."""
+
+    item_id: int
+    added: int
+    duplicates: int  # skipped: already in the item (sold or unsold), or twice in the file
+    stock: int  # the item's unused codes now
 
 
 @dataclass(frozen=True)

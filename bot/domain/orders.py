@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.domain.allocation import allocate
 from bot.domain.errors import Conflict, InvalidInput, PlanChanged
+from bot.domain.fulfilment import check_code_quantity
 from bot.domain.models import (
     Allocation,
     CheckoutPreview,
@@ -23,6 +24,7 @@ def check_purchase(item: ShopItem, quantity: int, already_bought: int) -> int:
     """Refuse an impossible purchase before any money moves; return the total price."""
     if isinstance(quantity, bool) or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidInput("quantity_out_of_range", "Quantity must be between 1 and {most}.", most=MAX_QUANTITY)
+    check_code_quantity(item.delivery, quantity, item.name)
     if not item.active:
         raise Conflict("item_not_sold", "{item:b} is no longer sold here.", item=item.name)
     if item.stock is not None and item.stock < quantity:

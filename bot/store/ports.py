@@ -176,19 +176,70 @@ class OrderRows(Protocol):
         promo_applied: int,
         gift_applied: int,
         forfeited: int,
+        status: str,
         now: int,
-    ) -> int: ...
+    ) -> int:
+        """A new order of `item` (its delivery and role as the item has them now), in `status`."""
+
     def by_id(self, guild_id: int, order_id: int) -> Order | None: ...
     def bought(self, item_id: int, user_id: int) -> int:
-        """How many of an item a member has bought (orders not refunded)."""
+        """How many of an item a member has bought (orders neither refunded nor cancelled)."""
 
-    def mark_refunded(self, order_id: int, now: int, reason: str) -> None: ...
+    def move(
+        self, order_id: int, from_status: str, to_status: str, actor_id: int | None, now: int, note: str | None
+    ) -> bool:
+        """Move an order from `from_status` to `to_status`, by `actor_id` at `now` (and its note, when
+        given); False when it was not in `from_status`."""
+
+    def reverse(
+        self,
+        order_id: int,
+        from_status: str,
+        to_status: str,
+        actor_id: int | None,
+        now: int,
+        reason: str,
+        note: str | None,
+    ) -> bool:
+        """Like `move`, for a refund or cancellation: also when (refunded_at) and why."""
+
+    def set_post(self, guild_id: int, order_id: int, channel_id: int, message_id: int) -> bool:
+        """Where the order was posted in the fulfilment channel; False when there is no such order."""
+
     def count(self, guild_id: int, user_id: int | None) -> int: ...
     def page(self, guild_id: int, user_id: int | None, offset: int, limit: int) -> list[Order]: ...
+    def count_pending(self, guild_id: int, user_id: int | None) -> int: ...
+    def pending(self, guild_id: int, user_id: int | None, offset: int, limit: int, newest_first: bool) -> list[Order]:
+        """Pending orders of a guild (or of one member), by id."""
+
+
+class ItemCodeRows(Protocol):
+    """The secret codes of code items. What they return is for the buyer only: never log it."""
+
+    def add(self, guild_id: int, item_id: int, codes: Iterable[str], now: int) -> int:
+        """Add the codes the item does not have yet (sold or unsold); returns how many were added."""
+
+    def take(self, item_id: int, order_id: int) -> bool:
+        """Give the item's oldest unused code to the order; False when it has none."""
+
+    def of_orders(self, guild_id: int, user_id: int, order_ids: Sequence[int]) -> dict[int, str]:
+        """The code each of these orders of `user_id` took (orders of others, or without one, are
+        left out)."""
+
+    def counts(self, item_id: int) -> tuple[int, int]:
+        """(unused, sold) codes of an item."""
 
 
 class DeliveryRows(Protocol):
-    def add(self, order: Order, action: str, role_id: int | None, now: int, reason: str | None = None) -> None: ...
+    def add(
+        self,
+        order: Order,
+        action: str,
+        role_id: int | None,
+        now: int,
+        reason: str | None = None,
+        channel_id: int | None = None,
+    ) -> None: ...
     def by_id(self, delivery_id: int) -> Delivery | None: ...
     def of_action(self, order_id: int, action: str) -> tuple[int, str, int, str | None, str | None] | None:
         """(id, status, attempts, claimed_by, reason) of an order's delivery of `action`."""
@@ -200,7 +251,9 @@ class DeliveryRows(Protocol):
     def claim(self, delivery_id: int, worker: str, now: int) -> bool:
         """Claim a claimable delivery (one attempt more); False when it is not claimable."""
 
-    def fail_claims_of_others(self, worker: str, action: str, claimed_before: int, now: int) -> None: ...
+    def fail_claims_of_others(self, worker: str, actions: Sequence[str], claimed_before: int, now: int) -> None:
+        """Settle as failed ('unknown') the deliveries of `actions` other workers claimed before then."""
+
     def release_claims_of_others(self, worker: str) -> int: ...
     def reschedule(self, delivery_id: int, worker: str, due_at: int, error: str | None) -> bool:
         """Unclaim and make due again at `due_at`, if `worker` still holds it."""
@@ -301,9 +354,13 @@ class ReportRows(Protocol):
     def entry_totals_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, str, int]]:
         """(week index, entry type, sum of amounts) of grant, spend and expire entries since `start`."""
 
-    def refunds_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, int]]: ...
+    def refunds_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, int]]:
+        """(week index, sum of totals) of orders refunded or cancelled since `start`, by when."""
+
     def redemptions_per_code(self, guild_id: int) -> list[tuple[str, int]]: ...
     def redeemed_cards(self, guild_id: int) -> int: ...
+    def pending_orders(self, guild_id: int) -> tuple[int, int]:
+        """(count, sum of totals) of the guild's pending orders."""
 
 
 class Tx(Protocol):
@@ -321,6 +378,8 @@ class Tx(Protocol):
     def items(self) -> ItemRows: ...
     @property
     def orders(self) -> OrderRows: ...
+    @property
+    def item_codes(self) -> ItemCodeRows: ...
     @property
     def deliveries(self) -> DeliveryRows: ...
     @property

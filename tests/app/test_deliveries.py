@@ -110,29 +110,43 @@ async def test_a_purchase_records_its_role_grant_in_its_own_transaction(ledger: 
 async def test_a_refund_cancels_a_grant_never_sent_and_takes_back_one_that_was(
     ledger: Ledger, store, key, worker: DeliveryWorker, discord_side: Discord
 ):
+    # A moderator's refund also DMs the member (issue 10), after the role is dealt with.
     never_sent = await buy_role(ledger, key)
     await ledger.refund(GUILD, never_sent.id, actor_id=MOD, key=key())
-    assert await states(ledger, never_sent.id) == [("add_role", "cancelled")]
+    assert await states(ledger, never_sent.id) == [("add_role", "cancelled"), ("dm_refunded", "pending")]
+    await worker.run_once()
+    assert await states(ledger, never_sent.id) == [("add_role", "cancelled"), ("dm_refunded", "done")]
 
     given = await buy_role(ledger, key)
     await worker.run_once()
     await ledger.refund(GUILD, given.id, actor_id=MOD, key=key())
-    assert await states(ledger, given.id) == [("add_role", "done"), ("remove_role", "pending")]
+    assert await states(ledger, given.id) == [
+        ("add_role", "done"),
+        ("remove_role", "pending"),
+        ("dm_refunded", "pending"),
+    ]
     await worker.run_once()
-    assert await states(ledger, given.id) == [("add_role", "done"), ("remove_role", "done")]
+    assert await states(ledger, given.id) == [("add_role", "done"), ("remove_role", "done"), ("dm_refunded", "done")]
 
     # Tried and failed for now (a 5xx may still have reached Discord): cancelled, and taken back.
     tried = await buy_role(ledger, key)
     discord_side.script = [DeliveryRetry("503")]
     await worker.run_once()
     await ledger.refund(GUILD, tried.id, actor_id=MOD, key=key())
-    assert await states(ledger, tried.id) == [("add_role", "cancelled"), ("remove_role", "pending")]
+    assert await states(ledger, tried.id) == [
+        ("add_role", "cancelled"),
+        ("remove_role", "pending"),
+        ("dm_refunded", "pending"),
+    ]
     await worker.run_once()
     assert discord_side.calls == [
+        ("dm_refunded", never_sent.id, None),
         ("add_role", given.id, ROLE),
         ("remove_role", given.id, ROLE),
+        ("dm_refunded", given.id, None),
         ("add_role", tried.id, ROLE),
         ("remove_role", tried.id, ROLE),
+        ("dm_refunded", tried.id, None),
     ]
 
 
@@ -146,14 +160,18 @@ async def test_a_refund_while_the_grant_is_being_sent_removes_the_role_after_it(
     await discord_side.started.wait()  # the grant is with Discord (say, in a Retry-After wait)
 
     await ledger.refund(GUILD, order.id, actor_id=MOD, key=key())
-    assert await states(ledger, order.id) == [("add_role", "pending"), ("remove_role", "pending")]
-    assert await ledger.due_deliveries() == []  # the removal waits for the grant it takes back
+    assert await states(ledger, order.id) == [
+        ("add_role", "pending"),
+        ("remove_role", "pending"),
+        ("dm_refunded", "pending"),
+    ]
+    assert await ledger.due_deliveries() == []  # the removal (and the DM) waits for the grant it takes back
     assert (await worker.run_once()).found == 0
 
     release.set()
     await sending  # the same kick goes on with the removal once the grant has settled
-    assert [call[0] for call in discord_side.calls] == ["add_role", "remove_role"]
-    assert await states(ledger, order.id) == [("add_role", "done"), ("remove_role", "done")]
+    assert [call[0] for call in discord_side.calls] == ["add_role", "remove_role", "dm_refunded"]
+    assert await states(ledger, order.id) == [("add_role", "done"), ("remove_role", "done"), ("dm_refunded", "done")]
 
 
 # never twice ------------------------------------------------------------------------------------
@@ -247,11 +265,16 @@ async def test_an_impossible_grant_of_an_order_refunded_meanwhile_is_not_refunde
     await ledger.refund(GUILD, order.id, actor_id=MOD, key=key())  # by a moderator, meanwhile
     release.set()
     await sending
-    # The role was never given: the removal the refund recorded is cancelled, nothing is refunded twice.
-    assert await states(ledger, order.id) == [("add_role", "failed"), ("remove_role", "cancelled")]
+    # The role was never given: the removal the refund recorded is cancelled, nothing is refunded
+    # twice, and the member hears of the moderator's refund only.
+    assert await states(ledger, order.id) == [
+        ("add_role", "failed"),
+        ("remove_role", "cancelled"),
+        ("dm_refunded", "done"),
+    ]
     assert await refunds(store, order.id) == 1  # the moderator's, only
     assert count(store, "deliveries", "action = 'dm_refund'") == 0
-    assert discord_side.calls == [("add_role", order.id, ROLE)]
+    assert discord_side.calls == [("add_role", order.id, ROLE), ("dm_refunded", order.id, None)]
 
 
 @pytest.mark.parametrize(
@@ -270,8 +293,9 @@ async def test_an_impossible_removal_is_done_when_the_role_or_member_is_gone_and
     await ledger.refund(GUILD, order.id, actor_id=MOD, key=key())
     discord_side.script = [DeliveryImpossible(reason)]
     await worker.run_once()
-    [_, removal] = await ledger.order_deliveries(GUILD, order.id)
+    [_, removal, dm] = await ledger.order_deliveries(GUILD, order.id)
     assert (removal.status, removal.reason) == (status, reason)
+    assert (dm.action, dm.status) == ("dm_refunded", "done")  # the member is told of the refund all the same
     assert await refunds(store, order.id) == 1
     assert (await worker.run_once()).found == 0
 

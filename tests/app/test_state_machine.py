@@ -5,13 +5,17 @@ category allow-lists, one-time lots), runs a shop (stock, per-member limits, cat
 for promo credit), buys and refunds, revokes, extends, creates and redeems promo codes, issues,
 redeems and voids gift cards, types wrong codes (rate limit), sweeps expired lots, replays writes
 with the same idempotency key, and moves the clock by minutes to weeks, also onto the exact
-instants where something starts or expires.
+instants where something starts or expires. Items are delivered instant, by staff or as codes
+(SPEC §3 "Delivery and fulfilment"): moderators upload codes, fulfil and deny staff orders, and
+members cancel their own pending ones.
 
 The model below is written from the spec, not from `bot.domain.rules`: lots with remaining and
 status; eligibility (active, started, `now < expires_at`, remaining > 0, promo also on a category
 that is neither excluded nor outside the lot's allow-list); allocation (promo before gift, soonest
 expiry first, never-expiring last, then oldest, then lowest id); one-time remainders forfeited;
-refunds back to the original lots, expired credit expired again at once.
+refunds back to the original lots, expired credit expired again at once; a staff order waits
+`pending` until fulfilled, denied (refunded) or cancelled by its buyer, and only then; a code
+purchase takes the item's oldest unused code, shown to its buyer only, never returned to stock.
 
 After every step the real ledger (a fresh SQLite file per example) must match the model: each
 member's balance (gift, promo, upcoming) and every lot's remaining/status/expiry, the number of
@@ -75,6 +79,7 @@ PROFILE = PROFILES.get(PROFILE_NAME, PROFILES["default"])
 # --- the world ----------------------------------------------------------------------------------
 
 CAROL = 13
+MOD2 = 10  # a second moderator: two of them act on the same staff orders
 ROLE = 4242
 MAX_AMOUNT = 10**12
 MINUTE, HOUR, DAY, WEEK = 60, 3600, 86400, 7 * 86400
@@ -98,6 +103,9 @@ PROMO_CODES = (
     "BAD_CHAR",
     "ABCD-EFGH-JKMN-PQRS",  # too short, space, underscore, gift-card shape
 )
+DELIVERIES = ("instant", "instant", "staff", "code")  # instant is the usual one
+CODE_LINES = ("KEY-1", "KEY-2", "KEY-3", "KEY-4", "KEY-5", " KEY-6\t", "key-1", "", "   ")
+TOO_LONG_CODE = "Y" * 201  # an upload with it is refused whole: a code is never cut short
 WRONG_CODES = ("NOPE-NOPE", "definitely not a code", "ZZZZ-ZZZZ-ZZZZ-ZZZZ")
 CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -191,6 +199,9 @@ class MItem:
     stock: int | None
     limit: int | None
     active: bool = True
+    delivery: str = "instant"
+    codes: list[str] = field(default_factory=list)  # unused, oldest first (a code item's stock)
+    every_code: set[str] = field(default_factory=set)  # sold or unsold: an upload's duplicates
 
 
 @dataclass
@@ -202,7 +213,10 @@ class MOrder:
     quantity: int
     total: int
     pieces: list[tuple[int, int]]  # (lot id, amount) taken, then forfeited: in ledger-entry order
-    status: str = "completed"
+    status: str = "completed"  # completed | pending -> fulfilled | cancelled | refunded
+    delivery: str = "instant"
+    code: str | None = None  # the code a code order took
+    acted_by: int | None = None
 
 
 @dataclass
@@ -286,6 +300,8 @@ class Model:
             raise Refused(NotFound)
         if not 1 <= quantity <= 100:
             raise Refused(InvalidInput)
+        if item.delivery == "code" and quantity != 1:  # each purchase takes one code
+            raise Refused(InvalidInput)
         if not item.active:
             raise Refused(Conflict)
         if item.stock is not None and item.stock < quantity:
@@ -293,7 +309,7 @@ class Model:
         bought = sum(
             o.quantity
             for o in self.orders.values()
-            if o.item_id == item_id and o.user == user and o.status == "completed"
+            if o.item_id == item_id and o.user == user and o.status in ("completed", "pending", "fulfilled")
         )
         if item.limit is not None and bought + quantity > item.limit:
             raise Refused(Conflict)
@@ -439,8 +455,10 @@ class LedgerMachine(RuleBasedStateMachine):
         expected: type[UserError] | None,
         call: Callable[[str], Awaitable[Any]],
         normalise_result: Callable[[Any], Any] = lambda r: r,
+        refusal: Callable[[UserError], None] | None = None,
     ) -> Any:
-        """Run one write with a fresh key; it must fail exactly as `expected` says (None: succeed)."""
+        """Run one write with a fresh key; it must fail exactly as `expected` says (None: succeed),
+        and `refusal` may check what the refusal says."""
         key = self.new_key()
         refused: UserError | None = None
         try:
@@ -451,6 +469,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert expected is not None, f"{operation} refused, the model expected success: {refused!r}"
             assert type(refused) is expected, f"{operation}: expected {expected.__name__}, got {refused!r}"
             event(f"{operation}: {expected.__name__}")
+            if refusal is not None:
+                refusal(refused)
             return None
         assert expected is None, f"{operation} succeeded, the model expected {expected.__name__}: {result!r}"
         event(f"{operation}: ok")
@@ -535,6 +555,15 @@ class LedgerMachine(RuleBasedStateMachine):
                     self.grant_to(guild, [user], amount, kind, expires, None, categories, one_time)
             if round_ is first:
                 self.move_to(self.now + gap)
+
+    @initialize(staff_price=st.integers(1, 60), code_price=st.integers(1, 60), codes=st.integers(0, 3))
+    def seed_fulfilment(self, staff_price: int, code_price: int, codes: int) -> None:
+        """A staff-fulfilled item and a code item with a few codes, in the first server."""
+        self.add_item(GUILD, "Seed Emoji", staff_price, "roles", None, None, "staff")
+        self.add_item(GUILD, "Seed Key", code_price, "games", None, None, "code")
+        if codes:
+            [key_item] = [i for i, item in self.model.items.items() if item.name == "Seed Key"]
+            self.upload(GUILD, key_item, list(CODE_LINES[:codes]))
 
     @initialize(
         amount=st.integers(1, 100),
@@ -791,13 +820,25 @@ class LedgerMachine(RuleBasedStateMachine):
         category=st.sampled_from(CATEGORY_NAMES),
         stock=st.one_of(st.none(), st.integers(0, 4)),
         limit=st.one_of(st.none(), st.integers(1, 3)),
+        delivery=st.sampled_from(DELIVERIES),
     )
-    def shop_add(self, guild: int, name: str, price: int, category: str, stock: int | None, limit: int | None) -> None:
-        self.add_item(guild, name, price, category, stock, limit)
+    def shop_add(
+        self, guild: int, name: str, price: int, category: str, stock: int | None, limit: int | None, delivery: str
+    ) -> None:
+        self.add_item(guild, name, price, category, stock, limit, delivery)
 
-    def add_item(self, guild: int, name: str, price: int, category: str, stock: int | None, limit: int | None) -> None:
+    def add_item(
+        self,
+        guild: int,
+        name: str,
+        price: int,
+        category: str,
+        stock: int | None,
+        limit: int | None,
+        delivery: str = "instant",
+    ) -> None:
         expected: type[UserError] | None = None
-        if not valid_amount(price):
+        if not valid_amount(price) or (delivery == "code" and stock is not None):  # a code item's stock: codes
             expected = InvalidInput
         elif any(i.guild == guild and i.name.casefold() == name.casefold() for i in self.model.items.values()):
             expected = Conflict
@@ -805,19 +846,21 @@ class LedgerMachine(RuleBasedStateMachine):
             "add_item",
             expected,
             lambda key: self.ledger.add_item(
-                guild, name, price, category, actor_id=MOD, key=key, stock=stock, limit=limit
+                guild, name, price, category, actor_id=MOD, key=key, stock=stock, limit=limit, delivery=delivery
             ),
         )
         if result is None:
             return
-        assert (result.name, result.price, result.category, result.stock, result.per_member_limit) == (
+        stocked = 0 if delivery == "code" else stock  # a code item has no codes yet
+        assert (result.name, result.price, result.category, result.stock, result.per_member_limit, result.delivery) == (
             name,
             price,
             category,
-            stock,
+            stocked,
             limit,
+            delivery,
         )
-        self.model.items[result.id] = MItem(result.id, guild, name, price, category, stock, limit)
+        self.model.items[result.id] = MItem(result.id, guild, name, price, category, stocked, limit, delivery=delivery)
         self.model.audits[guild] += 1
 
     @rule(
@@ -835,6 +878,8 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = InvalidInput
         elif item is None or item.guild != guild:
             expected = NotFound
+        elif change is not None and change[0] == "stock" and item.delivery == "code":
+            expected = InvalidInput  # its stock is its unused codes
         if change is None:
             result = self.write(
                 "edit_item", expected, lambda key: self.ledger.remove_item(guild, item_id, actor_id=MOD, key=key)
@@ -944,22 +989,43 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         mix = ", promo+gift" if promo and gift else ""
         event(f"checkout: {len(takes)} lot(s){', forfeit' if forfeits else ''}{mix}")
-        assert (order.total, order.promo_applied, order.gift_applied, order.forfeited, order.status) == (
-            total,
-            promo,
-            gift,
-            forfeited,
-            "completed",
-        )
         assert item is not None
+        status = "pending" if item.delivery == "staff" else "completed"  # a staff order waits for staff
+        assert (
+            order.total,
+            order.promo_applied,
+            order.gift_applied,
+            order.forfeited,
+            order.status,
+            order.delivery,
+        ) == (total, promo, gift, forfeited, status, item.delivery)
         for lot, amount in takes:
             self.model.debit(lot, amount, "spent")
         for lot, amount in forfeits:
             self.model.debit(lot, amount, "forfeited")
         if item.stock is not None:
             item.stock -= quantity
+        code = item.codes.pop(0) if item.delivery == "code" else None  # the oldest unused code
         pieces = [(lot.id, a) for lot, a in takes] + [(lot.id, a) for lot, a in forfeits]
-        self.model.orders[order.id] = MOrder(order.id, guild, user, item_id, quantity, total, pieces)
+        self.model.orders[order.id] = MOrder(
+            order.id, guild, user, item_id, quantity, total, pieces, status, item.delivery, code
+        )
+        assert self.run(self.ledger.order_code(guild, user, order.id)) == code
+        event(f"checkout: {item.delivery}")
+
+    @rule(
+        member=st.sampled_from(MEMBERS),
+        delivery=st.sampled_from(["staff", "staff", "code"]),
+        item_pick=PICK,
+        times=st.integers(1, 2),
+    )
+    def checkout_delivered(self, member: tuple[int, int], delivery: str, item_pick: int, times: int) -> None:
+        """Buy one of a staff or code item of the member's server (what fulfil, deny and cancel act on)."""
+        guild, user = member
+        items = [i for i, item in self.model.items.items() if item.guild == guild and item.delivery == delivery]
+        if items:
+            for _ in range(times):
+                self.buy(guild, user, self.pick(items, item_pick, 9), 1, False, None)
 
     # Buying and refunding are what most rules prepare for; hypothesis has no rule weights (and
     # disables a random subset of rules per example), so they get a second rule each.
@@ -973,13 +1039,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(order_pick=PICK, wild=WILD)
     def refund(self, order_pick: int, wild: int) -> None:
+        """A moderator's refund of any order whose credit it still holds (a pending, fulfilled or
+        completed one)."""
         order_id = self.pick(self.model.orders, order_pick, wild)
         order = self.model.orders.get(order_id)
         guild = order.guild if order is not None and wild != 1 else GUILDS[order_pick % 2]
         expected: type[UserError] | None = None
         if order is None or order.guild != guild:
             expected = NotFound
-        elif order.status == "refunded":
+        elif order.status in ("refunded", "cancelled"):
             expected = Conflict
         result = self.write(
             "refund",
@@ -989,6 +1057,12 @@ class LedgerMachine(RuleBasedStateMachine):
         if result is None:
             return
         assert order is not None
+        event(f"refund: of a {order.status} {order.delivery} order")
+        self.reverse(order, "refunded", result, MOD)
+
+    def reverse(self, order: MOrder, status: str, result: Any, actor: int) -> None:
+        """A refund, a denial or a cancellation: every piece back to its lot (expired credit
+        expired again at once, a lot revoked as a whole stays revoked), stock back but a code's."""
         returned = expired_again = revoked_again = 0
         for lot_id, amount in order.pieces:
             lot = self.model.lots[lot_id]
@@ -1011,15 +1085,142 @@ class LedgerMachine(RuleBasedStateMachine):
                 lot.status = "active"
                 returned += amount
         item = self.model.items[order.item_id]
-        if item.stock is not None:
+        if item.stock is not None and order.delivery != "code":  # a code was shown: never back in stock
             item.stock += order.quantity
-        order.status = "refunded"
-        assert (result.returned, result.expired_again, result.revoked_again, result.order.status) == (
-            returned,
-            expired_again,
-            revoked_again,
-            "refunded",
+        order.status = status
+        order.acted_by = actor
+        assert (
+            result.returned,
+            result.expired_again,
+            result.revoked_again,
+            result.order.status,
+            result.order.acted_by,
+        ) == (returned, expired_again, revoked_again, status, actor)
+        self.model.audits[order.guild] += 1
+
+    # fulfilment -------------------------------------------------------------------------------
+    def staff_pick(self, order_pick: int, wild: int) -> tuple[int, MOrder | None, int]:
+        """Mostly a staff order (pending ones first), sometimes any order, or a missing one."""
+        staff = [o.id for o in self.model.orders.values() if o.delivery == "staff" and o.status == "pending"]
+        staff = staff or [o.id for o in self.model.orders.values() if o.delivery == "staff"]
+        order_id = self.pick(staff if wild > 2 and staff else self.model.orders, order_pick, wild)
+        order = self.model.orders.get(order_id)
+        guild = order.guild if order is not None and wild != 1 else GUILDS[order_pick % 2]
+        return order_id, order, guild
+
+    @rule(
+        order_pick=PICK,
+        wild=WILD,
+        note=st.sampled_from([None, "done", "  sent by mail  "]),
+        mod=st.sampled_from([MOD, MOD2]),
+    )
+    def fulfil(self, order_pick: int, wild: int, note: str | None, mod: int) -> None:
+        order_id, order, guild = self.staff_pick(order_pick, wild)
+        expected: type[UserError] | None = None
+        if order is None or order.guild != guild:
+            expected = NotFound
+        elif order.status != "pending":  # only a waiting staff order; the refusal names who was first
+            expected = Conflict
+
+        def names_who_was_first(exc: UserError) -> None:
+            if isinstance(exc, Conflict):  # "already fulfilled by <@mod> <t:…:R>"
+                assert order is not None
+                assert exc.params["acted_by"] == order.acted_by
+
+        result = self.write(
+            "fulfil",
+            expected,
+            lambda key: self.ledger.fulfil(guild, order_id, actor_id=mod, key=key, note=note),
+            refusal=names_who_was_first,
         )
+        if result is None:
+            return
+        assert order is not None
+        order.status, order.acted_by = "fulfilled", mod
+        assert (result.status, result.acted_by, result.note) == ("fulfilled", mod, note and note.strip())
+        self.model.audits[guild] += 1
+
+    @rule(
+        order_pick=PICK,
+        wild=WILD,
+        reason=st.sampled_from(["out of stock", " ", "x" * 201]),
+        mod=st.sampled_from([MOD, MOD2]),
+    )
+    def deny(self, order_pick: int, wild: int, reason: str, mod: int) -> None:
+        order_id, order, guild = self.staff_pick(order_pick, wild)
+        expected: type[UserError] | None = None
+        if not reason.strip() or len(reason.strip()) > 200:  # the member is told why, briefly
+            expected = InvalidInput
+        elif order is None or order.guild != guild:
+            expected = NotFound
+        elif order.status != "pending":
+            expected = Conflict
+        result = self.write(
+            "deny", expected, lambda key: self.ledger.deny(guild, order_id, reason, actor_id=mod, key=key)
+        )
+        if result is None:
+            return
+        assert order is not None
+        self.reverse(order, "refunded", result, mod)
+        assert result.order.note == reason.strip()
+
+    @rule(member=st.sampled_from(MEMBERS), order_pick=PICK, wild=WILD)
+    def cancel(self, member: tuple[int, int], order_pick: int, wild: int) -> None:
+        order_id, order, _ = self.staff_pick(order_pick, wild)
+        guild, user = member
+        if order is not None and wild > 1:  # mostly the buyer
+            guild, user = order.guild, order.user
+        expected: type[UserError] | None = None
+        if order is None or order.guild != guild or order.user != user:
+            expected = NotFound  # someone else's order is none of theirs
+        elif order.status != "pending":  # fulfilled, refunded, cancelled or never waiting: say why
+            expected = Conflict
+        result = self.write("cancel", expected, lambda key: self.ledger.cancel(guild, user, order_id, key=key))
+        if result is None:
+            return
+        assert order is not None
+        self.reverse(order, "cancelled", result, user)
+
+    @rule(
+        item_pick=PICK,
+        wild=WILD,
+        lines=mostly(
+            st.lists(st.sampled_from(CODE_LINES), max_size=6),
+            st.lists(st.sampled_from(CODE_LINES), max_size=3).map(lambda lines: [*lines, TOO_LONG_CODE]),
+        ),
+    )
+    def upload_codes(self, item_pick: int, wild: int, lines: list[str]) -> None:
+        """A file of codes (repeats within it and of earlier uploads, blank lines, one too long)."""
+        codes = [i for i, item in self.model.items.items() if item.delivery == "code"]
+        item_id = self.pick(codes if wild > 2 and codes else self.model.items, item_pick, wild)
+        item = self.model.items.get(item_id)
+        guild = item.guild if item is not None and wild != 1 else GUILDS[item_pick % 2]
+        self.upload(guild, item_id, lines)
+
+    def upload(self, guild: int, item_id: int, lines: list[str]) -> None:
+        item = self.model.items.get(item_id)
+        found = [line.strip() for line in lines if line.strip()]
+        expected: type[UserError] | None = None
+        if not found or any(len(code) > 200 for code in found):  # all or nothing
+            expected = InvalidInput
+        elif item is None or item.guild != guild:
+            expected = NotFound
+        elif item.delivery != "code":
+            expected = Conflict
+        result = self.write(
+            "upload_codes",
+            expected,
+            lambda key: self.ledger.upload_codes(guild, item_id, "\n".join(lines), actor_id=MOD, key=key),
+        )
+        if result is None:
+            return
+        assert item is not None
+        assert item.stock is not None
+        new = [code for code in dict.fromkeys(found) if code not in item.every_code]
+        item.codes += new
+        item.every_code |= set(new)
+        item.stock += len(new)
+        assert (result.added, result.duplicates, result.stock) == (len(new), len(found) - len(new), item.stock)
         self.model.audits[guild] += 1
 
     # promo codes ------------------------------------------------------------------------------
@@ -1389,6 +1590,15 @@ class LedgerMachine(RuleBasedStateMachine):
             assert {o.id: o.status for o in orders.items} == {
                 o.id: o.status for o in m.orders.values() if o.guild == guild
             }
+            pending = [o for o in m.orders.values() if o.guild == guild and o.status == "pending"]
+            queue = self.run(self.ledger.pending_orders(guild, 1, 100))
+            assert [o.id for o in queue.items] == sorted(o.id for o in pending)  # oldest first
+            report = self.run(self.ledger.report(guild))
+            assert (report.pending_orders, report.pending_value) == (len(pending), sum(o.total for o in pending))
+            for user in GUILD_MEMBERS[guild]:
+                mine = [o for o in m.orders.values() if o.guild == guild and o.user == user]
+                codes = self.run(self.ledger.order_codes(guild, user, [o.id for o in m.orders.values()]))
+                assert codes == {o.id: o.code for o in mine if o.code is not None}  # the buyer's only
             assert self.run(self.ledger.audit_log(guild, 1, 1)).total == m.audits[guild]
         assert self.run(self.ledger.verify()) == []
 

@@ -26,6 +26,7 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "shop": {"category": OPT},
     "buy": {"item": REQ, "quantity": OPT},
     "orders": {},
+    "cancel": {"order": REQ},
     "reminders": {"enabled": REQ},
     "terms": {},
     # moderators
@@ -90,10 +91,16 @@ CONTRACT: dict[str, dict[str, bool]] = {
         "role": OPT,
         "limit": OPT,
         "description": OPT,
+        "delivery": OPT,
     },
+    "shopadmin codes": {"item": REQ, "file": REQ},
     "shopadmin edit": {"item": REQ},  # "item …": the changes are ours to choose (EXTRA_OPTIONS)
     "shopadmin remove": {"item": REQ},
     "shopadmin refund": {"order": REQ},
+    "fulfil queue": {},
+    "fulfil done": {"order": REQ, "note": OPT},
+    "fulfil deny": {"order": REQ, "reason": REQ},
+    "settings fulfilment": {"channel": REQ},
     "settings currency": {"name": OPT, "symbol": OPT, "decimals": OPT},
     "settings reminders": {"lead_times": OPT},
     "settings modrole": {"role": REQ},
@@ -103,7 +110,7 @@ CONTRACT: dict[str, dict[str, bool]] = {
     "settings timezone": {"tz": REQ},
     "settings show": {},
 }
-MODERATOR_GROUPS = {"credits", "promo", "giftcard", "shopadmin", "settings"}
+MODERATOR_GROUPS = {"credits", "promo", "giftcard", "shopadmin", "fulfil", "settings"}
 
 # Beyond the spec, on purpose. Extras must be optional, so the spec's invocations keep working.
 EXTRA_COMMANDS: set[str] = set()
@@ -126,10 +133,11 @@ EXTRA_OPTIONS: dict[str, set[str]] = {
     "shopadmin refund": {"reason"},
     "giftcard void": {"card"},  # which card, when several unredeemed cards share their last 4
     "settings currency": {"no_symbol"},  # Discord can't send an empty symbol to remove it
+    "fulfil queue": {"page"},
 }
 
 # What the spec's wording fixes about some options' types.
-USER, CHANNEL, ROLE, BOOLEAN, STRING, INTEGER = 6, 7, 8, 5, 3, 4
+USER, CHANNEL, ROLE, BOOLEAN, STRING, INTEGER, ATTACHMENT = 6, 7, 8, 5, 3, 4, 11
 OPTION_TYPES = {
     "member": USER,
     "role": ROLE,
@@ -143,6 +151,9 @@ OPTION_TYPES = {
     "id": INTEGER,
     "last4": STRING,
     "code": STRING,
+    "file": ATTACHMENT,
+    "delivery": STRING,
+    "note": STRING,
 }
 MANAGE_GUILD = str(discord.Permissions(manage_guild=True).value)
 
@@ -210,6 +221,11 @@ async def test_option_types_and_kind_choices(world: World):
         assert sorted(c["value"] for c in kind["choices"]) == ["gift", "promo"], path
     (decimals,) = [o for o in tree["settings currency"]["options"] if o["name"] == "decimals"]
     assert sorted(c["value"] for c in decimals["choices"]) == [0, 2]
+    (delivery,) = [o for o in tree["shopadmin add"]["options"] if o["name"] == "delivery"]
+    assert sorted(c["value"] for c in delivery["choices"]) == ["code", "instant", "staff"]
+    for path in ("cancel", "fulfil done", "fulfil deny"):  # orders are picked as one types
+        (order,) = [o for o in tree[path]["options"] if o["name"] == "order"]
+        assert order.get("autocomplete"), path
 
 
 async def test_moderator_groups_need_manage_server_and_every_command_is_guild_only(world: World):
@@ -248,6 +264,8 @@ def _dummy(option: dict[str, Any], w: World) -> Any:
         return w.audit_channel_id
     if kind == BOOLEAN:
         return False
+    if kind == ATTACHMENT:
+        return ("codes.txt", b"SECRET-1\n")
     if option.get("choices"):
         return option["choices"][0]["value"]
     if kind in (INTEGER, 10):

@@ -17,7 +17,8 @@ from fakediscord import Perm
 from tests.e2e import World, button, db_dump, refused, text_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-EXPORT_HEADER = "entry_id,created_at,guild_id,user_id,lot_id,lot_kind,type,amount,order_id,actor_id,reason"
+# SPEC §6's columns, in order, then the extra ones (issue 10: each entry's order status).
+EXPORT_HEADER = "entry_id,created_at,guild_id,user_id,lot_id,lot_kind,type,amount,order_id,actor_id,reason,order_status"
 NOT_A_MODERATOR = "This command is for moderators"
 
 
@@ -448,7 +449,8 @@ async def test_no_text_cell_of_the_export_starts_a_formula(world: World):
         assert re.fullmatch(r"-?\d+", row[amount]), row
         texts = [value for i, value in enumerate(row) if i != amount]
         assert not [v for v in texts if v.startswith(("=", "+", "-", "@", "\t", "\r", "＝"))], row
-    assert [row[-1] for row in rows[1:]][-1] == "'-oops"
+    reason = rows[0].index("reason")
+    assert [row[reason] for row in rows[1:]][-1] == "'-oops"
     assert "-10" in [row[amount] for row in rows]
 
 

@@ -203,12 +203,19 @@ async def test_a_refund_takes_the_role_back_and_retries_a_failed_removal(world: 
     text = text_of(rec)
     assert "refunded: 60 credits back" in text
     assert f"<@&{w.vip_role.id}> will be removed shortly" in text
-    assert has_role(w)  # a 503: the removal waits for its backoff
-    await due_now(w)
-    assert await w.bot.jobs.deliver() == 1
+    assert has_role(w)  # a 503: the removal waits for its backoff (and the refund's DM after it)
+    assert w.fake.dms(w.alice.id) == []
+    w.clock.advance(seconds=rules.BACKOFF[0])
+    assert await w.bot.jobs.deliver() == 2
     assert not has_role(w)
     assert role_requests(w, "DELETE") == [503, 204]
-    assert deliveries(w) == [("add_role", "done", None), ("remove_role", "done", None)]
+    assert deliveries(w) == [
+        ("add_role", "done", None),
+        ("remove_role", "done", None),
+        ("dm_refunded", "done", None),
+    ]
+    (dm,) = w.fake.dms(w.alice.id)
+    assert "Your order #1 (1 × VIP pass) in **Shop Guild** was refunded by the staff" in dm.content
 
 
 async def test_a_refund_before_the_role_was_given_cancels_it(world: World):
@@ -222,7 +229,11 @@ async def test_a_refund_before_the_role_was_given_cancels_it(world: World):
     assert await w.bot.jobs.deliver() == 0  # the grant was cancelled: never retried
     assert role_requests(w) == [503]
     assert not has_role(w)
-    assert deliveries(w) == [("add_role", "cancelled", None), ("remove_role", "done", None)]
+    assert deliveries(w) == [
+        ("add_role", "cancelled", None),
+        ("remove_role", "done", None),
+        ("dm_refunded", "done", None),
+    ]
 
 
 async def test_a_refund_during_the_grants_rate_limit_wait_removes_the_role_after_it(world: World):
@@ -235,8 +246,10 @@ async def test_a_refund_during_the_grants_rate_limit_wait_removes_the_role_after
     assert f"<@&{w.vip_role.id}> will be removed shortly" in text_of(rec)
     # The grant goes through after its wait, and the removal right after it, in the same kick.
     await w.fake.wait_for(
-        lambda: deliveries(w) == [("add_role", "done", None), ("remove_role", "done", None)],
-        what="the removal after the grant",
+        lambda: (
+            deliveries(w) == [("add_role", "done", None), ("remove_role", "done", None), ("dm_refunded", "done", None)]
+        ),
+        what="the removal after the grant, and the refund's DM",
     )
     assert role_requests(w) == [429, 204]
     assert role_requests(w, "DELETE") == [204]

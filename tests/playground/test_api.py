@@ -49,8 +49,8 @@ async def test_a_member_sees_the_member_commands_and_a_moderator_more(client: Cl
         assert status == 200, answer
         return {c["name"] for c in answer["commands"]}
 
-    member = {"balance", "history", "redeem", "shop", "buy", "orders", "reminders", "terms"}
-    moderator = {"credits", "promo", "giftcard", "shopadmin", "settings"}
+    member = {"balance", "history", "redeem", "shop", "buy", "orders", "cancel", "reminders", "terms"}
+    moderator = {"credits", "promo", "giftcard", "shopadmin", "settings", "fulfil"}
     assert await names(ALICE) == member
     assert await names(MOD) == member | moderator
     assert await names(OWNER) == member | moderator

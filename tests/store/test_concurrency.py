@@ -133,6 +133,96 @@ async def test_one_key_raced_by_two_different_actions_applies_one_of_them(ledger
     assert await ledger.verify() == []
 
 
+# -- fulfilment (issue 10) -------------------------------------------------------------------------
+
+MODS = (9, 10, 14, 15)
+
+
+async def test_moderators_fulfilling_and_denying_at_once_act_once_and_the_others_are_told_who(ledger, key):
+    """Every pending order is clicked by four moderators at once, two Fulfil and two Deny: one click
+    wins per order, the others get the Conflict naming the winner, and the money moves once."""
+    await ledger.grant(GUILD, ALICE, 1000, actor_id=MOD, key=key(), kind="gift")
+    item = await add_item(ledger, key, 10, delivery="staff")
+    orders = [await ledger.checkout(GUILD, ALICE, item.id, key=key()) for _ in range(20)]
+
+    clicks = []
+    for order in orders:
+        clicks += [
+            ledger.fulfil(GUILD, order.id, actor_id=MODS[0], key=f"f0-{order.id}"),
+            ledger.deny(GUILD, order.id, "no", actor_id=MODS[1], key=f"d1-{order.id}"),
+            ledger.fulfil(GUILD, order.id, actor_id=MODS[2], key=f"f2-{order.id}"),
+            ledger.deny(GUILD, order.id, "no", actor_id=MODS[3], key=f"d3-{order.id}"),
+            ledger.cancel(GUILD, ALICE, order.id, key=f"c-{order.id}"),  # and the member cancels
+        ]
+    results = await asyncio.gather(*clicks, return_exceptions=True)
+
+    assert unexpected(results, Conflict) == []
+    by_order = [results[i : i + 5] for i in range(0, len(results), 5)]
+    denied = 0
+    for order, clicked in zip(orders, by_order, strict=True):
+        won = [r for r in clicked if not isinstance(r, BaseException)]
+        assert len(won) == 1, clicked
+        final = await ledger.order(GUILD, order.id)
+        assert final is not None
+        assert final.status in ("fulfilled", "refunded", "cancelled")
+        for lost in clicked:
+            if isinstance(lost, Conflict):
+                assert lost.params["order"] == order.id
+                assert (lost.params["acted_by"], lost.params["acted_at"]) == (final.acted_by, final.acted_at)
+        denied += final.status != "fulfilled"
+    assert (await ledger.balance(GUILD, ALICE)).total == 1000 - 10 * (len(orders) - denied)
+    assert (await ledger.pending_orders(GUILD)).total == 0
+    assert await ledger.verify() == []
+
+
+async def test_100_buyers_race_for_the_last_10_codes(ledger, key):
+    """Exactly ten orders, ten different codes, no code sold twice, and every loser keeps their credit."""
+    codes = [f"KEY-{n:04d}" for n in range(15)]
+    item = await add_item(ledger, key, 7, name="Game key", delivery="code")
+    await ledger.upload_codes(GUILD, item.id, "\n".join(codes), actor_id=MOD, key=key())
+    early = list(MEMBERS[:5])
+    buyers = list(MEMBERS[5:])
+    await ledger.grant_many(GUILD, early + buyers, 20, actor_id=MOD, key=key(), kind="gift")
+    first = [await ledger.checkout(GUILD, m, item.id, key=f"early-{m}") for m in early]  # five codes go first
+
+    results = await asyncio.gather(
+        *(ledger.checkout(GUILD, m, item.id, key=f"buy-{m}") for m in buyers), return_exceptions=True
+    )
+
+    assert unexpected(results, Conflict) == []
+    won = {m: r for m, r in zip(buyers, results, strict=True) if not isinstance(r, BaseException)}
+    assert len(won) == 10
+    assert all(isinstance(r, Conflict) and r.code == "item_sold_out" for r in results if r not in won.values())
+    got = [await ledger.order_code(GUILD, m, order.id) for m, order in won.items()]
+    early_codes = [await ledger.order_code(GUILD, m, order.id) for m, order in zip(early, first, strict=True)]
+    assert early_codes == codes[:5]  # in upload order
+    assert sorted(got) == codes[5:]
+    assert len(set(got)) == 10
+    for member in buyers:
+        expected = 13 if member in won else 20  # a loser loses nothing
+        assert (await ledger.balance(GUILD, member)).total == expected
+    refreshed = await ledger.item(GUILD, item.id)
+    assert refreshed is not None
+    assert refreshed.stock == 0
+    assert await ledger.code_counts(GUILD, item.id) == (0, 15)
+    assert await ledger.verify() == []
+
+
+async def test_overlapping_uploads_at_once_add_each_code_once(ledger, key):
+    item = await add_item(ledger, key, 7, name="Game key", delivery="code")
+    files = ["\n".join(f"K{n}" for n in range(start, start + 50)) for start in range(0, 200, 25)]
+    results = await asyncio.gather(
+        *(ledger.upload_codes(GUILD, item.id, text, actor_id=MOD, key=f"up-{i}") for i, text in enumerate(files))
+    )
+    assert sum(r.added for r in results) == 225
+    assert sum(r.duplicates for r in results) == 400 - 225
+    assert sorted(r.stock for r in results)[-1] == 225
+    refreshed = await ledger.item(GUILD, item.id)
+    assert refreshed is not None
+    assert refreshed.stock == 225
+    assert await ledger.verify() == []
+
+
 # -- codes -----------------------------------------------------------------------------------------
 
 

@@ -305,13 +305,14 @@ async def test_a_database_from_before_deliveries_upgrades_and_its_orders_still_l
         assert await ledger.verify() == []
         assert await ledger.order_deliveries(GUILD, 1) == []  # nothing owed: it was delivered then
         await ledger.refund(GUILD, 1, actor_id=MOD, key="refund")
-        [removal] = await ledger.order_deliveries(GUILD, 1)
+        [removal, dm] = await ledger.order_deliveries(GUILD, 1)
         assert (removal.action, removal.role_id, removal.user_id, removal.status) == (
             "remove_role",
             777,
             ALICE,
             "pending",
         )
+        assert (dm.action, dm.user_id, dm.status) == ("dm_refunded", ALICE, "pending")
         assert (await ledger.balance(GUILD, ALICE)).total == 100
         assert await ledger.verify() == []
     finally:
@@ -380,3 +381,119 @@ def test_backup_names_never_reuse_a_file(tmp_path: Path):
 
 def find_key(tx: Tx, key: str) -> object:
     return tx.idempotency.find(key)
+
+
+# --- 0004: fulfilment (issue 10) ---------------------------------------------------------------------
+
+V3_ORDER_COLUMNS = (
+    "id, guild_id, user_id, item_id, item_name, quantity, unit_price, total, promo_applied, gift_applied,"
+    " forfeited, role_id, status, created_at, refunded_at, refund_reason"
+)
+V3_DELIVERY_COLUMNS = (
+    "id, guild_id, user_id, order_id, action, role_id, status, attempts, due_at, claimed_by, claimed_at, reason,"
+    " last_error, created_at, settled_at"
+)
+
+
+def rows_of(db: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_a_shop_from_before_fulfilment_upgrades_with_every_row_and_id_intact(tmp_path: Path):
+    """Version 3 had orders, their entries and deliveries: the rebuilt tables keep every row and
+    id, entries and deliveries still point at their orders, items become instant, orders keep their
+    status, and the file as it was is backed up first."""
+    from bot.domain.errors import Conflict
+    from tests.store.versions import shop_database, siblings
+
+    db = shop_database(tmp_path / "v3.sqlite3")
+    orders_before = rows_of(db, f"SELECT {V3_ORDER_COLUMNS} FROM orders ORDER BY id")
+    deliveries_before = rows_of(db, f"SELECT {V3_DELIVERY_COLUMNS} FROM deliveries ORDER BY id")
+    kept = {table: rows_of(db, f"SELECT * FROM {table} ORDER BY 1") for table in ("entries", "lots", "audit_log")}
+    items_before = rows_of(db, "SELECT * FROM shop_items ORDER BY id")
+    assert len(orders_before) == 3
+    assert len(deliveries_before) == 2
+
+    store = await open_store(db)
+    try:
+        upgrade = store.upgrade
+        assert upgrade is not None
+        assert (upgrade.from_version, upgrade.applied) == (3, ("0004_fulfilment",))
+        assert upgrade.backup is not None
+        assert user_version(upgrade.backup) == 3
+        assert rows_of(upgrade.backup, f"SELECT {V3_ORDER_COLUMNS} FROM orders ORDER BY id") == orders_before
+        assert siblings(db) >= {upgrade.backup.name}
+
+        assert rows_of(db, f"SELECT {V3_ORDER_COLUMNS} FROM orders ORDER BY id") == orders_before
+        assert rows_of(db, f"SELECT {V3_DELIVERY_COLUMNS} FROM deliveries ORDER BY id") == deliveries_before
+        assert {table: rows_of(db, f"SELECT * FROM {table} ORDER BY 1") for table in kept} == kept
+        assert [(*row, "instant") for row in items_before] == rows_of(db, "SELECT * FROM shop_items ORDER BY id")
+        # The new columns: instant orders, nobody acted on them but a refund (whose time is kept).
+        assert rows_of(db, "SELECT id, delivery, acted_by, acted_at, note, post_channel_id FROM orders") == [
+            (7, "instant", None, None, None, None),
+            (9, "instant", None, None, None, None),
+            (12, "instant", None, 40, None, None),
+        ]
+        assert rows_of(db, "SELECT channel_id FROM deliveries") == [(None,), (None,)]
+        assert rows_of(db, "PRAGMA foreign_key_check") == []
+        assert rows_of(db, "PRAGMA integrity_check") == [("ok",)]
+        indexes = {name for (name,) in rows_of(db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {
+            "orders_member",
+            "orders_item_member",
+            "orders_pending",
+            "deliveries_due",
+            "deliveries_claimed",
+            "item_codes_unused",
+        } <= indexes
+        assert not {name for (name,) in rows_of(db, "SELECT name FROM sqlite_master") if "before_v4" in name}
+
+        ledger = Ledger(store)
+        assert await ledger.verify() == []
+        old = await ledger.order(GUILD, 7)
+        assert old is not None
+        assert (old.status, old.delivery, old.role_id) == ("completed", "instant", 777)
+        # A click Discord delivers again gets its first answer, stored by the old release.
+        assert await ledger.checkout(GUILD, ALICE, 1, key="old-buy") == old
+        with pytest.raises(Conflict, match="not waiting for staff"):
+            await ledger.fulfil(GUILD, 7, actor_id=MOD, key="f")
+        with pytest.raises(Conflict, match="already refunded"):
+            await ledger.refund(GUILD, 12, actor_id=MOD, key="r0")
+        # The old orders refund as before (and now tell the member); new ids follow the old ones.
+        refund = await ledger.refund(GUILD, 9, actor_id=MOD, key="r1")
+        assert refund.returned == 30
+        assert (await ledger.item(GUILD, 2)).stock == 5
+        assert [d.action for d in await ledger.order_deliveries(GUILD, 9)] == ["dm_refunded"]
+        staff = await ledger.add_item(GUILD, "Emoji", 5, "perks", actor_id=MOD, key="i", delivery="staff")
+        order = await ledger.checkout(GUILD, ALICE, staff.id, key="c")
+        assert (order.id, order.status) == (13, "pending")
+        assert await ledger.verify() == []
+    finally:
+        await store.close()
+    # The foreign keys still hold after the rebuild.
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO deliveries (guild_id, user_id, order_id, action, due_at, created_at)"
+                " VALUES (1, 1, 999, 'dm_refunded', 0, 0)"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE orders SET status = 'pending' WHERE id = 7")  # an instant order never waits
+    finally:
+        conn.close()
+
+
+async def test_an_upgraded_database_has_the_schema_of_a_new_one(tmp_path: Path):
+    from tests.store.versions import shop_database
+
+    fresh = tmp_path / "fresh.sqlite3"
+    for db in (fresh, shop_database(tmp_path / "v3.sqlite3")):
+        store = await open_store(db)
+        await store.close()
+    assert schema(tmp_path / "v3.sqlite3") == schema(fresh)

@@ -278,8 +278,8 @@ class ReportRows(Rows):
 
     def refunds_by_week(self, guild_id: int, start: int, week: int) -> list[tuple[int, int]]:
         return self.conn.execute(
-            "SELECT (refunded_at - ?) / ?, SUM(total) FROM orders WHERE guild_id = ? AND status = 'refunded'"
-            " AND refunded_at >= ? GROUP BY 1",
+            "SELECT (refunded_at - ?) / ?, SUM(total) FROM orders WHERE guild_id = ?"
+            " AND status IN ('refunded', 'cancelled') AND refunded_at >= ? GROUP BY 1",
             (start, week, guild_id, start),
         ).fetchall()
 
@@ -289,6 +289,14 @@ class ReportRows(Rows):
             " WHERE p.guild_id = ? GROUP BY p.id ORDER BY COUNT(r.id) DESC, p.code",
             (guild_id,),
         ).fetchall()
+
+    def pending_orders(self, guild_id: int) -> tuple[int, int]:
+        (count, value) = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(total), 0) FROM orders INDEXED BY orders_pending"
+            " WHERE guild_id = ? AND status = 'pending'",
+            (guild_id,),
+        ).fetchone()
+        return int(count), int(value)
 
     def redeemed_cards(self, guild_id: int) -> int:
         (cards,) = self.conn.execute(

@@ -30,6 +30,7 @@ SETTINGS_COLUMNS = frozenset(
         "mod_role_id",
         "audit_channel_id",
         "promo_excluded_categories",
+        "fulfilment_channel_id",
     }
 )
 #: Tables whose rows hold amounts in the guild's minor units.

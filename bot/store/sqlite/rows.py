@@ -12,10 +12,11 @@ LOT_COLUMNS = (
     "id, guild_id, user_id, kind, original, remaining, starts_at, expires_at, categories,"
     " one_time, source, source_ref, memo, created_by, created_at, status"
 )
-ITEM_COLUMNS = "id, guild_id, name, description, price, category, stock, role_id, per_member_limit, active"
+ITEM_COLUMNS = "id, guild_id, name, description, price, category, stock, role_id, per_member_limit, active, delivery"
 ORDER_COLUMNS = (
     "id, guild_id, user_id, item_id, item_name, quantity, unit_price, total, promo_applied,"
-    " gift_applied, forfeited, role_id, status, created_at, refunded_at"
+    " gift_applied, forfeited, role_id, status, created_at, refunded_at, delivery, acted_by, acted_at, note,"
+    " post_channel_id, post_message_id"
 )
 PROMO_COLUMNS = (
     "id, guild_id, code, amount, max_uses, uses, per_member, redeem_by, credit_days, credit_expires,"
@@ -24,16 +25,17 @@ PROMO_COLUMNS = (
 SCHEDULE_COLUMNS = "id, guild_id, role_id, amount, rule, valid_days, categories, kind, next_run_at, active, created_at"
 DELIVERY_COLUMNS = (
     "id, guild_id, user_id, order_id, action, role_id, status, attempts, due_at, reason, last_error,"
-    " created_at, settled_at"
+    " created_at, settled_at, channel_id"
 )
 CARD_COLUMNS = "id, guild_id, last4, amount, claim_by, status, created_at, redeemed_by, redeemed_at"
 ENTRY_SELECT = (
     "SELECT e.id, e.guild_id, e.user_id, e.lot_id, l.kind, e.type, e.amount, e.order_id, e.actor_id,"
-    " e.reason, e.created_at, e.idempotency_key FROM entries e JOIN lots l ON l.id = e.lot_id"
+    " e.reason, e.created_at, e.idempotency_key, o.status FROM entries e JOIN lots l ON l.id = e.lot_id"
+    " LEFT JOIN orders o ON o.id = e.order_id"
 )
 SETTINGS_SELECT = (
     "SELECT currency_name, currency_symbol, decimals, timezone, reminder_leads, mod_role_id,"
-    " audit_channel_id, promo_excluded_categories FROM guild_settings WHERE guild_id = ?"
+    " audit_channel_id, promo_excluded_categories, fulfilment_channel_id FROM guild_settings WHERE guild_id = ?"
 )
 
 
@@ -58,6 +60,7 @@ def settings_of(guild_id: int, row: Sequence[Any] | None) -> GuildSettings:
         row[5],
         row[6],
         tuple(json.loads(row[7])),
+        row[8],
     )
 
 
@@ -103,6 +106,7 @@ def item_of(row: Sequence[Any]) -> ShopItem:
         role_id=row[7],
         per_member_limit=row[8],
         active=bool(row[9]),
+        delivery=row[10],
     )
 
 

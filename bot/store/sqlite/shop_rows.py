@@ -1,10 +1,10 @@
-"""SQLite rows of the shop: items, orders and their deliveries (bot/store/ports.py says what each
-method promises)."""
+"""SQLite rows of the shop: items, their codes, orders and their deliveries (bot/store/ports.py says
+what each method promises)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from bot.domain.models import Delivery, Order, ShopItem
@@ -13,6 +13,8 @@ from bot.store.sqlite.credit_rows import Rows
 from bot.store.sqlite.rows import DELIVERY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, delivery_of, item_of, order_of
 
 ITEM_FIELDS = frozenset({"name", "description", "price", "category", "stock", "role_id", "per_member_limit", "active"})
+#: What an insert may set besides: an item's delivery is fixed once it exists.
+NEW_ITEM_FIELDS = ITEM_FIELDS | {"delivery"}
 #: A delivery the worker may claim: pending, due, not claimed, and nothing earlier of its order still
 #: pending (a removal waits for the grant it takes back; a grant being sent is never overtaken).
 CLAIMABLE = (
@@ -25,7 +27,7 @@ class ItemRows(Rows):
     __slots__ = ()
 
     def insert(self, guild_id: int, values: Mapping[str, Any], now: int) -> int:
-        columns = {k: v for k, v in values.items() if k in ITEM_FIELDS}
+        columns = {k: v for k, v in values.items() if k in NEW_ITEM_FIELDS}
         columns["name_key"] = columns["name"].casefold()
         try:
             cursor = self.conn.execute(
@@ -84,12 +86,13 @@ class OrderRows(Rows):
         promo_applied: int,
         gift_applied: int,
         forfeited: int,
+        status: str,
         now: int,
     ) -> int:
         cursor = self.conn.execute(
             "INSERT INTO orders (guild_id, user_id, item_id, item_name, quantity, unit_price, total,"
-            " promo_applied, gift_applied, forfeited, role_id, status, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?)",
+            " promo_applied, gift_applied, forfeited, role_id, status, delivery, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 guild_id,
                 user_id,
@@ -102,6 +105,8 @@ class OrderRows(Rows):
                 gift_applied,
                 forfeited,
                 item.role_id,
+                status,
+                item.delivery,
                 now,
             ),
         )
@@ -115,16 +120,61 @@ class OrderRows(Rows):
 
     def bought(self, item_id: int, user_id: int) -> int:
         (bought,) = self.conn.execute(
-            "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ? AND status = 'completed'",
+            "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ?"
+            " AND status IN ('completed', 'pending', 'fulfilled')",
             (item_id, user_id),
         ).fetchone()
         return int(bought)
 
-    def mark_refunded(self, order_id: int, now: int, reason: str) -> None:
-        self.conn.execute(
-            "UPDATE orders SET status = 'refunded', refunded_at = ?, refund_reason = ? WHERE id = ?",
-            (now, reason, order_id),
+    def move(
+        self, order_id: int, from_status: str, to_status: str, actor_id: int | None, now: int, note: str | None
+    ) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE orders SET status = ?, acted_by = ?, acted_at = ?, note = COALESCE(?, note)"
+            " WHERE id = ? AND status = ?",
+            (to_status, actor_id, now, note, order_id, from_status),
         )
+        return cursor.rowcount == 1
+
+    def reverse(
+        self,
+        order_id: int,
+        from_status: str,
+        to_status: str,
+        actor_id: int | None,
+        now: int,
+        reason: str,
+        note: str | None,
+    ) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE orders SET status = ?, acted_by = ?, acted_at = ?, refunded_at = ?, refund_reason = ?,"
+            " note = COALESCE(?, note) WHERE id = ? AND status = ?",
+            (to_status, actor_id, now, now, reason, note, order_id, from_status),
+        )
+        return cursor.rowcount == 1
+
+    def set_post(self, guild_id: int, order_id: int, channel_id: int, message_id: int) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE orders SET post_channel_id = ?, post_message_id = ? WHERE id = ? AND guild_id = ?",
+            (channel_id, message_id, order_id, guild_id),
+        )
+        return cursor.rowcount == 1
+
+    def count_pending(self, guild_id: int, user_id: int | None) -> int:
+        where, args = self._where(guild_id, user_id)
+        (total,) = self.conn.execute(
+            f"SELECT COUNT(*) FROM orders WHERE {where} AND status = 'pending'", args
+        ).fetchone()
+        return int(total)
+
+    def pending(self, guild_id: int, user_id: int | None, offset: int, limit: int, newest_first: bool) -> list[Order]:
+        where, args = self._where(guild_id, user_id)
+        rows = self.conn.execute(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} AND status = 'pending'"
+            f" ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        ).fetchall()
+        return [order_of(r) for r in rows]
 
     @staticmethod
     def _where(guild_id: int, user_id: int | None) -> tuple[str, list[int]]:
@@ -149,11 +199,19 @@ class OrderRows(Rows):
 class DeliveryRows(Rows):
     __slots__ = ()
 
-    def add(self, order: Order, action: str, role_id: int | None, now: int, reason: str | None = None) -> None:
+    def add(
+        self,
+        order: Order,
+        action: str,
+        role_id: int | None,
+        now: int,
+        reason: str | None = None,
+        channel_id: int | None = None,
+    ) -> None:
         self.conn.execute(
-            "INSERT INTO deliveries (guild_id, user_id, order_id, action, role_id, due_at, reason, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (order.guild_id, order.user_id, order.id, action, role_id, now, reason, now),
+            "INSERT INTO deliveries (guild_id, user_id, order_id, action, role_id, due_at, reason, created_at,"
+            " channel_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order.guild_id, order.user_id, order.id, action, role_id, now, reason, now, channel_id),
         )
 
     def by_id(self, delivery_id: int) -> Delivery | None:
@@ -190,11 +248,12 @@ class DeliveryRows(Rows):
         )
         return cursor.rowcount == 1
 
-    def fail_claims_of_others(self, worker: str, action: str, claimed_before: int, now: int) -> None:
+    def fail_claims_of_others(self, worker: str, actions: Sequence[str], claimed_before: int, now: int) -> None:
         self.conn.execute(
             "UPDATE deliveries SET status = 'failed', reason = 'unknown', claimed_by = NULL, claimed_at = NULL,"
-            " settled_at = ? WHERE claimed_by IS NOT NULL AND claimed_by <> ? AND action = ? AND claimed_at < ?",
-            (now, worker, action, claimed_before),
+            " settled_at = ? WHERE claimed_by IS NOT NULL AND claimed_by <> ?"
+            f" AND action IN ({', '.join('?' * len(actions))}) AND claimed_at < ?",
+            (now, worker, *actions, claimed_before),
         )
 
     def release_claims_of_others(self, worker: str) -> int:
@@ -239,3 +298,40 @@ class DeliveryRows(Rows):
             " AND action = ? AND status = 'pending' AND claimed_by IS NULL",
             (now, order_id, action),
         )
+
+
+class ItemCodeRows(Rows):
+    __slots__ = ()
+
+    def add(self, guild_id: int, item_id: int, codes: Iterable[str], now: int) -> int:
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT INTO item_codes (guild_id, item_id, code, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (item_id, code) DO NOTHING",
+            ((guild_id, item_id, code, now) for code in codes),
+        )
+        return self.conn.total_changes - before
+
+    def take(self, item_id: int, order_id: int) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE item_codes SET order_id = ? WHERE id = (SELECT id FROM item_codes INDEXED BY item_codes_unused"
+            " WHERE item_id = ? AND order_id IS NULL ORDER BY id LIMIT 1)",
+            (order_id, item_id),
+        )
+        return cursor.rowcount == 1
+
+    def of_orders(self, guild_id: int, user_id: int, order_ids: Sequence[int]) -> dict[int, str]:
+        if not order_ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT c.order_id, c.code FROM item_codes c JOIN orders o ON o.id = c.order_id"
+            f" WHERE o.guild_id = ? AND o.user_id = ? AND c.order_id IN ({', '.join('?' * len(order_ids))})",
+            (guild_id, user_id, *order_ids),
+        ).fetchall()
+        return {int(order_id): str(code) for order_id, code in rows}
+
+    def counts(self, item_id: int) -> tuple[int, int]:
+        (unused, sold) = self.conn.execute(
+            "SELECT COUNT(*) - COUNT(order_id), COUNT(order_id) FROM item_codes WHERE item_id = ?", (item_id,)
+        ).fetchone()
+        return int(unused), int(sold)

@@ -18,7 +18,7 @@ from bot.store.sqlite.credit_rows import (
     SettingsRows,
     StateRows,
 )
-from bot.store.sqlite.shop_rows import DeliveryRows, ItemRows, OrderRows
+from bot.store.sqlite.shop_rows import DeliveryRows, ItemCodeRows, ItemRows, OrderRows
 
 if TYPE_CHECKING:
     from bot.store.ports import Tx
@@ -33,6 +33,7 @@ class SqliteTx:
         "deliveries",
         "entries",
         "idempotency",
+        "item_codes",
         "items",
         "lots",
         "orders",
@@ -51,6 +52,7 @@ class SqliteTx:
         self.entries = EntryRows(conn)
         self.items = ItemRows(conn)
         self.orders = OrderRows(conn)
+        self.item_codes = ItemCodeRows(conn)
         self.deliveries = DeliveryRows(conn)
         self.codes = CodeRows(conn)
         self.schedules = ScheduleRows(conn)
