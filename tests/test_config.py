@@ -166,3 +166,45 @@ def test_repr_and_str_never_contain_the_token(tmp_path):
             assert "s3cr3t" not in text
             assert "token_set=True" in text
     assert "token_set=False" in repr(load(None))
+
+
+def test_database_url_must_be_postgres_and_its_password_never_prints(tmp_path):
+    settings = load(None, DATABASE_URL="postgresql://bot:hunter2@db.example:5432/promo")
+    assert settings.database_url == "postgresql://bot:hunter2@db.example:5432/promo"
+    assert "hunter2" not in repr(settings)
+    assert "bot:***@db.example" in repr(settings)
+    with pytest.raises(ConfigError, match="PostgreSQL URL") as refused:
+        load(None, DATABASE_URL="mysql://bot:hunter2@db/promo")
+    assert "hunter2" not in str(refused.value)
+    assert load(None, DATABASE_URL="").database_url is None
+
+
+@pytest.mark.parametrize(
+    ("count", "ids", "expected"),
+    [
+        ("8", "0-3", (8, (0, 1, 2, 3))),
+        ("8", "4-7", (8, (4, 5, 6, 7))),
+        ("6", "0, 2,4-5", (6, (0, 2, 4, 5))),
+        ("3", "", (3, (0, 1, 2))),
+        ("", "", (None, None)),
+    ],
+)
+def test_shard_settings(count, ids, expected):
+    settings = load(None, SHARD_COUNT=count, SHARD_IDS=ids)
+    assert (settings.shard_count, settings.shard_ids) == expected
+
+
+@pytest.mark.parametrize(
+    ("count", "ids", "message"),
+    [
+        ("", "0-3", "needs SHARD_COUNT"),
+        ("0", "", "1 or more"),
+        ("eight", "", "whole number"),
+        ("4", "0-4", "shards 0 to 3"),
+        ("4", "3-1", "ranges like"),
+        ("4", "a", "ranges like"),
+    ],
+)
+def test_bad_shard_settings_are_refused(count, ids, message):
+    with pytest.raises(ConfigError, match=message):
+        load(None, SHARD_COUNT=count, SHARD_IDS=ids)
