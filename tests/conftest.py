@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from bot.app.ledger import Ledger
 from bot.store.ports import Engine as Store
 from bot.store.sqlite import SqliteStore
+from tests import pgserver
 
 # The end-to-end fixtures (the real bot against the fake Discord) for tests/cogs and tests/discordbot.
 pytest_plugins = ["tests.e2e"]
@@ -39,6 +42,34 @@ class Clock:
 
 # Every store implementation runs the same tests; a PostgreSQL store joins this list when it lands.
 STORE_FACTORIES = {"sqlite": lambda tmp: SqliteStore(tmp / "ledger.sqlite3")}
+
+
+# --- PostgreSQL: one server for the run, a new database for each test that asks -----------------
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The admin URL of this run's PostgreSQL server (tests/pgserver.py). Without one the test is
+    skipped with the reason, unless REQUIRE_POSTGRES=1 (.ci/run): then it fails."""
+    reason = pgserver.unavailable()
+    if reason is not None:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    with pgserver.server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A new, empty database on the run's server, dropped after the test."""
+    name = f"promo_test_{os.getpid()}_{next(_database_numbers)}"
+    url = pgserver.create_database(pg_server, name)
+    try:
+        yield url
+    finally:
+        pgserver.drop_database(pg_server, name)
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
