@@ -135,7 +135,7 @@ class PostgresStore:
             before = schema_version(conn)
             if before > code_version():
                 raise SchemaTooNew(before, code_version())
-            return before, (migrate(conn) if self.migrate else before)
+            return migrate(conn) if self.migrate else (before, before)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
