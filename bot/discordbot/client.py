@@ -24,8 +24,8 @@ from bot.discordbot.errors import report_error
 from bot.discordbot.notify import DiscordDeliverySender, DiscordReminderSender
 from bot.discordbot.roles import credit_holders
 from bot.scheduler import TICK_SECONDS, Jobs
+from bot.store.factory import make_store
 from bot.store.migrate import SchemaTooNew
-from bot.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class PromoBalanceBot(commands.Bot):
         )
         self.settings = settings
         self.members_intent = members_intent
-        self.store = SqliteStore(settings.database_path)
+        self.store = make_store(settings)
         self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
         self.tree.error(report_error)  # one handler for every command's errors (and every View's)
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
