@@ -298,3 +298,32 @@ def test_make_store_follows_database_url(tmp_path: Path):
     pg = factory.make_store(replace(settings, database_url="postgresql://db.example/promo"), migrate=False)
     assert isinstance(pg, PostgresStore)
     assert (pg.url, pg.migrate) == ("postgresql://db.example/promo", False)
+
+
+# --- the translation of the shared SQL ------------------------------------------------------------------
+
+
+def test_statements_are_translated_outside_string_literals():
+    assert pg_sql("SELECT a FROM t INDEXED BY t_a WHERE b = ? AND c = 'why?' AND d LIKE ?") == (
+        "SELECT a FROM t WHERE b = %s AND c = 'why?' AND d LIKE %s"
+    )
+    assert pg_sql("SELECT 1 WHERE category = ? COLLATE NOCASE ORDER BY category COLLATE NOCASE, name_key") == (
+        "SELECT 1 WHERE lower(category) = lower(%s) ORDER BY lower(category), name_key"
+    )
+    assert pg_sql("SELECT '100%' WHERE x = ?") == "SELECT '100%%' WHERE x = %s"
+
+
+async def test_a_batched_insert_counts_what_it_inserted_and_quotes_every_value(pg_store: PostgresStore):
+    """executemany of a one-row INSERT goes out as multi-row INSERTs with the values merged in."""
+    awkward = ["it's", "a\\b", "%s", "?", "--", "naïve 🎁", "", "x" * 200]
+    rows = [(f"k{n}", text) for n, text in enumerate(awkward)] + [("k0", "again")] * 3
+
+    def insert(tx: Tx) -> int:
+        cursor = tx.state.conn.executemany(
+            "INSERT INTO bot_state (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", rows * 300
+        )
+        return cursor.rowcount
+
+    assert await pg_store.write(insert) == len(awkward)
+    stored = dict(sql(pg_store.url, "SELECT key, value FROM bot_state"))
+    assert stored == {f"k{n}": text for n, text in enumerate(awkward)}
