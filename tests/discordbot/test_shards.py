@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import discord
 import pytest
 import yarl
 
 from bot.config import Settings
-from bot.discordbot.client import PromoBalanceBot, point_at
+from bot.discordbot.client import PromoBalanceBot, point_at, run
 from bot.discordbot.shards import serves_guild
 from bot.domain import delivery as rules
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role, snowflake_on_shard
@@ -253,3 +254,23 @@ async def test_without_shard_count_it_runs_the_recommended_shards(
             await fake.wait_for(lambda: fake.gateway.ready_shards == [0, 1], what="both shards")
             assert len(bot.guilds) == 2
         fake.assert_clean()
+
+
+async def test_a_shard_count_other_than_the_running_processes_stops_the_bot_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord closes an IDENTIFY whose shard count differs from the live sessions' with 4010: the
+    process exits 2 saying what to fix, instead of a traceback or reconnecting forever."""
+    async with FakeDiscord() as fake, aiohttp.ClientSession() as http, http.ws_connect(fake.gateway_url) as ws:
+        await ws.receive_json()  # HELLO
+        identify = {"token": fake.token, "intents": 1, "properties": {}, "shard": [0, 3]}
+        await ws.send_json({"op": 2, "d": identify})
+        await fake.wait_for(lambda: fake.gateway.ready_shards == [0], what="the other process's shard")
+        settings = settings_for(fake, tmp_path / "wrong.sqlite3", (1,))
+        monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+        monkeypatch.setattr(
+            discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        )
+        assert await asyncio.wait_for(run(settings), 30) == 2
+    assert "Discord refused shard 1" in caplog.text
+    assert "same SHARD_COUNT" in caplog.text
