@@ -274,3 +274,26 @@ async def test_a_shard_count_other_than_the_running_processes_stops_the_bot_with
         assert await asyncio.wait_for(run(settings), 30) == 2
     assert "Discord refused shard 1" in caplog.text
     assert "same SHARD_COUNT" in caplog.text
+
+
+async def test_the_other_shards_staff_order_is_posted_edited_and_dmed_over_rest(split: Split) -> None:
+    s = split
+    zero = s.bots[0]
+    ledger = zero.ledger
+    channel = s.fake.add_channel(s.odd.id, "orders")
+    await ledger.update_settings(s.odd.id, actor_id=s.mod.id, key=None, fulfilment_channel_id=channel.id)
+    await ledger.grant(s.odd.id, s.alice.id, 100, actor_id=s.mod.id, key="credit", expires="30d")
+    item = await ledger.add_item(s.odd.id, "Custom emoji", 60, "perks", actor_id=s.mod.id, key="i", delivery="staff")
+    order = await ledger.checkout(s.odd.id, s.alice.id, item.id, key="buy")
+    assert await zero.jobs.deliver() == 1
+    posts = s.fake.channel_messages(channel.id)
+    assert len(posts) == 1
+    assert f"#{order.id}" in posts[0].embed_text
+    await ledger.fulfil(s.odd.id, order.id, actor_id=s.mod.id, key="done")
+    while await zero.jobs.deliver():
+        pass
+    assert len(posts[0].edits) == 1  # who acted and when, without the buttons
+    assert posts[0].custom_ids == []
+    dms = s.fake.dms(s.alice.id)
+    assert len(dms) == 1
+    assert "Odd Guild" in dms[0].content
