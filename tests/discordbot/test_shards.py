@@ -174,12 +174,17 @@ async def test_the_other_shards_purchase_role_is_delivered_over_rest(split: Spli
 async def test_the_other_shards_reminder_dm_names_its_guild(split: Split) -> None:
     s = split
     zero = s.bots[0]
-    await zero.ledger.grant(s.odd.id, s.alice.id, "40", actor_id=s.mod.id, key=None, expires="3d")
-    assert await zero.jobs.remind() == 1
-    dms = s.fake.dms(s.alice.id)
-    assert len(dms) == 1
-    assert "Odd Guild" in dms[0].embed_text
-    assert "your server" not in dms[0].embed_text
+    bob = s.fake.add_member(s.odd.id, name="bob")
+    for member in (s.alice, bob):
+        await zero.ledger.grant(s.odd.id, member.id, "40", actor_id=s.mod.id, key=None, expires="3d")
+    assert await zero.jobs.remind() == 2
+    for member in (s.alice, bob):
+        dms = s.fake.dms(member.id)
+        assert len(dms) == 1
+        assert "Odd Guild" in dms[0].embed_text
+        assert "your server" not in dms[0].embed_text
+    # the name came over REST once for the run, not once per DM
+    assert len(s.fake.requests_to("GET", rf"^/guilds/{s.odd.id}$")) == 1
 
 
 async def test_the_other_shards_recurring_grant_lists_the_role_over_rest(split: Split) -> None:
