@@ -302,3 +302,22 @@ async def test_the_other_shards_staff_order_is_posted_edited_and_dmed_over_rest(
     dms = s.fake.dms(s.alice.id)
     assert len(dms) == 1
     assert "Odd Guild" in dms[0].content
+
+
+async def test_too_many_guilds_for_the_shard_count_stops_the_bot_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord closes a session that would have more than 2,500 guilds with 4011 (the fake: its
+    ``max_guilds_per_shard``): exit 2, saying to shard more."""
+    async with FakeDiscord() as fake:
+        fake.max_guilds_per_shard = 1
+        fake.add_guild(snowflake_on_shard(0, 2))
+        fake.add_guild(snowflake_on_shard(0, 2))
+        settings = settings_for(fake, tmp_path / "small.sqlite3", (0,))
+        monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+        monkeypatch.setattr(
+            discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        )
+        assert await asyncio.wait_for(run(settings), 30) == 2
+    assert "too many guilds" in caplog.text
+    assert "larger SHARD_COUNT" in caplog.text
