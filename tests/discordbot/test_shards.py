@@ -321,3 +321,71 @@ async def test_too_many_guilds_for_the_shard_count_stops_the_bot_with_a_clear_er
         assert await asyncio.wait_for(run(settings), 30) == 2
     assert "too many guilds" in caplog.text
     assert "larger SHARD_COUNT" in caplog.text
+
+
+# --- one ledger (PostgreSQL), two shard processes ---------------------------------------------------
+
+
+@pytest.fixture
+async def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> AsyncIterator[Split]:
+    """As ``split``, but both instances on one PostgreSQL database, as SPEC §7 runs them."""
+    fake = FakeDiscord()
+    await fake.start()
+    even = fake.add_guild(snowflake_on_shard(0, 2), name="Even Guild")
+    odd = fake.add_guild(snowflake_on_shard(1, 2), name="Odd Guild")
+    mod_odd = fake.add_role(odd.id, "Moderators", permissions=int(Perm.MANAGE_GUILD), position=5)
+    vip = fake.add_role(odd.id, "VIP", position=2)
+    above = fake.add_role(odd.id, "Above the bot", position=150)
+    mod = fake.add_member(odd.id, name="mod", roles=[mod_odd.id])
+    alice = fake.add_member(odd.id, name="alice", roles=[vip.id])
+    fake.add_member(even.id, alice.id)
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
+    monkeypatch.setattr(PromoBalanceBot, "before_identify_hook", no_pause)
+    clock = Clock()
+    paths = [tmp_path / "unused0.sqlite3", tmp_path / "unused1.sqlite3"]
+    settings = [dataclasses.replace(settings_for(fake, p, (i,)), database_url=pg_url) for i, p in enumerate(paths)]
+    point_at(settings[0])
+    bots = [PromoBalanceBot(s, clock=clock, tick_seconds=None, dm_rate=float("inf")) for s in settings]
+    try:
+        async with running(bots[0], fake), running(bots[1], fake):
+            yield Split(fake, clock, even, odd, mod, alice, vip, above, bots, paths)
+    finally:
+        await fake.stop()
+    fake.assert_clean()
+
+
+async def test_with_one_ledger_the_job_runner_serves_the_other_shards_guild(shared: Split) -> None:
+    """Shard 1's process answers odd's commands; shard 0's, the scheduler's holder, runs odd's
+    reminder, recurring grant and delivery over REST, from the same ledger."""
+    s = shared
+    zero, one = s.bots
+    # the second process found the first one's command digest in the shared database
+    assert s.fake.sync_count == 1
+    assert not any(p.exists() for p in s.paths)  # nothing went to a SQLite file
+
+    granted = await s.fake.invoke(
+        s.odd.id, s.mod.id, "credits grant", {"member": s.alice.id, "amount": "40", "expires": "3d"}
+    )
+    assert "40" in text_of(granted), text_of(granted)
+    scheduled = await s.fake.invoke(
+        s.odd.id, s.mod.id, "credits schedule add", {"role": s.vip.id, "amount": "10", "rule": "0 12 * * *"}
+    )
+    assert "#1" in text_of(scheduled), text_of(scheduled)
+    item = await one.ledger.add_item(s.odd.id, "VIP+", 20, "perks", actor_id=s.mod.id, key="i", role_id=s.vip.id)
+    order = await one.ledger.checkout(s.odd.id, s.alice.id, item.id, key="buy")  # delivery left to the jobs
+
+    assert await zero.jobs.remind() == 1
+    assert "Odd Guild" in s.fake.dms(s.alice.id)[0].embed_text
+    s.clock.current = s.clock.current.replace(hour=12, minute=0) + timedelta(days=1)
+    assert await zero.jobs.recurring() == 1
+    assert await zero.jobs.deliver() == 1
+    assert (await zero.ledger.order(s.odd.id, order.id)).status == "completed"  # type: ignore[union-attr]
+    assert s.fake.requests_to("GET", rf"^/guilds/{s.odd.id}/members$")  # listed over REST
+
+    # shard 1's process, asked by the member, sees what shard 0's did: 40 - 20 + 10
+    balance = await s.fake.invoke(s.odd.id, s.alice.id, "balance")
+    assert "30" in text_of(balance), text_of(balance)
+    assert (await one.ledger.balance(s.odd.id, s.alice.id)).total == 30
