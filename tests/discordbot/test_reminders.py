@@ -567,7 +567,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     w.fake.set_member_roles(w.guild.id, w.alice.id, [w.vip_role])
     real_now = datetime.now(UTC)
     # A recurring grant that fell due while the bot was down: it runs once at start.
-    store = make_store(w.settings)
+    store = make_store(w.settings)  # the bot's own store: SQLite or PostgreSQL, as world runs it
     await store.open()
     try:
         past = Ledger(store, clock=lambda: real_now - timedelta(days=2))
@@ -630,7 +630,9 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     finally:
         await stop_bot(bot, task)
     assert not bot.jobs.scheduler.running
-    assert bot.store._db is None  # closed after the scheduler stopped
+    # closed after the scheduler stopped (SQLite's connection, PostgreSQL's pool)
+    assert getattr(bot.store, "_db", None) is None
+    assert getattr(bot.store, "_pool", None) is None
 
 
 # --- pacing ----------------------------------------------------------------------------------------
