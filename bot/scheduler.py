@@ -67,6 +67,7 @@ class Jobs:
         #: Whether this process runs the jobs now (it holds the lease).
         self.leading = False
         self._gated = False  # started under the lease: the jobs run only while `leading`
+        self._stopping = False
         self._leasing = asyncio.Lock()  # one look at the lease at a time
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running = 0
@@ -168,8 +169,9 @@ class Jobs:
         log.warning("the scheduler lease is lost: the scheduled jobs are paused until this process takes it again")
 
     def _may_go_on(self) -> bool:
-        """For a run in progress: false once the lease is lost."""
-        return self.leading or not self._gated
+        """For a run in progress: false once the lease is lost, or the scheduler stops (what it
+        has claimed it still finishes)."""
+        return not self._stopping and (self.leading or not self._gated)
 
     def _only_leading(self, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
         async def run() -> object:
@@ -190,6 +192,7 @@ class Jobs:
         """Let a running job (an expiry sweep, reminder DMs) finish, then shut down: APScheduler's
         asyncio executor would cancel it mid-way. Then give the lease up, so that another process
         takes it over at its next try."""
+        self._stopping = True
         if self.scheduler.running:
             self.scheduler.pause()
             with contextlib.suppress(TimeoutError):

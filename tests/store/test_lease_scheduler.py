@@ -45,18 +45,32 @@ class Discord:
             await self.hold.wait()
 
 
-async def no_reminder(due: DueReminder, lots: Sequence[Lot], nonce: str) -> None:
-    raise AssertionError("no reminder is due in these tests")
+class Reminders:
+    """What a process's reminder job sends, recorded as (user, nonce); `hold_at` makes the call
+    of that number (1: the first) wait for `hold`."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str]] = []
+        self.hold = asyncio.Event()
+        self.hold_at: int | None = None
+        self.holding = asyncio.Event()
+
+    async def __call__(self, due: DueReminder, lots: Sequence[Lot], nonce: str) -> None:
+        self.sent.append((due.user_id, nonce))
+        if len(self.sent) == self.hold_at:
+            self.holding.set()
+            await self.hold.wait()
 
 
 class Process:
     def __init__(self, ledger: Ledger, url: str | None, name: str) -> None:
         self.discord = Discord()
+        self.reminders = Reminders()
         self.deliveries = DeliveryWorker(ledger, self.discord, token=name)
         lease = PostgresLease(url, "scheduler") if url else ledger.store.lease("scheduler")
         self.jobs = Jobs(
             ledger,
-            ReminderDispatcher(ledger, no_reminder),
+            ReminderDispatcher(ledger, self.reminders, rate=float("inf")),
             lambda guild_id, role_id: [],
             3600,
             deliveries=self.deliveries,
@@ -79,6 +93,17 @@ async def buy_role(ledger: Ledger, key: Keys):
     await ledger.grant(GUILD, ALICE, 100, actor_id=MOD, key=key(), expires="30d")
     item = await ledger.add_item(GUILD, f"VIP {key.n}", 10, "perks", actor_id=MOD, key=key(), role_id=ROLE)
     return await ledger.checkout(GUILD, ALICE, item.id, key=key())
+
+
+def end_lease_connection(url: str, lease: PostgresLease) -> None:
+    """What a database restart or a network cut does to the holder: the server ends its session."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        [(pid,)] = admin.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = %s"
+            " AND objid::bigint = %s",
+            _split(lease.key),
+        ).fetchall()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
 def paused(jobs: Jobs) -> bool:
@@ -110,13 +135,7 @@ async def test_one_process_delivers_and_another_takes_over_when_its_lease_connec
         first.discord.started.clear()
         order = await buy_role(ledger, key)
         await asyncio.wait_for(first.discord.started.wait(), 30)
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            [(pid,)] = admin.execute(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = %s"
-                " AND objid::bigint = %s",
-                _split(first.jobs.lease.key),
-            ).fetchall()
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        end_lease_connection(pg_url, first.jobs.lease)
         await until(lambda: not first.jobs.leading, what="the holder to find its lease lost")
         assert paused(first.jobs)
         assert not first.deliveries.leader
@@ -134,6 +153,39 @@ async def test_one_process_delivers_and_another_takes_over_when_its_lease_connec
         [grant] = await ledger.order_deliveries(GUILD, order.id)
         assert (grant.status, grant.attempts) == ("done", 2)
         assert not await first.jobs.keep_lease()  # the second holds it now
+    finally:
+        await first.jobs.stop()
+        await second.jobs.stop()
+
+
+async def test_a_holder_that_loses_the_lease_mid_burst_stops_and_the_next_sends_each_reminder_once(
+    ledger: Ledger, pg_url: str
+):
+    members = list(range(100, 106))
+    for member in members:  # the 1-day window is open: due at once
+        await ledger.grant(GUILD, member, 50, actor_id=MOD, key=None, expires="2h")
+    first, second = Process(ledger, pg_url, "first"), Process(ledger, pg_url, "second")
+    first.reminders.hold_at = 2  # the first is sending its second reminder when it loses the lease
+    first.jobs.start()
+    try:
+        await asyncio.wait_for(first.reminders.holding.wait(), 30)
+        second.jobs.start()
+        end_lease_connection(pg_url, first.jobs.lease)
+        await until(lambda: not first.jobs.leading, what="the holder to find its lease lost")
+        await until(lambda: second.jobs.leading, what="the second to take the lease")
+        await until(lambda: len(second.reminders.sent) == len(members) - 1, what="the rest of the reminders")
+        first.reminders.hold.set()  # the old holder's send in flight ends; it claims nothing more
+        await asyncio.wait_for(first.jobs._idle.wait(), 30)
+        assert len(first.reminders.sent) == 2
+        (done, _), (in_flight, nonce) = first.reminders.sent
+        # The one in flight is sent again under the same nonce (Discord keeps one message); the
+        # one the first had finished is not sent again; every other member once, by the second.
+        assert (in_flight, nonce) in second.reminders.sent
+        assert sorted(user for user, _ in second.reminders.sent) == sorted(m for m in members if m != done)
+        statuses = await ledger.store.read(
+            lambda tx: [tx.reminders.state(lot.id, 86400) for m in members for lot in tx.lots.of_member(GUILD, m)]
+        )
+        assert [state[0] for state in statuses] == ["sent"] * len(members)
     finally:
         await first.jobs.stop()
         await second.jobs.stop()
