@@ -42,7 +42,8 @@ DELIVERY_TICK_SECONDS = 5  # retries after their backoff; a purchase kicks its o
 SHARED_DELIVERY_TICK_SECONDS = 1.0
 LEASE_RETRY = 5.0  # a follower tries to take the lease this often; the holder checks it as often
 WORK = ("expire", "remind", "recurring", "deliver")
-RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member ids, None = unknown now
+# (guild, role) -> member ids, None = unknown now; async: a guild of another shard is listed over REST
+RoleMembers = Callable[[int, int], Awaitable[list[int] | None]]
 
 
 class Jobs:
@@ -241,7 +242,7 @@ class Jobs:
         for schedule in await self.ledger.due_schedules():
             if not self._may_go_on():
                 break
-            members = self.role_members(schedule.guild_id, schedule.role_id)
+            members = await self.role_members(schedule.guild_id, schedule.role_id)
             if members is None:  # the guild is not available right now: try again next tick
                 continue
             result = await self.ledger.run_schedule(schedule, members)

@@ -184,7 +184,11 @@ async def test_a_run_while_the_guild_is_unavailable_waits_for_it(world: World):
     await add_schedule(w, "0 12 * * *")
     w.clock.current = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     real = w.bot.jobs.role_members
-    w.bot.jobs.role_members = lambda guild_id, role_id: None  # e.g. before the guild arrived
+
+    async def unknown(guild_id: int, role_id: int) -> None:  # e.g. before the guild arrived
+        return None
+
+    w.bot.jobs.role_members = unknown
     assert await w.bot.jobs.recurring() == 0
     assert schedule_lots(w) == []
     w.bot.jobs.role_members = real

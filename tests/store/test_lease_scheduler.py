@@ -62,6 +62,10 @@ class Reminders:
             await self.hold.wait()
 
 
+async def no_members(guild_id: int, role_id: int) -> list[int]:
+    return []
+
+
 class Process:
     def __init__(self, ledger: Ledger, url: str | None, name: str) -> None:
         self.discord = Discord()
@@ -71,7 +75,7 @@ class Process:
         self.jobs = Jobs(
             ledger,
             ReminderDispatcher(ledger, self.reminders, rate=float("inf")),
-            lambda guild_id, role_id: [],
+            no_members,
             3600,
             deliveries=self.deliveries,
             lease=lease,
