@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -167,6 +168,64 @@ async def test_the_session_asks_for_keepalives_so_a_vanished_holder_frees_it(pg_
         assert SERVER_GIVES_UP_SECONDS < 60 / 2  # freed well inside SPEC §5's 60 s, followers' retries included
     finally:
         await lease.release()
+
+
+class Proxy:
+    """A TCP relay to the server that can go silent (`blackhole`): what a holder whose network
+    vanished sees, where nothing is refused and nothing answers."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.silent = False
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if not self.silent:
+                    sink.write(data)
+                    await sink.drain()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    def blackhole(self) -> None:
+        self.silent = True
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_holder_whose_network_goes_silent_stops_holding_before_anyone_else_can_take_it(pg_url: str):
+    url = urlsplit(pg_url)
+    proxy = Proxy((url.hostname or "127.0.0.1", url.port or 5432))
+    port = await proxy.start()
+    holder = PostgresLease(urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{port}")), "scheduler")
+    follower = PostgresLease(pg_url, "scheduler")
+    try:
+        assert await holder.acquire()
+        proxy.blackhole()
+        # Nothing comes back: `held()` gives up after its few seconds instead of waiting for TCP.
+        assert not await asyncio.wait_for(holder.held(), 30)
+        # The server still counts the silent session (its keepalives drop it within
+        # SERVER_GIVES_UP_SECONDS): nobody else runs the jobs while the old holder might.
+        assert not await follower.acquire()
+        await proxy.close()  # the server's side of the connection ends
+        await until(follower.acquire, 30, "the lease once the server dropped the silent session")
+    finally:
+        await proxy.close()
+        await holder.release()
+        await follower.release()
 
 
 async def test_exclusive_lets_one_session_in_at_a_time(pg_url: str):
