@@ -15,11 +15,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from bot.app.ledger import Ledger
+from bot.config import Settings
 from bot.discordbot import client
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role, snowflake_on_shard
 from tests.discordbot import test_process as process
@@ -34,7 +36,14 @@ try:
     from bot.store.postgres import PostgresStore
 except ImportError:
     pytest.skip("needs bot.store.postgres.PostgresStore (branch issue11-pgstore)", allow_module_level=True)
-if not hasattr(client, "make_store"):
+
+
+def _bot_uses_database_url() -> bool:
+    settings = Settings("token", Path("unused.sqlite3"), None, "INFO", None, None, "postgresql://nobody@127.0.0.1:1/x")
+    return isinstance(client.PromoBalanceBot(settings).store, PostgresStore)
+
+
+if not _bot_uses_database_url():
     pytest.skip("python -m bot does not choose the store from DATABASE_URL yet", allow_module_level=True)
 launch = process.launch  # the `python -m bot` launcher of tests/discordbot/test_process.py
 
