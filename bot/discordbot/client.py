@@ -27,8 +27,8 @@ from bot.discordbot.notify import DiscordDeliverySender, DiscordReminderSender
 from bot.discordbot.roles import credit_holders, rest_credit_holders
 from bot.discordbot.shards import serves_guild
 from bot.scheduler import TICK_SECONDS, Jobs
+from bot.store.factory import make_store
 from bot.store.migrate import SchemaTooNew
-from bot.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class PromoBalanceBot(commands.AutoShardedBot):
         self.shard_ids = None if settings.shard_ids is None else list(settings.shard_ids)
         self.settings = settings
         self.members_intent = members_intent
-        self.store = SqliteStore(settings.database_path)
+        self.store = make_store(settings)
         self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
         self.tree.error(report_error)  # one handler for every command's errors (and every View's)
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
