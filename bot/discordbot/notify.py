@@ -4,6 +4,7 @@ once someone acted, DM the member what happened to their order)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 
@@ -84,12 +85,13 @@ class DiscordReminderSender:
     def __init__(self, client: discord.Client, ledger: Ledger) -> None:
         self.client = client
         self.ledger = ledger
+        self.guild_name = GuildNames(client)
 
     async def __call__(self, due: DueReminder, lots: Sequence[Lot], nonce: str) -> None:
         # The scheduler's first tick runs at start, before the gateway has delivered the guilds:
         # guild_name waits for them instead of DMing "your credit in your server". (A close meanwhile
         # cancels the tick; the claim then stays 'pending' and is resent under its nonce or settled.)
-        name = await guild_name(self.client, due.guild_id)
+        name = await self.guild_name(due.guild_id)
         try:
             user = self.client.get_user(due.user_id) or await self.client.fetch_user(due.user_id)
             embed = await reminder_embed(self.ledger, name, due, lots)
@@ -116,19 +118,40 @@ def refund_dm(order: Order, settings: GuildSettings, guild_name: str, reason: st
     )
 
 
-async def guild_name(client: discord.Client, guild_id: int) -> str:
-    """From the cache (once the gateway has delivered the guilds of this process's shards: the
-    first tick runs at start, before), else over REST (a guild on a shard another process serves,
-    SPEC §5), else a stand-in."""
-    if client.get_guild(guild_id) is None and serves_guild(client, guild_id) and not client.is_ready():
-        await client.wait_until_ready()
-    guild = client.get_guild(guild_id)
-    if guild is not None:
-        return guild.name
-    try:
-        return (await client.fetch_guild(guild_id, with_counts=False)).name
-    except discord.HTTPException:
-        return "your server"
+class GuildNames:
+    """Guild names for DMs: from the cache (once the gateway has delivered the guilds of this
+    process's shards: the first tick runs at start, before), else over REST (a guild on a shard
+    another process serves, SPEC §5), else a stand-in. A name fetched over REST is kept for
+    ``NAME_SECONDS``: a reminder run DMs many members of one guild, and one GET per DM would spend
+    the rate limit on the same answer."""
+
+    NAME_SECONDS = 600.0
+    KEEP = 1000  # guilds remembered at most, the oldest forgotten first
+
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+        self._fetched: dict[int, tuple[str, float]] = {}
+
+    async def __call__(self, guild_id: int) -> str:
+        client = self.client
+        if client.get_guild(guild_id) is None and serves_guild(client, guild_id) and not client.is_ready():
+            await client.wait_until_ready()
+        guild = client.get_guild(guild_id)
+        if guild is not None:
+            return guild.name
+        now = asyncio.get_running_loop().time()
+        known = self._fetched.get(guild_id)
+        if known is not None and now - known[1] < self.NAME_SECONDS:
+            return known[0]
+        try:
+            name = (await client.fetch_guild(guild_id, with_counts=False)).name
+        except discord.HTTPException:
+            return "your server"
+        self._fetched.pop(guild_id, None)
+        self._fetched[guild_id] = (name, now)
+        while len(self._fetched) > self.KEEP:
+            del self._fetched[next(iter(self._fetched))]
+        return name
 
 
 class DiscordDeliverySender:
@@ -140,6 +163,7 @@ class DiscordDeliverySender:
     def __init__(self, client: discord.Client, ledger: Ledger) -> None:
         self.client = client
         self.ledger = ledger
+        self.guild_name = GuildNames(client)
 
     async def __call__(self, delivery: Delivery) -> None:
         try:
@@ -221,7 +245,7 @@ class DiscordDeliverySender:
         order = await self.ledger.order(delivery.guild_id, delivery.order_id)
         assert order is not None
         settings = await self.ledger.settings(delivery.guild_id)
-        text = refund_dm(order, settings, await guild_name(self.client, delivery.guild_id), delivery.reason)
+        text = refund_dm(order, settings, await self.guild_name(delivery.guild_id), delivery.reason)
         channel = await self.client.create_dm(discord.Object(delivery.user_id))
         await channel.send(text, nonce=nonce_for(delivery))
 
@@ -268,7 +292,7 @@ class DiscordDeliverySender:
 
     async def _dm_status(self, delivery: Delivery) -> None:
         order, settings = await self._order(delivery)
-        text = order_text.status_dm(delivery.action, order, settings, await guild_name(self.client, delivery.guild_id))
+        text = order_text.status_dm(delivery.action, order, settings, await self.guild_name(delivery.guild_id))
         channel = await self.client.create_dm(discord.Object(delivery.user_id))
         await channel.send(text, nonce=nonce_for(delivery))
 

@@ -174,12 +174,17 @@ async def test_the_other_shards_purchase_role_is_delivered_over_rest(split: Spli
 async def test_the_other_shards_reminder_dm_names_its_guild(split: Split) -> None:
     s = split
     zero = s.bots[0]
-    await zero.ledger.grant(s.odd.id, s.alice.id, "40", actor_id=s.mod.id, key=None, expires="3d")
-    assert await zero.jobs.remind() == 1
-    dms = s.fake.dms(s.alice.id)
-    assert len(dms) == 1
-    assert "Odd Guild" in dms[0].embed_text
-    assert "your server" not in dms[0].embed_text
+    bob = s.fake.add_member(s.odd.id, name="bob")
+    for member in (s.alice, bob):
+        await zero.ledger.grant(s.odd.id, member.id, "40", actor_id=s.mod.id, key=None, expires="3d")
+    assert await zero.jobs.remind() == 2
+    for member in (s.alice, bob):
+        dms = s.fake.dms(member.id)
+        assert len(dms) == 1
+        assert "Odd Guild" in dms[0].embed_text
+        assert "your server" not in dms[0].embed_text
+    # the name came over REST once for the run, not once per DM
+    assert len(s.fake.requests_to("GET", rf"^/guilds/{s.odd.id}$")) == 1
 
 
 async def test_the_other_shards_recurring_grant_lists_the_role_over_rest(split: Split) -> None:
@@ -274,3 +279,113 @@ async def test_a_shard_count_other_than_the_running_processes_stops_the_bot_with
         assert await asyncio.wait_for(run(settings), 30) == 2
     assert "Discord refused shard 1" in caplog.text
     assert "same SHARD_COUNT" in caplog.text
+
+
+async def test_the_other_shards_staff_order_is_posted_edited_and_dmed_over_rest(split: Split) -> None:
+    s = split
+    zero = s.bots[0]
+    ledger = zero.ledger
+    channel = s.fake.add_channel(s.odd.id, "orders")
+    await ledger.update_settings(s.odd.id, actor_id=s.mod.id, key=None, fulfilment_channel_id=channel.id)
+    await ledger.grant(s.odd.id, s.alice.id, 100, actor_id=s.mod.id, key="credit", expires="30d")
+    item = await ledger.add_item(s.odd.id, "Custom emoji", 60, "perks", actor_id=s.mod.id, key="i", delivery="staff")
+    order = await ledger.checkout(s.odd.id, s.alice.id, item.id, key="buy")
+    assert await zero.jobs.deliver() == 1
+    posts = s.fake.channel_messages(channel.id)
+    assert len(posts) == 1
+    assert f"#{order.id}" in posts[0].embed_text
+    await ledger.fulfil(s.odd.id, order.id, actor_id=s.mod.id, key="done")
+    while await zero.jobs.deliver():
+        pass
+    assert len(posts[0].edits) == 1  # who acted and when, without the buttons
+    assert posts[0].custom_ids == []
+    dms = s.fake.dms(s.alice.id)
+    assert len(dms) == 1
+    assert "Odd Guild" in dms[0].content
+
+
+async def test_too_many_guilds_for_the_shard_count_stops_the_bot_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord closes a session that would have more than 2,500 guilds with 4011 (the fake: its
+    ``max_guilds_per_shard``): exit 2, saying to shard more."""
+    async with FakeDiscord() as fake:
+        fake.max_guilds_per_shard = 1
+        fake.add_guild(snowflake_on_shard(0, 2))
+        fake.add_guild(snowflake_on_shard(0, 2))
+        settings = settings_for(fake, tmp_path / "small.sqlite3", (0,))
+        monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+        monkeypatch.setattr(
+            discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        )
+        assert await asyncio.wait_for(run(settings), 30) == 2
+    assert "too many guilds" in caplog.text
+    assert "larger SHARD_COUNT" in caplog.text
+
+
+# --- one ledger (PostgreSQL), two shard processes ---------------------------------------------------
+
+
+@pytest.fixture
+async def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> AsyncIterator[Split]:
+    """As ``split``, but both instances on one PostgreSQL database, as SPEC §7 runs them."""
+    fake = FakeDiscord()
+    await fake.start()
+    even = fake.add_guild(snowflake_on_shard(0, 2), name="Even Guild")
+    odd = fake.add_guild(snowflake_on_shard(1, 2), name="Odd Guild")
+    mod_odd = fake.add_role(odd.id, "Moderators", permissions=int(Perm.MANAGE_GUILD), position=5)
+    vip = fake.add_role(odd.id, "VIP", position=2)
+    above = fake.add_role(odd.id, "Above the bot", position=150)
+    mod = fake.add_member(odd.id, name="mod", roles=[mod_odd.id])
+    alice = fake.add_member(odd.id, name="alice", roles=[vip.id])
+    fake.add_member(even.id, alice.id)
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
+    monkeypatch.setattr(PromoBalanceBot, "before_identify_hook", no_pause)
+    clock = Clock()
+    paths = [tmp_path / "unused0.sqlite3", tmp_path / "unused1.sqlite3"]
+    settings = [dataclasses.replace(settings_for(fake, p, (i,)), database_url=pg_url) for i, p in enumerate(paths)]
+    point_at(settings[0])
+    bots = [PromoBalanceBot(s, clock=clock, tick_seconds=None, dm_rate=float("inf")) for s in settings]
+    try:
+        async with running(bots[0], fake), running(bots[1], fake):
+            yield Split(fake, clock, even, odd, mod, alice, vip, above, bots, paths)
+    finally:
+        await fake.stop()
+    fake.assert_clean()
+
+
+async def test_with_one_ledger_the_job_runner_serves_the_other_shards_guild(shared: Split) -> None:
+    """Shard 1's process answers odd's commands; shard 0's, the scheduler's holder, runs odd's
+    reminder, recurring grant and delivery over REST, from the same ledger."""
+    s = shared
+    zero, one = s.bots
+    # the second process found the first one's command digest in the shared database
+    assert s.fake.sync_count == 1
+    assert not any(p.exists() for p in s.paths)  # nothing went to a SQLite file
+
+    granted = await s.fake.invoke(
+        s.odd.id, s.mod.id, "credits grant", {"member": s.alice.id, "amount": "40", "expires": "3d"}
+    )
+    assert "40" in text_of(granted), text_of(granted)
+    scheduled = await s.fake.invoke(
+        s.odd.id, s.mod.id, "credits schedule add", {"role": s.vip.id, "amount": "10", "rule": "0 12 * * *"}
+    )
+    assert "#1" in text_of(scheduled), text_of(scheduled)
+    item = await one.ledger.add_item(s.odd.id, "VIP+", 20, "perks", actor_id=s.mod.id, key="i", role_id=s.vip.id)
+    order = await one.ledger.checkout(s.odd.id, s.alice.id, item.id, key="buy")  # delivery left to the jobs
+
+    assert await zero.jobs.remind() == 1
+    assert "Odd Guild" in s.fake.dms(s.alice.id)[0].embed_text
+    s.clock.current = s.clock.current.replace(hour=12, minute=0) + timedelta(days=1)
+    assert await zero.jobs.recurring() == 1
+    assert await zero.jobs.deliver() == 1
+    assert (await zero.ledger.order(s.odd.id, order.id)).status == "completed"  # type: ignore[union-attr]
+    assert s.fake.requests_to("GET", rf"^/guilds/{s.odd.id}/members$")  # listed over REST
+
+    # shard 1's process, asked by the member, sees what shard 0's did: 40 - 20 + 10
+    balance = await s.fake.invoke(s.odd.id, s.alice.id, "balance")
+    assert "30" in text_of(balance), text_of(balance)
+    assert (await one.ledger.balance(s.odd.id, s.alice.id)).total == 30
