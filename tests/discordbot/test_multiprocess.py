@@ -15,14 +15,12 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from bot.app.ledger import Ledger
-from bot.config import Settings
-from bot.discordbot import client
+from bot.store.postgres import PostgresStore
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role, snowflake_on_shard
 from tests.discordbot import test_process as process
 from tests.discordbot.test_process import BotProcess, Launch, assert_clean
@@ -30,21 +28,6 @@ from tests.e2e import button, text_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
-# Until the branches of issue 11 meet: the PostgreSQL store (issue11-pgstore) and `python -m bot`
-# choosing it from DATABASE_URL (the integrator's store selection). Remove once both are on main.
-try:
-    from bot.store.postgres import PostgresStore
-except ImportError:
-    pytest.skip("needs bot.store.postgres.PostgresStore (branch issue11-pgstore)", allow_module_level=True)
-
-
-def _bot_uses_database_url() -> bool:
-    settings = Settings("token", Path("unused.sqlite3"), None, "INFO", None, None, "postgresql://nobody@127.0.0.1:1/x")
-    return isinstance(client.PromoBalanceBot(settings).store, PostgresStore)
-
-
-if not _bot_uses_database_url():
-    pytest.skip("python -m bot does not choose the store from DATABASE_URL yet", allow_module_level=True)
 launch = process.launch  # the `python -m bot` launcher of tests/discordbot/test_process.py
 
 SHARDS = 3
@@ -60,6 +43,7 @@ DM_POST = r"^/channels/\d+/messages$"
 async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
         yield fake
+    fake.assert_clean()
 
 
 class ShardGuild:

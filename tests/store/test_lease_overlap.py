@@ -16,12 +16,8 @@ import pytest
 
 from bot.app.ledger import Ledger
 from bot.app.reminder_dispatch import NONCE_WINDOW, nonce_for
+from bot.store.postgres import PostgresStore
 from tests.conftest import GUILD, MOD
-
-try:
-    from bot.store.postgres import PostgresStore
-except ImportError:  # until the PostgreSQL store (branch issue11-pgstore) is merged
-    pytest.skip("needs bot.store.postgres.PostgresStore (branch issue11-pgstore)", allow_module_level=True)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
