@@ -9,10 +9,12 @@ It runs from the scheduler at start and on a short tick, and right after a purch
 Retry-After wait between payment and delivery delays a delivery, never loses it.
 
 Never twice: a claim carries this worker's token (one per process); a second run, or a tick and
-a kick racing, cannot claim what is claimed. At start the worker releases the claims of earlier
-processes (one process serves a database, SPEC §5: they died while delivering), and tries those
-again. Giving or taking a role again is harmless (Discord applies it once); a DM is resent under
-the same nonce only within Discord's nonce window.
+a kick racing, cannot claim what is claimed. Only the process that holds the scheduler lease
+(bot/scheduler.py, SPEC §5) delivers: when it takes the lease it releases the claims of the
+processes before it (they died, or lost the lease, while delivering), and tries those again. Giving
+or taking a role again is harmless (Discord applies it once); a DM is resent under the same nonce
+only within Discord's nonce window. In the other processes (`follow`) a purchase's kick does
+nothing, and `wait` watches the database while the holder, on its short tick, delivers.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ BATCH = 100
 PASSES = 5  # a tick also carries out what its deliveries lead to (a refund's DM), a few rounds deep
 #: How long an answer (Confirm, a refund) waits for its delivery before saying "on its way".
 ANSWER_WAIT_SECONDS = 3.0
+#: How often `wait` in a process that does not deliver looks at the order's deliveries again.
+FOLLOWER_POLL_SECONDS = 0.1
 
 
 class DeliveryImpossible(Exception):
@@ -72,6 +76,9 @@ class DeliveryWorker:
         self.send = send
         self.token = token or secrets.token_hex(8)  # this process's claims
         self.answer_wait = ANSWER_WAIT_SECONDS
+        #: Whether this process delivers. A worker on its own does; the scheduler makes it `follow`
+        #: while another process holds the lease, and `lead` when this one takes it.
+        self.leader = True
         self._recovered = False
         self._recovering = asyncio.Lock()
         self._tasks: set[asyncio.Task[DeliveryRun]] = set()
@@ -82,19 +89,39 @@ class DeliveryWorker:
             return
         async with self._recovering:
             if not self._recovered:
-                released = await self.ledger.release_deliveries(self.token, NONCE_WINDOW)
-                if released:
-                    log.info("deliveries: %d interrupted by a stop or crash are due again", released)
-                self._recovered = True
+                await self._release_others()
+
+    async def lead(self) -> None:
+        """This process took the scheduler lease: release the claims of every other process (the
+        holders before it; no other process claims while this one holds the lease), then deliver."""
+        async with self._recovering:
+            await self._release_others()
+        self.leader = True
+
+    def follow(self) -> None:
+        """Another process delivers now (or will, once it takes the lease): a delivery this worker
+        is carrying out still ends, and nothing more is started here."""
+        self.leader = False
+
+    async def _release_others(self) -> None:
+        released = await self.ledger.release_deliveries(self.token, NONCE_WINDOW)
+        if released:
+            log.info("deliveries: %d interrupted by a stop or crash are due again", released)
+        self._recovered = True
 
     async def run_once(self, batch: int = BATCH) -> DeliveryRun:
         """Carry out every delivery due now (the scheduler's tick), and what they lead to (the DM
-        of an automatic refund, a removal that waited for its grant) until nothing is due."""
-        await self.recover()
+        of an automatic refund, a removal that waited for its grant) until nothing is due. Nothing
+        in a process that does not deliver; stops early when this one stops delivering."""
         run = DeliveryRun()
+        if not self.leader:
+            return run
+        await self.recover()
         for _ in range(PASSES):  # bounded: a Discord failing fast for minutes is left to later ticks
             progressed = False
             for due in await self.ledger.due_deliveries(batch):
+                if not self.leader:
+                    break
                 progressed = await self._deliver(due.id, run) or progressed
             if not progressed:
                 break
@@ -111,9 +138,12 @@ class DeliveryWorker:
     async def deliver_order(self, guild_id: int, order_id: int) -> DeliveryRun:
         """Carry out an order's due deliveries now, in order (a kick after a purchase or refund).
         Until nothing more can be done: a refund made while its grant was being sent records a
-        removal that can start once that grant has settled."""
-        await self.recover()
+        removal that can start once that grant has settled. Nothing in a process that does not
+        deliver: the lease holder's tick does it."""
         run = DeliveryRun()
+        if not self.leader:
+            return run
+        await self.recover()
         progressed = True
         while progressed:
             progressed = False
@@ -139,10 +169,20 @@ class DeliveryWorker:
     async def wait(self, guild_id: int, order_id: int, seconds: float | None = None) -> list[Delivery]:
         """Kick an order's deliveries and wait up to `seconds` (default `answer_wait`) for them;
         returns them as they are then in the database (still 'pending' if Discord is slow: they go
-        on in the background, and the scheduler's tick retries them)."""
-        task = self.kick(guild_id, order_id)
-        await asyncio.wait({task}, timeout=self.answer_wait if seconds is None else seconds)
-        return await self.ledger.order_deliveries(guild_id, order_id)
+        on in the background, and the scheduler's tick retries them). In a process that does not
+        deliver: watch the database until the lease holder has settled them, as long."""
+        seconds = self.answer_wait if seconds is None else seconds
+        if self.leader:
+            task = self.kick(guild_id, order_id)
+            await asyncio.wait({task}, timeout=seconds)
+            return await self.ledger.order_deliveries(guild_id, order_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            states = await self.ledger.order_deliveries(guild_id, order_id)
+            if all(state.status != "pending" for state in states) or loop.time() >= deadline:
+                return states
+            await asyncio.sleep(min(FOLLOWER_POLL_SECONDS, max(deadline - loop.time(), 0)))
 
     async def close(self) -> None:
         tasks = list(self._tasks)

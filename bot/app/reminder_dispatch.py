@@ -9,8 +9,10 @@ with a Discord nonce and the id of the run that claimed it (a random token per s
 If the bot dies while sending, the next run resends under the same nonce within Discord's nonce
 window (Discord returns the first message instead of a second), and later settles it 'unknown'
 without resending. A claim of the run still going is never taken for a crashed send: it is that
-run's own send (rules.pending_claim). And on SQLite no other run can be alive meanwhile: one bot
-process holds the database (bot/store/lock.py). Sending first and recording after would turn the
+run's own send (rules.pending_claim). No other run is alive meanwhile: on SQLite one bot process
+holds the database (bot/store/lock.py); on PostgreSQL only the holder of the scheduler lease runs
+reminders (bot/scheduler.py), which takes a new run id each time it takes the lease and stops
+claiming the moment it loses it. Sending first and recording after would turn the
 same crash into a duplicate DM, which members notice more than one missing reminder.
 """
 
@@ -112,8 +114,14 @@ class ReminderDispatcher:
         self.max_attempts = max_attempts
         self._running = asyncio.Lock()
 
-    async def run_once(self) -> ReminderRun:
-        """Send every reminder due now. Never runs twice at once (a long burst and the next tick)."""
+    def new_run(self) -> None:
+        """From now on this is another run: claims left 'pending' before (this process lost the
+        scheduler lease meanwhile, and another holder may have taken them on) are an earlier run's."""
+        self.run_id = secrets.token_hex(8)
+
+    async def run_once(self, keep_going: Callable[[], bool] = lambda: True) -> ReminderRun:
+        """Send every reminder due now. Never runs twice at once (a long burst and the next tick).
+        Stops claiming when `keep_going()` turns false (the scheduler lease was lost)."""
         async with self._running:
             run = ReminderRun()
             started = time.perf_counter()
@@ -122,6 +130,8 @@ class ReminderDispatcher:
             run.found = len(dues)
             started = time.perf_counter()
             for due in dues:
+                if not keep_going():
+                    break
                 await self._remind(due, run)
             run.send_seconds = time.perf_counter() - started
             if run.found:

@@ -110,7 +110,12 @@ class PromoBalanceBot(commands.AutoShardedBot):
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
         self.deliveries = DeliveryWorker(self.ledger, DiscordDeliverySender(self, self.ledger))
         self.jobs = Jobs(
-            self.ledger, self.reminders, self.role_members, tick_seconds or TICK_SECONDS, deliveries=self.deliveries
+            self.ledger,
+            self.reminders,
+            self.role_members,
+            tick_seconds or TICK_SECONDS,
+            deliveries=self.deliveries,
+            lease=self.store.lease("scheduler"),  # one process of all on the database runs the jobs
         )
         self.tick_seconds = tick_seconds  # None: jobs only run when called (tests drive the clock)
         self.member_list_wait = member_list_wait
@@ -214,22 +219,25 @@ class PromoBalanceBot(commands.AutoShardedBot):
 
     async def sync_commands(self) -> None:
         """Sync to DEV_GUILD_ID (instant) or globally, and only when the tree changed: Discord
-        rate-limits syncing, and a restart loop must not burn that budget."""
+        rate-limits syncing, and a restart loop must not burn that budget. Processes sharing a
+        database sync once: the check, the sync and the digest are one block that one process at
+        a time runs (the store's `exclusive`), so the next one finds the digest and skips."""
         guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         state_key = f"command_tree:{guild.id if guild else 'global'}:{self.application_id}"
-        if await self.ledger.get_state(state_key) == digest:
-            log.info("command tree unchanged since the last sync; not syncing")
-            return
-        try:
-            synced = await self.tree.sync(guild=guild)
-        except discord.HTTPException as exc:  # keep serving the commands Discord already has
-            log.error("could not sync the commands (%s %s); will try again at the next start", exc.status, exc.text)
-            return
-        await self.ledger.set_state(state_key, digest)
+        async with self.store.exclusive("command-sync"):
+            if await self.ledger.get_state(state_key) == digest:
+                log.info("command tree unchanged since the last sync; not syncing")
+                return
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:  # keep serving the commands Discord already has
+                log.error("could not sync the commands (%s %s); will try again at the next start", exc.status, exc.text)
+                return
+            await self.ledger.set_state(state_key, digest)
         log.info("synced %d commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
 
 

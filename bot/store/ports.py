@@ -13,6 +13,7 @@ decide anything: no error a member reads is raised here (a unique key that is ta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -401,6 +402,27 @@ class Tx(Protocol):
     def reports(self) -> ReportRows: ...
 
 
+class Lease(Protocol):
+    """A named lease that one process at a time holds, across every process on the database (SPEC
+    §5: the scheduler's). Held until `release()` or the holder's death: a holder that dies in any
+    way (SIGKILL, a crash, a vanished machine) frees it without anyone's help."""
+
+    #: True when another process could hold it (PostgreSQL); False when this process is the only
+    #: one that can (SQLite: the database's file lock already says so).
+    shared: bool
+
+    async def acquire(self) -> bool:
+        """Try to take it, without waiting; True when this process holds it now (also when it did
+        already)."""
+
+    async def held(self) -> bool:
+        """Whether this process still holds it: False once it is lost (its connection died), and
+        then until `acquire()` takes it again. Answers within a few seconds, whatever the network."""
+
+    async def release(self) -> None:
+        """Give it up (a no-op unless held); another process may take it at once."""
+
+
 class Engine(Protocol):
     """A store's connection and transactions."""
 
@@ -428,3 +450,10 @@ class Engine(Protocol):
 
     async def verify(self, now: int) -> list[str]:
         """Every invariant of SPEC §2 the database can check, as readable problems (empty = healthy)."""
+
+    def lease(self, name: str) -> Lease:
+        """The lease `name` (not taken yet: see `Lease.acquire`)."""
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """A mutex across every process on the database: `async with store.exclusive(name):` waits
+        until no other process is inside a block of the same name."""

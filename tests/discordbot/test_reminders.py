@@ -597,11 +597,17 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     try:
         await w.fake.wait_until_ready()
         assert bot.jobs.scheduler.running
-        assert sorted(job.id for job in bot.jobs.scheduler.get_jobs()) == ["deliver", "expire", "recurring", "remind"]
+        assert sorted(job.id for job in bot.jobs.scheduler.get_jobs()) == [
+            "deliver",
+            "expire",
+            "lease",
+            "recurring",
+            "remind",
+        ]
         expiring = await bot.ledger.grant(w.guild.id, w.bob.id, 10, actor_id=w.mod.id, key=None, expires="2s")
         await bot.ledger.grant(w.guild.id, w.mod.id, 30, actor_id=w.mod.id, key=None, expires="1h")
         await bot.ledger.grant_many(w.guild.id, range(10_000, 10_200), 5, actor_id=w.mod.id, key=None, expires="30d")
-        assert len(bot.jobs.scheduler.get_jobs()) == 4  # 203 lots later: still four jobs
+        assert len(bot.jobs.scheduler.get_jobs()) == 5  # 203 lots later: still the four jobs and the lease
 
         await w.fake.wait_for(lambda: len(w.fake.dms(w.alice.id)) == 1, timeout=10, what="the catch-up reminder")
         catch_up = text_of(w.fake.dms(w.alice.id)[0])
@@ -626,7 +632,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
         await asyncio.sleep(0.5)  # a few more ticks: the missed run ran once, not once per tick
         granted = rawsql.rows(w.settings, "SELECT user_id, original FROM lots WHERE source_ref = 'schedule:1'")
         assert granted == [(w.alice.id, 25)]
-        assert len(bot.jobs.scheduler.get_jobs()) == 4
+        assert len(bot.jobs.scheduler.get_jobs()) == 5
     finally:
         await stop_bot(bot, task)
     assert not bot.jobs.scheduler.running

@@ -35,6 +35,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +48,7 @@ from bot.config import redact_url
 from bot.store.migrate import SchemaTooNew, Upgrade, pending
 from bot.store.ports import CommitThenRaise
 from bot.store.postgres.connection import PgConnection, configure, connect_kwargs
+from bot.store.postgres.lease import PostgresLease, exclusive
 from bot.store.postgres.migrate import MIGRATIONS, code_version, migrate, schema_version
 from bot.store.postgres.rows import PgTx
 from bot.store.sql.verify import verify_invariants
@@ -211,6 +213,13 @@ class PostgresStore:
 
     async def verify(self, now: int) -> list[str]:
         return await self._on_worker(self._in_snapshot, _verify, (now,))
+
+    # many processes: advisory locks on connections of their own (bot/store/postgres/lease.py) --
+    def lease(self, name: str) -> PostgresLease:
+        return PostgresLease(self.url, name)
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        return exclusive(self.url, name)
 
     def _in_write_transaction(self, unit: Callable[..., T], args: tuple[Any, ...]) -> T:
         pool = self._pool

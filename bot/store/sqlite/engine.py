@@ -11,6 +11,7 @@ one awaited `execute` per statement, costs a thread hop per statement: a checkou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -32,6 +33,7 @@ from bot.store.migrate import (
 )
 from bot.store.ports import CommitThenRaise
 from bot.store.sql.verify import verify_invariants
+from bot.store.sqlite.lease import LocalLease, LocalMutexes
 from bot.store.sqlite.tx import SqliteTx
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._tx: SqliteTx | None = None  # the writer connection's repositories
         self._reader: SqliteTx | None = None  # short reads on the event loop's thread
+        self._mutexes = LocalMutexes()
 
     @property
     def location(self) -> str:
@@ -180,6 +183,13 @@ class SqliteStore:
 
     async def verify(self, now: int) -> list[str]:
         return await self._on_writer(in_snapshot_of_connection, verify_invariants, now)
+
+    # many processes: on SQLite only this one (bot/store/sqlite/lease.py) ----------------------
+    def lease(self, name: str) -> LocalLease:
+        return LocalLease(name)
+
+    def exclusive(self, name: str) -> asyncio.Lock:
+        return self._mutexes(name)
 
 
 # --- functions run on the worker thread -----------------------------------------------------------
