@@ -1,10 +1,10 @@
-"""Shared fixtures: a real SQLite file per test, a ledger with a clock the test controls."""
+"""Shared fixtures: a real SQLite file (or PostgreSQL database) per test, a ledger with a clock the test controls."""
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pytest
 
 from bot.app.ledger import Ledger
 from bot.store.ports import Engine as Store
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 from tests import pgserver
 
@@ -40,8 +41,12 @@ class Clock:
         return self.current
 
 
-# Every store implementation runs the same tests; a PostgreSQL store joins this list when it lands.
-STORE_FACTORIES = {"sqlite": lambda tmp: SqliteStore(tmp / "ledger.sqlite3")}
+# Every store implementation runs the same tests. Each factory gets the test's request and its
+# tmp_path; the PostgreSQL one asks for `pg_url` only then, so a SQLite run needs no server.
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": lambda request, tmp: SqliteStore(tmp / "ledger.sqlite3"),
+    "postgres": lambda request, tmp: PostgresStore(request.getfixturevalue("pg_url")),
+}
 
 
 # --- PostgreSQL: one server for the run, a new database for each test that asks -----------------
@@ -74,7 +79,7 @@ def pg_url(pg_server: str) -> Iterator[str]:
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = STORE_FACTORIES[request.param](tmp_path)
+    s = STORE_FACTORIES[request.param](request, tmp_path)
     await s.open()
     try:
         yield s

@@ -47,16 +47,19 @@ class Upgrade:
     backup: Path | None
 
 
-def migrations() -> list[tuple[int, Path]]:
-    found = sorted((int(m.group(1)), path) for path in MIGRATIONS.iterdir() if (m := _NAME.match(path.name)))
+def migrations(folder: Path | None = None) -> list[tuple[int, Path]]:
+    """The numbered migrations of `folder` (SQLite's, `MIGRATIONS`, by default; PostgreSQL has its
+    own, bot/store/postgres/migrations/)."""
+    folder = MIGRATIONS if folder is None else folder
+    found = sorted((int(m.group(1)), path) for path in folder.iterdir() if (m := _NAME.match(path.name)))
     if [n for n, _ in found] != list(range(1, len(found) + 1)):
         raise RuntimeError(f"migrations must be numbered 1..n without gaps: {[p.name for _, p in found]}")
     return found
 
 
-def code_version() -> int:
+def code_version(folder: Path | None = None) -> int:
     """The schema version this code expects: its last migration's number."""
-    return len(migrations())
+    return len(migrations() if folder is None else migrations(folder))
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -64,9 +67,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(version)
 
 
-def pending(version: int) -> list[str]:
+def pending(version: int, folder: Path | None = None) -> list[str]:
     """The names (without `.sql`) of the migrations a database at `version` still needs."""
-    return [path.stem for number, path in migrations() if number > version]
+    found = migrations() if folder is None else migrations(folder)
+    return [path.stem for number, path in found if number > version]
 
 
 def backup_path(database: Path, target: int, now: datetime | None = None) -> Path:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import pytest
 
 from bot.app.ledger import Ledger
 from bot.domain.errors import InvalidInput
 from bot.domain.timeparse import to_unix
+from bot.store.ports import Engine as Store
+from bot.store.postgres import PostgresStore
+from bot.store.postgres.connection import configure, pg_sql
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START
 
@@ -51,56 +56,95 @@ def unix(dt: datetime) -> int:
     return to_unix(dt)
 
 
-def _connect(store: SqliteStore) -> sqlite3.Connection:
-    return sqlite3.connect(store.path)
+#: What a write behind the ledger's back raises when the schema refuses it, on either store.
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
+DATABASE_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
 
 
-def db_rows(store: SqliteStore, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = _connect(store)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+@contextlib.contextmanager
+def _query(store: Store, commit: bool = True) -> Iterator[Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """A connection of its own to the store's database, as `run(sql, args) -> rows` for SQL in
+    SQLite's spelling (`?` placeholders), in one transaction committed (or, with `commit=False`,
+    rolled back) when the block ends."""
+    if isinstance(store, SqliteStore):
+        conn = sqlite3.connect(store.path)
+        try:
+            yield lambda sql, args: conn.execute(sql, args).fetchall()
+            conn.commit() if commit else conn.rollback()
+        finally:
+            conn.close()
+        return
+    assert isinstance(store, PostgresStore), store
+    with psycopg.connect(store.url, cursor_factory=psycopg.ClientCursor) as pg:
+        configure(pg)
+
+        def run(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            cursor = pg.execute(pg_sql(sql), args)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+        yield run
+        pg.commit() if commit else pg.rollback()
 
 
-def db_value(store: SqliteStore, sql: str, args: tuple[Any, ...] = ()) -> Any:
+def db_rows(store: Store, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with _query(store) as run:
+        return run(sql, args)
+
+
+def db_value(store: Store, sql: str, args: tuple[Any, ...] = ()) -> Any:
     rows = db_rows(store, sql, args)
     assert len(rows) == 1, rows
     return rows[0][0]
 
 
-def db_execute(store: SqliteStore, sql: str, args: tuple[Any, ...] = ()) -> None:
-    """A write behind the ledger's back, as a hand-edit or a bug would do it."""
-    conn = _connect(store)
-    try:
-        conn.execute(sql, args)
-        conn.commit()
-    finally:
-        conn.close()
+def db_execute(store: Store, sql: str, args: tuple[Any, ...] = (), *, commit: bool = True) -> None:
+    """A write behind the ledger's back, as a hand-edit or a bug would do it (`commit=False`: tried,
+    then rolled back)."""
+    with _query(store, commit) as run:
+        run(sql, args)
 
 
-def tables(store: SqliteStore) -> list[str]:
-    return [r[0] for r in db_rows(store, _TABLES_SQL)]
+def db_execute_unchecked(store: Store, sql: str) -> None:
+    """A write that even the CHECKs let through (a bug, a hand edit). SQLite can ignore its CHECKs
+    for a session; PostgreSQL cannot, so there they are dropped first (the test's database is
+    broken on purpose anyway)."""
+    with _query(store) as run:
+        if isinstance(store, SqliteStore):
+            run("PRAGMA ignore_check_constraints = ON", ())
+        else:
+            for table, name in run(
+                "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'c'"
+                " AND connamespace = 'public'::regnamespace",
+                (),
+            ):
+                run(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"', ())
+        run(sql, ())
 
 
 _TABLES_SQL = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+# PostgreSQL's schema_version is the store's own, like SQLite's user_version: left out.
+_PG_TABLES_SQL = (
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    " AND table_name <> 'schema_version' ORDER BY table_name"
+)
 
 
-def dump(store: SqliteStore) -> dict[str, list[tuple[Any, ...]]]:
+def tables(store: Store) -> list[str]:
+    return [r[0] for r in db_rows(store, _PG_TABLES_SQL if isinstance(store, PostgresStore) else _TABLES_SQL)]
+
+
+def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table: equal dumps mean nothing at all was written."""
-    conn = _connect(store)
-    try:
-        names = [r[0] for r in conn.execute(_TABLES_SQL)]
-        return {name: sorted(conn.execute(f"SELECT * FROM {name}").fetchall(), key=repr) for name in names}
-    finally:
-        conn.close()
+    with _query(store) as run:
+        names = [r[0] for r in run(_PG_TABLES_SQL if isinstance(store, PostgresStore) else _TABLES_SQL, ())]
+        return {name: sorted(run(f"SELECT * FROM {name}", ()), key=repr) for name in names}
 
 
-def count(store: SqliteStore, table: str, where: str = "1", args: tuple[Any, ...] = ()) -> int:
+def count(store: Store, table: str, where: str = "1 = 1", args: tuple[Any, ...] = ()) -> int:
     return int(db_value(store, f"SELECT COUNT(*) FROM {table} WHERE {where}", args))
 
 
-async def observe(ledger: Ledger, store: SqliteStore, members: tuple[int, ...] = (ALICE, BOB)) -> dict[str, Any]:
+async def observe(ledger: Ledger, store: Store, members: tuple[int, ...] = (ALICE, BOB)) -> dict[str, Any]:
     """What the books look like from the outside (API) and the inside (every row)."""
     view: dict[str, Any] = {"db": dump(store), "verify": await ledger.verify()}
     for guild in (GUILD, OTHER_GUILD):
@@ -113,7 +157,7 @@ async def observe(ledger: Ledger, store: SqliteStore, members: tuple[int, ...] =
 
 async def assert_refused_writes_nothing(
     ledger: Ledger,
-    store: SqliteStore,
+    store: Store,
     call: Callable[[], Awaitable[Any]],
     error: type[BaseException] = InvalidInput,
     match: str | None = None,
@@ -130,7 +174,7 @@ async def assert_refused_writes_nothing(
 
 async def assert_each_refused_writes_nothing(
     ledger: Ledger,
-    store: SqliteStore,
+    store: Store,
     values: list[Any],
     make_call: Callable[[Any], Awaitable[Any]],
     error: type[BaseException] = InvalidInput,
@@ -173,3 +217,11 @@ async def books_balance_after_each_test(request: pytest.FixtureRequest, ledger: 
 async def use_decimals(ledger: Ledger, decimals: int, guild: int = GUILD) -> None:
     settings = await ledger.update_settings(guild, actor_id=MOD, key=None, decimals=decimals)
     assert settings.decimals == decimals
+
+
+def another_store(store: Store, *, migrate: bool = True) -> Store:
+    """A second store on the same database, as another process (or `python -m bot verify`) opens it."""
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path, migrate=migrate)
+    assert isinstance(store, PostgresStore), store
+    return PostgresStore(store.url, migrate=migrate)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,10 +23,12 @@ from tests.app._support import (
     MOD,
     NOW,
     OTHER_GUILD,
+    another_store,
     assert_each_refused_writes_nothing,
     assert_refused_writes_nothing,
     books_balance_after_each_test,  # noqa: F401 (autouse: verify after each test)
     count,
+    db_execute,
     db_rows,
     healthy,
     tables,
@@ -191,7 +192,7 @@ async def test_total_uses_hold_under_concurrency(ledger, key):
 async def test_use_caps_hold_across_two_connections_to_one_file(ledger, store, key, clock):
     """Two processes (here: two stores on the same file) redeeming at once still respect the cap."""
     await promo(ledger, key, uses=3)
-    second_store = SqliteStore(store.path)
+    second_store = another_store(store)
     await second_store.open()
     try:
         second = Ledger(second_store, clock=clock)
@@ -378,6 +379,8 @@ async def test_gift_card_codes_are_never_stored_in_plain_text(ledger, store, key
         for row in db_rows(store, f"SELECT * FROM {table}"):
             text = " ".join(str(v) for v in row)
             assert not any(s in text for s in secrets), (table, row)
+    if not isinstance(store, SqliteStore):
+        return  # PostgreSQL's files are the server's; its rows, above, are what it stores
     raw = b""
     for path in store.path.parent.iterdir():  # the database file and its WAL
         if path.name.startswith(store.path.name):
@@ -533,8 +536,7 @@ async def test_one_wrong_code_delivered_five_times_counts_once(ledger, store, ke
         await ledger.redeem(GUILD, ALICE, "WRONG9", key=fifth)
     with pytest.raises(RateLimited):  # ... and its own replay answers the same
         await ledger.redeem(GUILD, ALICE, "WRONG9", key=fifth)
-    with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM failed_redemptions").fetchone() == (5,)
+    assert count(store, "failed_redemptions") == 5
 
 
 async def test_wrong_codes_without_a_key_each_count(ledger):
@@ -566,10 +568,7 @@ async def test_correct_codes_are_not_counted(ledger, key):
 async def test_cards_sharing_last4_are_voided_by_number(ledger, store, key):
     """Two unredeemed cards can end alike (1 in 8 at 500 cards): the moderator picks one by number."""
     first = await ledger.issue_gift_cards(GUILD, 10, 2, actor_id=MOD, key=key())
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE gift_cards SET last4 = 'AAAA'")  # force the collision
-    conn.commit()
-    conn.close()
+    db_execute(store, "UPDATE gift_cards SET last4 = 'AAAA'")  # force the collision
     with pytest.raises(Conflict, match=f"#{first.card_ids[0]}"):
         await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key())
     voided = await ledger.void_gift_card(GUILD, "AAAA", actor_id=MOD, key=key(), card_id=first.card_ids[1])

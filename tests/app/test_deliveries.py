@@ -15,8 +15,9 @@ from bot.app.ledger import Ledger
 from bot.domain import delivery as rules
 from bot.domain.errors import InsufficientBalance
 from bot.domain.models import AuditRecord, Delivery, DeliveryFailure
-from bot.store.sqlite import SqliteStore
+from bot.store.ports import Engine as Store
 from tests.app._support import (
+    another_store,
     books_balance_after_each_test,  # noqa: F401 (autouse: verify after each test)
     corrupts_db,
     count,
@@ -77,7 +78,7 @@ async def states(ledger: Ledger, order_id: int) -> list[tuple[str, str]]:
     return [(d.action, d.status) for d in await ledger.order_deliveries(GUILD, order_id)]
 
 
-async def refunds(store: SqliteStore, order_id: int) -> int:
+async def refunds(store: Store, order_id: int) -> int:
     return count(store, "entries", "order_id = ? AND type = 'refund'", (order_id,))
 
 
@@ -192,11 +193,11 @@ async def test_racing_runs_and_kicks_deliver_once(ledger: Ledger, key, worker: D
     assert await states(ledger, order.id) == [("add_role", "done")]
 
 
-async def test_a_claim_is_atomic_across_connections(ledger: Ledger, store: SqliteStore, key, clock: Clock):
+async def test_a_claim_is_atomic_across_connections(ledger: Ledger, store: Store, key, clock: Clock):
     """Two store connections on one file (two workers) claim the same delivery at once: one wins."""
     order = await buy_role(ledger, key)
     [grant] = await ledger.order_deliveries(GUILD, order.id)
-    others = [SqliteStore(store.path) for _ in range(3)]
+    others = [another_store(store) for _ in range(3)]
     for other in others:
         await other.open()
     try:

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import logging
-import sqlite3
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.app._support import (
     books_balance_after_each_test,  # noqa: F401 (autouse: verify after each test)
     corrupts_db,
     count,
+    db_execute_unchecked,
     db_rows,
     db_value,
     dump,
@@ -583,15 +583,7 @@ async def test_every_change_of_status_is_one_transaction(ledger, store, key, dec
 # --- verify ---------------------------------------------------------------------------------------
 
 
-def hand_edit(store, sql: str) -> None:
-    """A write behind the ledger's back that even the CHECKs let through (a bug, a hand edit)."""
-    conn = sqlite3.connect(store.path)
-    try:
-        conn.execute("PRAGMA ignore_check_constraints = ON")
-        conn.execute(sql)
-        conn.commit()
-    finally:
-        conn.close()
+hand_edit = db_execute_unchecked
 
 
 BROKEN: dict[str, tuple[str, str]] = {
@@ -663,10 +655,11 @@ async def test_verify_finds_what_breaks_fulfilment_and_names_no_code(ledger, sto
 
 async def test_no_code_appears_in_any_log_record_at_debug(ledger, store, key, caplog):
     """Upload, purchase, the buyer's look at the code, a refund, verify and the export, with every
-    logger at DEBUG (aiosqlite logs each call it runs, with its arguments, at DEBUG)."""
+    logger at DEBUG (aiosqlite logs each call it runs, with its arguments, at DEBUG; psycopg's pool
+    each connection it lends)."""
     secrets = [f"SECRET-{n:03d}-KEY" for n in range(5)]
     caplog.set_level(logging.DEBUG)
-    for name in ("aiosqlite", "bot", "asyncio"):  # (caplog puts each level back after the test)
+    for name in ("aiosqlite", "psycopg", "psycopg.pool", "bot", "asyncio"):  # (caplog restores each level)
         caplog.set_level(logging.DEBUG, logger=name)
     await credit(ledger, key)
     item = await ledger.add_item(GUILD, "Game key", 50, "games", actor_id=MOD, key=key(), delivery="code")
@@ -681,7 +674,7 @@ async def test_no_code_appears_in_any_log_record_at_debug(ledger, store, key, ca
     assert await ledger.verify() == []
     assert upload.added == 5
     records = caplog.records
-    assert any(r.name.startswith("aiosqlite") for r in records)  # DEBUG really was on
+    assert any(r.name.startswith(("aiosqlite", "psycopg")) for r in records)  # DEBUG really was on
     for record in records:
         text = record.getMessage() + repr(record.args) + (record.exc_text or "") + str(record.__dict__)
         leaked = [s for s in secrets if s in text]

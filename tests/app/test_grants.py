@@ -6,7 +6,6 @@ Also: the database guarding itself, and `verify` catching a hand-edited database
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -19,8 +18,10 @@ from tests.app._support import (
     BAD_AMOUNTS_DECIMALS_2,
     BOB,
     CAROL,
+    DATABASE_ERRORS,
     DAY,
     GUILD,
+    INTEGRITY_ERRORS,
     MOD,
     NOW,
     assert_each_refused_writes_nothing,
@@ -569,11 +570,11 @@ async def test_extend_refuses_voided_unknown_and_before_start(ledger, store, key
 
 async def test_entries_are_append_only_in_the_database(ledger, store, key):
     await ledger.grant(GUILD, ALICE, 20, actor_id=MOD, key=key())
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DATABASE_ERRORS, match="append-only"):
         db_execute(store, "UPDATE entries SET amount = 1000")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DATABASE_ERRORS, match="append-only"):
         db_execute(store, "DELETE FROM entries")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DATABASE_ERRORS, match="append-only"):
         db_execute(store, "UPDATE entries SET reason = 'edited' WHERE id = 1")
     assert db_rows(store, "SELECT amount, reason FROM entries") == [(20, None)]
     await healthy(ledger)
@@ -583,21 +584,16 @@ async def test_the_database_refuses_impossible_lots_and_entries(ledger, store, k
     await ledger.grant(GUILD, ALICE, 20, actor_id=MOD, key=key())
     columns = "guild_id, user_id, kind, original, remaining, starts_at, source, created_at"
     insert = f"INSERT INTO lots ({columns}) VALUES (?, ?, 'promo', ?, ?, ?, 'grant', ?)"
-    conn = sqlite3.connect(store.path)
-    try:
-        # The same insert with sane numbers is accepted (then rolled back): only broken invariants are refused.
-        conn.execute(insert, (GUILD, ALICE, 10, 10, NOW, NOW))
-        conn.rollback()
-    finally:
-        conn.close()
+    # The same insert with sane numbers is accepted (then rolled back): only broken invariants are refused.
+    db_execute(store, insert, (GUILD, ALICE, 10, 10, NOW, NOW), commit=False)
     for original, remaining in ((10, 11), (10, -1), (0, 0), (10**12 + 1, 1)):
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(INTEGRITY_ERRORS):
             db_execute(store, insert, (GUILD, ALICE, original, remaining, NOW, NOW))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         db_execute(store, "UPDATE lots SET remaining = original + 1")
-    with pytest.raises(sqlite3.IntegrityError):  # an active lot can't be empty
+    with pytest.raises(INTEGRITY_ERRORS):  # an active lot can't be empty
         db_execute(store, "UPDATE lots SET remaining = 0 WHERE status = 'active'")
-    with pytest.raises(sqlite3.IntegrityError):  # a spend must be negative
+    with pytest.raises(INTEGRITY_ERRORS):  # a spend must be negative
         db_execute(
             store,
             "INSERT INTO entries (guild_id, user_id, lot_id, type, amount, created_at) VALUES (?, ?, 1, 'spend', 5, ?)",

@@ -22,8 +22,8 @@ import aiosqlite
 
 from bot.store.migrate import SchemaTooNew, Upgrade, backup_path, code_version, migrate, pending, schema_version
 from bot.store.ports import CommitThenRaise
+from bot.store.sql.verify import verify_invariants
 from bot.store.sqlite.tx import SqliteTx
-from bot.store.sqlite.verify import verify_invariants
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,4 +1,5 @@
-"""`Tx` on one SQLite connection: the repositories a unit of work sees (bot/store/ports.py).
+"""`Tx` on one SQLite connection: the shared repositories (bot/store/sql/) on `sqlite3.Connection`
+itself, so a statement costs what it did before PostgreSQL joined.
 
 They hold nothing but the connection, so each connection keeps one `SqliteTx` for its lifetime:
 a transaction costs no objects."""
@@ -8,59 +9,18 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from bot.store.sqlite.code_rows import CodeRows, ReminderRows, ReportRows, ScheduleRows
-from bot.store.sqlite.credit_rows import (
-    AccountRows,
-    AuditRows,
-    EntryRows,
-    IdempotencyRows,
-    LotRows,
-    SettingsRows,
-    StateRows,
-)
-from bot.store.sqlite.shop_rows import DeliveryRows, ItemCodeRows, ItemRows, OrderRows
+from bot.store.sql.tx import SqlTx
 
 if TYPE_CHECKING:
     from bot.store.ports import Tx
 
 
-class SqliteTx:
-    __slots__ = (
-        "accounts",
-        "audit",
-        "codes",
-        "conn",
-        "deliveries",
-        "entries",
-        "idempotency",
-        "item_codes",
-        "items",
-        "lots",
-        "orders",
-        "reminders",
-        "reports",
-        "schedules",
-        "settings",
-        "state",
-    )
+class SqliteTx(SqlTx):
+    __slots__ = ()
+    conn: sqlite3.Connection
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.settings = SettingsRows(conn)
-        self.accounts = AccountRows(conn)
-        self.lots = LotRows(conn)
-        self.entries = EntryRows(conn)
-        self.items = ItemRows(conn)
-        self.orders = OrderRows(conn)
-        self.item_codes = ItemCodeRows(conn)
-        self.deliveries = DeliveryRows(conn)
-        self.codes = CodeRows(conn)
-        self.schedules = ScheduleRows(conn)
-        self.reminders = ReminderRows(conn)
-        self.audit = AuditRows(conn)
-        self.state = StateRows(conn)
-        self.idempotency = IdempotencyRows(conn)
-        self.reports = ReportRows(conn)
+        super().__init__(conn)
 
 
 if TYPE_CHECKING:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bot.store.sql import Connection
 
-def verify_invariants(conn: sqlite3.Connection, now: int) -> list[str]:
+
+def verify_invariants(conn: Connection, now: int) -> list[str]:
     """Every invariant of SPEC §2, as a list of human-readable problems (empty = healthy)."""
     problems: list[str] = []
 
@@ -137,8 +138,9 @@ def fulfilment_invariants(check: Callable[[str, Sequence[Any], Callable[[Sequenc
         lambda r: f"delivery {r[0]}: {r[1]} does not fit its order #{r[2]} ({r[3]})",
     )
     check(
-        "SELECT i.id, i.stock, (SELECT COUNT(*) FROM item_codes c WHERE c.item_id = i.id AND c.order_id IS NULL)"
-        " AS unused FROM shop_items i WHERE i.delivery = 'code' AND (i.stock IS NULL OR i.stock <> unused)",
+        "SELECT * FROM (SELECT i.id, i.stock, (SELECT COUNT(*) FROM item_codes c WHERE c.item_id = i.id"
+        " AND c.order_id IS NULL) AS unused FROM shop_items i WHERE i.delivery = 'code') AS s"
+        " WHERE s.stock IS NULL OR s.stock <> s.unused",
         (),
         lambda r: f"item {r[0]}: a code item with stock {r[1]} but {r[2]} unused codes",
     )
@@ -156,8 +158,8 @@ def fulfilment_invariants(check: Callable[[str, Sequence[Any], Callable[[Sequenc
         lambda r: f"code {r[0]}: sold to order #{r[1]}, which is no completed or refunded order of its item",
     )
     check(
-        "SELECT o.id, o.quantity, (SELECT COUNT(*) FROM item_codes c WHERE c.order_id = o.id) AS codes"
-        " FROM orders o WHERE o.delivery = 'code' AND (o.quantity <> 1 OR codes <> 1)",
+        "SELECT * FROM (SELECT o.id, o.quantity, (SELECT COUNT(*) FROM item_codes c WHERE c.order_id = o.id)"
+        " AS codes FROM orders o WHERE o.delivery = 'code') AS s WHERE s.quantity <> 1 OR s.codes <> 1",
         (),
         lambda r: f"order {r[0]}: a code order of quantity {r[1]} with {r[2]} codes (one each)",
     )

@@ -1,16 +1,16 @@
-"""SQLite rows of codes, recurring grants, reminders and the report's figures (bot/store/ports.py
+"""The rows of codes, recurring grants, reminders and the report's figures (bot/store/ports.py
 says what each method promises)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from bot.domain.models import GiftCard, PromoCode, Schedule
 from bot.store.ports import DuplicateKey
-from bot.store.sqlite.credit_rows import SETTLED_REMINDERS, Rows
-from bot.store.sqlite.rows import (
+from bot.store.sql import inserted_id
+from bot.store.sql.credit_rows import SETTLED_REMINDERS, Rows
+from bot.store.sql.rows import (
     CARD_COLUMNS,
     PROMO_COLUMNS,
     SCHEDULE_COLUMNS,
@@ -47,12 +47,12 @@ class CodeRows(Rows):
         try:
             cursor = self.conn.execute(
                 f"INSERT INTO promo_codes (guild_id, created_by, created_at, {', '.join(columns)})"
-                f" VALUES (?, ?, ?, {', '.join('?' * len(columns))})",
+                f" VALUES (?, ?, ?, {', '.join('?' * len(columns))}) RETURNING id",
                 (guild_id, actor_id, now, *columns.values()),
             )
-        except sqlite3.IntegrityError as exc:
+            return inserted_id(cursor) or 0
+        except self.conn.IntegrityError as exc:
             raise DuplicateKey("code") from exc
-        return cursor.lastrowid or 0
 
     def promo_by_id(self, promo_id: int) -> PromoCode:
         return promo_of(
@@ -105,10 +105,10 @@ class CodeRows(Rows):
     ) -> int:
         cursor = self.conn.execute(
             "INSERT INTO gift_cards (guild_id, code_hash, last4, amount, claim_by, issued_by, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (guild_id, code_hash, last4, amount, claim_by, actor_id, now),
         )
-        return cursor.lastrowid or 0
+        return inserted_id(cursor) or 0
 
     def card_by_hash(self, guild_id: int, code_hash: str) -> GiftCard | None:
         row = self.conn.execute(
@@ -165,7 +165,7 @@ class ScheduleRows(Rows):
     def insert(self, guild_id: int, fields: Mapping[str, Any], actor_id: int | None, now: int) -> int:
         cursor = self.conn.execute(
             "INSERT INTO schedules (guild_id, role_id, amount, rule, valid_days, categories, kind,"
-            " next_run_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " next_run_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 guild_id,
                 fields["role_id"],
@@ -179,7 +179,7 @@ class ScheduleRows(Rows):
                 now,
             ),
         )
-        return cursor.lastrowid or 0
+        return inserted_id(cursor) or 0
 
     def by_id(self, guild_id: int, schedule_id: int) -> Schedule | None:
         row = self.conn.execute(
@@ -243,7 +243,7 @@ class ReminderRows(Rows):
         self.conn.executemany(
             "INSERT INTO reminders (lot_id, lead_seconds, status, attempts, nonce, updated_at, claimed_by)"
             " VALUES (?, ?, 'pending', 1, ?, ?, ?) ON CONFLICT (lot_id, lead_seconds) DO UPDATE SET"
-            " status = 'pending', attempts = attempts + 1, nonce = excluded.nonce,"
+            " status = 'pending', attempts = reminders.attempts + 1, nonce = excluded.nonce,"
             " updated_at = excluded.updated_at, claimed_by = excluded.claimed_by",
             ((lot_id, lead_seconds, nonce, now, run_id) for lot_id in lot_ids),
         )

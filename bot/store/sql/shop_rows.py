@@ -1,16 +1,16 @@
-"""SQLite rows of the shop: items, their codes, orders and their deliveries (bot/store/ports.py says
+"""The rows of the shop: items, their codes, orders and their deliveries (bot/store/ports.py says
 what each method promises)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from bot.domain.models import Delivery, Order, ShopItem
 from bot.store.ports import DuplicateKey
-from bot.store.sqlite.credit_rows import Rows
-from bot.store.sqlite.rows import DELIVERY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, delivery_of, item_of, order_of
+from bot.store.sql import inserted_id
+from bot.store.sql.credit_rows import Rows
+from bot.store.sql.rows import DELIVERY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, delivery_of, item_of, order_of
 
 ITEM_FIELDS = frozenset({"name", "description", "price", "category", "stock", "role_id", "per_member_limit", "active"})
 #: What an insert may set besides: an item's delivery is fixed once it exists.
@@ -32,12 +32,12 @@ class ItemRows(Rows):
         try:
             cursor = self.conn.execute(
                 f"INSERT INTO shop_items (guild_id, created_at, {', '.join(columns)})"
-                f" VALUES (?, ?, {', '.join('?' * len(columns))})",
+                f" VALUES (?, ?, {', '.join('?' * len(columns))}) RETURNING id",
                 (guild_id, now, *columns.values()),
             )
-        except sqlite3.IntegrityError as exc:
+            return inserted_id(cursor) or 0
+        except self.conn.IntegrityError as exc:
             raise DuplicateKey("name") from exc
-        return cursor.lastrowid or 0
 
     def update(self, item_id: int, values: Mapping[str, Any]) -> None:
         columns = {k: v for k, v in values.items() if k in ITEM_FIELDS}
@@ -50,7 +50,7 @@ class ItemRows(Rows):
                 f"UPDATE shop_items SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
                 (*columns.values(), item_id),
             )
-        except sqlite3.IntegrityError as exc:
+        except self.conn.IntegrityError as exc:
             raise DuplicateKey("name") from exc
 
     def by_id(self, guild_id: int, item_id: int) -> ShopItem | None:
@@ -92,7 +92,7 @@ class OrderRows(Rows):
         cursor = self.conn.execute(
             "INSERT INTO orders (guild_id, user_id, item_id, item_name, quantity, unit_price, total,"
             " promo_applied, gift_applied, forfeited, role_id, status, delivery, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 guild_id,
                 user_id,
@@ -110,7 +110,7 @@ class OrderRows(Rows):
                 now,
             ),
         )
-        return cursor.lastrowid or 0
+        return inserted_id(cursor) or 0
 
     def by_id(self, guild_id: int, order_id: int) -> Order | None:
         row = self.conn.execute(
@@ -304,13 +304,12 @@ class ItemCodeRows(Rows):
     __slots__ = ()
 
     def add(self, guild_id: int, item_id: int, codes: Iterable[str], now: int) -> int:
-        before = self.conn.total_changes
-        self.conn.executemany(
+        cursor = self.conn.executemany(
             "INSERT INTO item_codes (guild_id, item_id, code, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (item_id, code) DO NOTHING",
             ((guild_id, item_id, code, now) for code in codes),
         )
-        return self.conn.total_changes - before
+        return int(cursor.rowcount)
 
     def take(self, item_id: int, order_id: int) -> bool:
         cursor = self.conn.execute(

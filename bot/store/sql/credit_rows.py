@@ -1,15 +1,15 @@
-"""SQLite rows of the books: settings, accounts, lots, entries, the audit log, bot state and
+"""The rows of the books: settings, accounts, lots, entries, the audit log, bot state and
 idempotency keys (bot/store/ports.py says what each method promises)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.domain.models import AuditRecord, Entry, ExpiredLot, GuildSettings, Lot, LotSpec
-from bot.store.sqlite.rows import (
+from bot.store.sql import Connection
+from bot.store.sql.rows import (
     ENTRY_SELECT,
     LOT_COLUMNS,
     SETTINGS_SELECT,
@@ -41,7 +41,7 @@ SETTLED_REMINDERS = "('sent', 'dm_closed', 'opted_out', 'failed', 'unknown')"
 class Rows:
     __slots__ = ("conn",)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
 
@@ -55,7 +55,7 @@ class SettingsRows(Rows):
         unknown = set(values) - SETTINGS_COLUMNS
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}")
-        self.conn.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", (guild_id,))
+        self.conn.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", (guild_id,))
         columns = settings_values(dict(values))
         if columns:
             self.conn.execute(
@@ -75,7 +75,7 @@ class AccountRows(Rows):
 
     def ensure(self, guild_id: int, user_ids: Iterable[int], now: int) -> None:
         self.conn.executemany(
-            "INSERT OR IGNORE INTO accounts (guild_id, user_id, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO accounts (guild_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             ((guild_id, user_id, now) for user_id in user_ids),
         )
 

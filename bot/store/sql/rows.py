@@ -1,4 +1,4 @@
-"""SQLite rows to the domain's records and back: the column lists every query selects."""
+"""Rows to the domain's records and back: the column lists every query selects."""
 
 from __future__ import annotations
 
