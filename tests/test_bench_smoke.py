@@ -89,3 +89,16 @@ def test_interactions_bench_table_has_the_ratio_line(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio ours ÷ bare (closed-loop interactions/s)" in result.stdout
     assert "balance_p99" in result.stdout
+
+
+def test_ledger_bench_on_postgresql_prints_every_operation_beside_psycopg(tmp_path, pg_server):
+    figures = run_bench(
+        tmp_path, "ledger.py", "--lots", "2000", "--ops", "20", "--bulk-repeat", "1", "--database-url", pg_server
+    )
+    assert figures["meta"]["floor"] == "psycopg"
+    assert figures["meta"]["same_writes"], "the psycopg floor no longer writes what PostgresStore writes"
+    for name in OPERATIONS:
+        assert figures[name]["ops_per_s"] > 0, name
+        assert figures[name]["psycopg"]["ops_per_s"] > 0, name
+        assert figures[name]["ratio_to_psycopg"] > 0, name
+    assert "single_grant" in figures["targets"]
