@@ -28,7 +28,8 @@ PRUNE_EVERY_SECONDS = 86400
 DRAIN_SECONDS = 3.0  # at shutdown, how long a running job may take to finish
 TICK_SECONDS = 20  # expiry within 60 s of due and reminders within 60 s of their window, with margin
 DELIVERY_TICK_SECONDS = 5  # retries after their backoff; a purchase kicks its own delivery at once
-RoleMembers = Callable[[int, int], list[int] | None]  # (guild, role) -> member ids, None = unknown now
+# (guild, role) -> member ids, None = unknown now; async: a guild of another shard is listed over REST
+RoleMembers = Callable[[int, int], Awaitable[list[int] | None]]
 
 
 class Jobs:
@@ -130,7 +131,7 @@ class Jobs:
     async def recurring(self) -> int:
         runs = 0
         for schedule in await self.ledger.due_schedules():
-            members = self.role_members(schedule.guild_id, schedule.role_id)
+            members = await self.role_members(schedule.guild_id, schedule.role_id)
             if members is None:  # the guild is not available right now: try again next tick
                 continue
             result = await self.ledger.run_schedule(schedule, members)

@@ -14,7 +14,7 @@ Every record list and lookup table keeps the newest ``max_records`` entries (def
 from .commands import InvalidInvocation
 from .errors import DiscordError
 from .fake import FakeDiscord
-from .models import Channel, ChannelType, Guild, Member, Perm, Role, User, snowflake
+from .models import Channel, ChannelType, Guild, Member, Perm, Role, User, shard_of, snowflake, snowflake_on_shard
 from .records import (
     DEFAULT_MAX_RECORDS,
     BoundedDict,
@@ -50,5 +50,7 @@ __all__ = [
     "SyncCall",
     "User",
     "Violation",
+    "shard_of",
     "snowflake",
+    "snowflake_on_shard",
 ]

@@ -160,6 +160,14 @@ class FakeDiscord:
         #: Seconds between two GUILD_MEMBERS_CHUNK events (Discord sends a big guild's members in
         #: batches of 1000 over a while); 0: all chunks of a request at once.
         self.member_chunk_delay: float = 0.0
+        #: ``GET /gateway/bot``'s ``shards``: the shard count Discord recommends (discord.py's
+        #: AutoShardedClient runs that many when given no shard_count).
+        self.recommended_shards: int = 1
+        #: More guilds than this on one session (one shard, or an unsharded bot) and IDENTIFY is
+        #: closed with 4011 "Sharding required" (Discord: 2,500).
+        self.max_guilds_per_shard: int = 2500
+        #: ``session_start_limit.total``; ``remaining`` counts down with every IDENTIFY.
+        self.session_start_total: int = 1000
         self._changed = asyncio.Event()
         #: Called as ``listener(event, message)`` whenever the bot creates ("create"), edits ("edit")
         #: or deletes ("delete") a message, ephemeral ones included: a front end shows them live.
@@ -313,7 +321,8 @@ class FakeDiscord:
             guild.channels[channel.id] = channel
             self.channels[channel.id] = channel
         for session in self.gateway.sessions.values():
-            session.emit("GUILD_CREATE", self._guild_create_payload(guild.id, session))
+            if session.serves(guild.id):
+                session.emit("GUILD_CREATE", self._guild_create_payload(guild.id, session))
         return guild
 
     def add_role(
@@ -742,8 +751,7 @@ class FakeDiscord:
         record, so a second initial response gets 40060, as on Discord. With ``wait`` (default),
         returns once the bot attempted an initial response to this delivery.
         """
-        if not self.gateway.live_sessions:
-            raise RuntimeError("fakediscord: no client is connected to the gateway")
+        self._check_served(record.guild_id)
         attempts = record.attempts
         self.gateway.dispatch("INTERACTION_CREATE", copy.deepcopy(record.payload))
         if wait:
@@ -751,6 +759,14 @@ class FakeDiscord:
         return record
 
     # ------------------------------------------------------------------ internals
+    def _check_served(self, guild_id: int | None) -> None:
+        """Refuse to send an interaction no connected client would get (Discord would time it out)."""
+        if not self.gateway.live_sessions:
+            raise RuntimeError("fakediscord: no client is connected to the gateway")
+        if not self.gateway.serving(guild_id):
+            where = "DMs (shard 0)" if guild_id is None else f"guild {guild_id}"
+            raise RuntimeError(f"fakediscord: no connected session serves {where}: start its shard first")
+
     def _dm_channel(self, user_id: int) -> Channel:
         channel_id = self._dm_channels.get(user_id)
         if channel_id is None:
@@ -889,8 +905,7 @@ class FakeDiscord:
         message: SentMessage | None = None,
         locale: str = "en-US",
     ) -> InteractionRecord:
-        if not self.gateway.live_sessions:
-            raise RuntimeError("fakediscord: no client is connected to the gateway")
+        self._check_served(guild_id)
         user = self.users.get(user_id)
         if user is None:
             raise InvalidInvocation(f"unknown user {user_id}; add_user/add_member first")

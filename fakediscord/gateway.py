@@ -9,6 +9,15 @@ Member lists arrive as on Discord: GUILD_CREATE carries only the bot (see
 (REQUEST_GUILD_MEMBERS), answered by GUILD_MEMBERS_CHUNK events of at most 1000 members.
 Chunks can be slowed (``FakeDiscord.member_chunk_delay``) or held until a test releases them
 (``FakeDiscord.hold_member_chunks`` / ``release_member_chunks``).
+
+Sharding is served as Discord serves it: several sessions may be live at once, each IDENTIFYing
+with ``shard: [shard_id, num_shards]``, possibly from different processes. A session gets READY,
+GUILD_CREATE and every event of a guild only for the guilds of its shard
+(``(guild_id >> 22) % num_shards``); events without a guild (DMs, interactions in DMs) go to shard 0
+only. A session without ``shard`` gets everything. IDENTIFY is closed with 4010 "Invalid shard" for
+a shard id outside ``[0, num_shards)`` (or a count that differs from another live session's), and
+with 4011 "Sharding required" when the session would have more than
+``FakeDiscord.max_guilds_per_shard`` guilds (Discord: 2,500).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from . import payloads
-from .models import Intent
+from .models import Intent, shard_of
 from .records import RecordLog
 
 if TYPE_CHECKING:
@@ -46,6 +55,16 @@ REPLAY_BUFFER = 1000
 CHUNK_SIZE = 1000
 #: IDENTIFY's ``large_threshold`` when the client sends none (Discord's default).
 DEFAULT_LARGE_THRESHOLD = 50
+#: Close codes Discord uses for a bad ``shard`` and for a session with too many guilds.
+INVALID_SHARD, SHARDING_REQUIRED = 4010, 4011
+#: Events whose guild is the payload's ``id`` (the others carry ``guild_id``).
+GUILD_ID_EVENTS = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
+
+
+def event_guild(event: str, data: dict[str, Any]) -> int | None:
+    """The guild an event belongs to, or None (a DM's events, and others without a guild)."""
+    raw = data.get("id") if event in GUILD_ID_EVENTS else data.get("guild_id")
+    return None if raw is None else int(raw)
 
 
 class _Connection:
@@ -88,10 +107,27 @@ class Session:
         self.shard = shard
         self.large_threshold = large_threshold
         self.seq = 0
+        #: True once READY and every GUILD_CREATE (or RESUMED) has been written to the client.
+        self.ready = False
         self.buffer: deque[dict[str, Any]] = deque(maxlen=REPLAY_BUFFER)
         self.connection: _Connection | None = None
 
+    @property
+    def shard_id(self) -> int | None:
+        return None if self.shard is None else self.shard[0]
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether this session gets the events of ``guild_id`` (None: DMs, which go to shard 0)."""
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return shard_of(guild_id, count) == shard_id
+
     def wants(self, event: str, data: dict[str, Any] | None = None) -> bool:
+        if not self.serves(event_guild(event, data or {})):
+            return False
         if event in MESSAGE_EVENTS:
             needed = Intent.GUILD_MESSAGES if (data or {}).get("guild_id") else Intent.DIRECT_MESSAGES
             return bool(self.intents & needed)
@@ -130,6 +166,21 @@ class Gateway:
     @property
     def live_sessions(self) -> list[Session]:
         return [s for s in self.sessions.values() if s.connection is not None]
+
+    @property
+    def ready_shards(self) -> list[int | None]:
+        """The shard ids of the live sessions that are ready (None for a session without ``shard``)."""
+        return sorted((s.shard_id for s in self.live_sessions if s.ready), key=lambda i: -1 if i is None else i)
+
+    def serving(self, guild_id: int | None) -> list[Session]:
+        """The live sessions that get ``guild_id``'s events (None: DMs)."""
+        return [s for s in self.live_sessions if s.serves(guild_id)]
+
+    def _update_ready(self) -> None:
+        if any(s.ready for s in self.live_sessions):
+            self.ready.set()
+        else:
+            self.ready.clear()
 
     # -- outgoing
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
@@ -239,7 +290,8 @@ class Gateway:
             session = connection.session
             if session is not None and session.connection is connection:
                 session.connection = None
-                self.ready.clear()
+                session.ready = False
+                self._update_ready()
                 # A client closing with 1000/1001 ends its session; other codes may RESUME.
                 if ws.close_code in (1000, 1001):
                     self.sessions.pop(session.session_id, None)
@@ -276,13 +328,25 @@ class Gateway:
         if not self.fake.privileged_members_intent and int(data.get("intents", 0)) & Intent.GUILD_MEMBERS:
             await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        self.identify_count += 1
+        shard = data.get("shard")
+        if shard is not None:
+            refusal = self._shard_refusal(shard)
+            if refusal is not None:
+                _log.debug("gateway: refusing shard %r: %s", shard, refusal)
+                await connection.ws.close(code=INVALID_SHARD, message=b"Invalid shard.")
+                return
+            shard = [int(shard[0]), int(shard[1])]
         session = Session(
             secrets.token_hex(16),
             int(data.get("intents", 0)),
-            data.get("shard"),
+            shard,
             int(data.get("large_threshold") or DEFAULT_LARGE_THRESHOLD),
         )
+        guild_ids = [g for g in self.fake.guilds if session.serves(g)]
+        if len(guild_ids) > self.fake.max_guilds_per_shard:
+            await connection.ws.close(code=SHARDING_REQUIRED, message=b"Sharding required.")
+            return
+        self.identify_count += 1
         self.sessions[session.session_id] = session
         session.connection = connection
         connection.session = session
@@ -290,7 +354,7 @@ class Gateway:
         ready: dict[str, Any] = {
             "v": 10,
             "user": {**payloads.user(fake.bot_user), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(g), "unavailable": True} for g in fake.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guild_ids],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": fake.gateway_url,
@@ -306,10 +370,23 @@ class Gateway:
         if session.shard is not None:
             ready["shard"] = session.shard
         session.emit("READY", ready)
-        for guild_id in fake.guilds:
+        for guild_id in guild_ids:
             session.emit("GUILD_CREATE", fake._guild_create_payload(guild_id, session))
         await connection.marker().wait()
-        self.ready.set()
+        session.ready = session.connection is connection
+        self._update_ready()
+
+    def _shard_refusal(self, shard: Any) -> str | None:
+        """Why Discord would close an IDENTIFY with this ``shard`` with 4010, or None."""
+        if not (isinstance(shard, list) and len(shard) == 2 and all(type(v) is int for v in shard)):
+            return "shard must be [shard_id, num_shards]"
+        shard_id, count = shard
+        if count < 1 or not 0 <= shard_id < count:
+            return f"shard id {shard_id} is not in [0, {count})"
+        for other in self.live_sessions:
+            if other.shard is not None and other.shard[1] != count:
+                return f"num_shards {count} differs from a live session's {other.shard[1]}"
+        return None
 
     async def _resume(self, connection: _Connection, data: dict[str, Any]) -> None:
         session = self.sessions.get(str(data.get("session_id")))
@@ -332,13 +409,17 @@ class Gateway:
                 connection.send(payload)
         session.emit("RESUMED", {"_trace": ["fake"]})
         await connection.marker().wait()
-        self.ready.set()
+        session.ready = session.connection is connection
+        self._update_ready()
 
     def _request_members(self, connection: _Connection, data: dict[str, Any]) -> None:
         session = connection.session
         if session is None:
             return
         guild_id = int(data["guild_id"])
+        if not session.serves(guild_id):  # Discord answers only for the guilds of the session's shard
+            _log.debug("gateway: op 8 for guild %s, not on shard %s", guild_id, session.shard)
+            return
         members, not_found = self.fake._query_members(
             guild_id,
             query=data.get("query") or "",

@@ -24,6 +24,19 @@ def snowflake() -> int:
     return (ms << 22) | (1 << 17) | (next(_increment) & 0xFFF)
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard a guild's events go to: Discord's ``(guild_id >> 22) % num_shards``."""
+    return (guild_id >> 22) % shard_count
+
+
+def snowflake_on_shard(shard_id: int, shard_count: int) -> int:
+    """A new, unique snowflake whose guild would be on shard ``shard_id`` of ``shard_count`` (its
+    timestamp moved back by at most ``shard_count - 1`` milliseconds)."""
+    value = snowflake()
+    ms = (value >> 22) - ((shard_of(value, shard_count) - shard_id) % shard_count)
+    return (ms << 22) | (value & ((1 << 22) - 1))
+
+
 def snowflake_time(value: int) -> datetime:
     return datetime.fromtimestamp(((value >> 22) + DISCORD_EPOCH_MS) / 1000, tz=UTC)
 

@@ -92,13 +92,15 @@ class RestApi:
         return {"url": self.fake.gateway_url}
 
     async def get_gateway_bot(self, req: ApiRequest) -> Any:
+        fake = self.fake
+        total = fake.session_start_total
         return {
-            "url": self.fake.gateway_url,
-            "shards": 1,
+            "url": fake.gateway_url,
+            "shards": fake.recommended_shards,
             "session_start_limit": {
-                "total": 1000,
-                "remaining": 999,
-                "reset_after": 0,
+                "total": total,
+                "remaining": max(0, total - fake.gateway.identify_count),
+                "reset_after": 86_400_000,  # ms until remaining is back at total (Discord: a day)
                 "max_concurrency": 1,
             },
         }

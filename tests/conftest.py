@@ -116,3 +116,30 @@ class Keys:
 @pytest.fixture
 def key() -> Keys:
     return Keys()
+
+
+# --- CI: the PostgreSQL half must have run, not been skipped ---------------------------------------
+_postgres_results = {"passed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "postgres" not in report.nodeid:
+        return
+    if report.when == "call" and report.passed:
+        _postgres_results["passed"] += 1
+    elif report.skipped:
+        _postgres_results["skipped"] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With REQUIRE_POSTGRES=1 (.ci/run), a whole run whose PostgreSQL tests were skipped, or that
+    ran none, fails: green must mean both backends passed."""
+    if os.environ.get("REQUIRE_POSTGRES") != "1" or session.config.option.collectonly:
+        return
+    whole_suite = not session.config.args or session.config.args == ["tests"]
+    if _postgres_results["skipped"] or (whole_suite and not _postgres_results["passed"]):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(
+            f"\nREQUIRE_POSTGRES=1: {_postgres_results['passed']} PostgreSQL tests passed and"
+            f" {_postgres_results['skipped']} were skipped; the PostgreSQL half must run in full."
+        )

@@ -1,11 +1,13 @@
-"""End-to-end fixtures: the real bot (discord.py, cogs, ledger, SQLite file) connected to the fake
-Discord on loopback, driven by raw interaction payloads."""
+"""End-to-end fixtures: the real bot (discord.py, cogs, ledger, database) connected to the fake
+Discord on loopback, driven by raw interaction payloads.
+
+Every test on `world` runs twice: on a SQLite file, and on a PostgreSQL database (DATABASE_URL),
+the same commands and the same checks (tests/rawsql.py reads either)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +21,7 @@ import yarl
 from bot.config import Settings
 from bot.discordbot.client import PromoBalanceBot, point_at
 from fakediscord import FakeDiscord, Guild, InteractionRecord, Member, Perm, Role
+from tests import rawsql
 from tests.conftest import Clock
 
 
@@ -68,12 +71,7 @@ def button(record_or_message, prefix: str) -> str:
 
 def db_dump(w: World) -> dict[str, list[tuple]]:
     """Every row of every table: equal before and after means the command wrote nothing at all."""
-    con = sqlite3.connect(f"file:{w.settings.database_path}?mode=ro", uri=True)
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
-    finally:
-        con.close()
+    return rawsql.dump(w.settings)
 
 
 async def refused(w: World, user, command: str, expect: str, *, enforce: bool = True, **options) -> str:
@@ -142,8 +140,17 @@ async def restart(world: World) -> AsyncIterator[Restart]:
         await stop_bot(bot, task)
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: the SQLite file; else a new PostgreSQL database (the server starts only if asked)."""
+    return request.getfixturevalue("pg_url") if request.param == "postgres" else None
+
+
 @pytest.fixture
-async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> AsyncIterator[World]:
     fake = FakeDiscord()
     await fake.start()
     guild = fake.add_guild(name="Shop Guild")
@@ -165,6 +172,7 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         log_level="DEBUG",
         discord_api_base=fake.api_base,
         discord_gateway_url=fake.gateway_url,
+        database_url=database_url,
     )
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(

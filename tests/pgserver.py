@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL server for the tests (and bench/), started from installed binaries.
 
 `TEST_DATABASE_URL` (a role that may CREATE DATABASE) wins: the tests then use that server.
-Otherwise the server binaries are looked up (`pg_config --bindir`, PATH, Debian's
+Otherwise the server binaries are looked up (`PG_BINDIR`, else `pg_config --bindir`, PATH, Debian's
 /usr/lib/postgresql/N/bin); a new cluster is made in a temporary folder and started on a free
 loopback port, for this run only. PostgreSQL refuses to run as root, so as root the server runs as
 the `postgres` user that Debian's package creates.
@@ -34,6 +34,9 @@ SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 
 def _bindir() -> Path | None:
+    if os.environ.get("PG_BINDIR"):  # where the server binaries are, when not in a usual place
+        explicit = Path(os.environ["PG_BINDIR"])
+        return explicit if (explicit / "initdb").is_file() else None
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:

@@ -1,4 +1,6 @@
-"""The Discord side of the bot: a `commands.Bot` that owns the store, the ledger and the cogs."""
+"""The Discord side of the bot: a `commands.AutoShardedBot` that owns the store, the ledger and the
+cogs. It serves the shards SHARD_IDS of SHARD_COUNT (bot/config.py), or, without them, every shard
+Discord recommends (GET /gateway/bot), all in this process."""
 
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from bot.app.reminder_dispatch import DEFAULT_DMS_PER_SECOND, ReminderDispatcher
 from bot.config import Settings
 from bot.discordbot.errors import report_error
 from bot.discordbot.notify import DiscordDeliverySender, DiscordReminderSender
-from bot.discordbot.roles import credit_holders
+from bot.discordbot.roles import credit_holders, rest_credit_holders
+from bot.discordbot.shards import serves_guild
 from bot.scheduler import TICK_SECONDS, Jobs
+from bot.store.factory import make_store
 from bot.store.migrate import SchemaTooNew
-from bot.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,10 @@ INVITE_PERMISSIONS = discord.Permissions(
 #: Seconds a command that needs a guild's whole member list waits for it to finish loading
 #: (the interaction is deferred meanwhile) before it refuses.
 MEMBER_LIST_WAIT = 10.0
+#: Gateway close codes: a shard id or count Discord does not accept, and too many guilds on one.
+INVALID_SHARD, SHARDING_REQUIRED = 4010, 4011
+#: Discord's most members per GET /guilds/{id}/members page.
+MEMBER_PAGE = 1000
 
 
 def point_at(settings: Settings) -> None:
@@ -70,7 +77,7 @@ def invite_url(application_id: int | str) -> str:
     )
 
 
-class PromoBalanceBot(commands.Bot):
+class PromoBalanceBot(commands.AutoShardedBot):
     def __init__(
         self,
         settings: Settings,
@@ -90,10 +97,14 @@ class PromoBalanceBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=members_intent,
+            # None: discord.py asks GET /gateway/bot how many shards Discord recommends and runs them all.
+            shard_count=settings.shard_count,
         )
+        # SHARD_IDS (Settings checked it names shards below SHARD_COUNT); None: every shard.
+        self.shard_ids = None if settings.shard_ids is None else list(settings.shard_ids)
         self.settings = settings
         self.members_intent = members_intent
-        self.store = SqliteStore(settings.database_path)
+        self.store = make_store(settings)
         self.ledger = Ledger(self.store, clock=clock, events=self._relay_event)
         self.tree.error(report_error)  # one handler for every command's errors (and every View's)
         self.reminders = ReminderDispatcher(self.ledger, DiscordReminderSender(self, self.ledger), rate=dm_rate)
@@ -105,6 +116,19 @@ class PromoBalanceBot(commands.Bot):
         self.member_list_wait = member_list_wait
 
     # lifecycle ---------------------------------------------------------------------------------
+    async def launch_shards(self) -> None:
+        """Without SHARD_COUNT, discord.py takes the recommended count and also the gateway URL
+        from GET /gateway/bot; with DISCORD_GATEWAY_URL set (a proxy, a fake Discord) that URL must
+        win, so take only the count here and let discord.py connect to DEFAULT_GATEWAY."""
+        if self.shard_count is None and self.settings.discord_gateway_url:
+            self.shard_count = (await self.http.get_bot_gateway())[0]
+        log.info(
+            "serving shards %s of %s",
+            "all" if self.shard_ids is None else ",".join(map(str, self.shard_ids)),
+            self.shard_count if self.shard_count is not None else "the recommended count",
+        )
+        await super().launch_shards()
+
     async def setup_hook(self) -> None:
         # Applies pending migrations, after a backup beside the database; the store logs both.
         await self.store.open()
@@ -142,17 +166,47 @@ class PromoBalanceBot(commands.Bot):
                     await guild.chunk()
         return self.member_list_complete(guild)
 
-    def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
-        """Member ids of a role for recurring grants; None while the guild or member list is unknown."""
-        guild = self.get_guild(guild_id)
-        # Until the member list is fully loaded a role looks smaller than it is, and the run,
-        # once granted, is used up: wait for the next tick instead.
-        if guild is None or not self.member_list_complete(guild):
+    async def role_members(self, guild_id: int, role_id: int) -> list[int] | None:
+        """Member ids of a role for recurring grants; None while the member list is unknown.
+
+        A guild of this process's shards comes from the cache, once its member list is complete.
+        The scheduler's lease holder also runs the grants of guilds on shards other processes serve
+        (SPEC §5): those it lists over REST."""
+        if serves_guild(self, guild_id):
+            guild = self.get_guild(guild_id)
+            # Until the member list is fully loaded a role looks smaller than it is, and the run,
+            # once granted, is used up: wait for the next tick instead.
+            if guild is None or not self.member_list_complete(guild):
+                return None
+            role = guild.get_role(role_id)
+            if role is None:  # deleted: the run goes by with nobody to grant
+                return []
+            return credit_holders(role)
+        return await self.fetch_role_members(guild_id, role_id)
+
+    async def fetch_role_members(self, guild_id: int, role_id: int) -> list[int] | None:
+        """The role's credit holders (bot/discordbot/roles.py) over REST, for a guild this process
+        does not serve: every member, a page of 1000 at a time. None when Discord could not say (the
+        run waits for the next tick); [] when the role or the bot's place in the guild is gone."""
+        if not self.members_intent:  # listing a guild's members needs the Server Members intent
             return None
-        role = guild.get_role(role_id)
-        if role is None:  # deleted: the run goes by with nobody to grant
+        try:
+            roles = await self.http.get_roles(guild_id)
+            if not any(int(r["id"]) == role_id for r in roles):
+                return []
+            holders: list[int] = []
+            after = 0
+            while True:
+                page = await self.http.get_members(guild_id, MEMBER_PAGE, after)
+                holders += rest_credit_holders(page, guild_id, role_id)
+                if len(page) < MEMBER_PAGE:
+                    return holders
+                after = max(int(m["user"]["id"]) for m in page)
+        except discord.NotFound:  # the guild is gone (or the bot was removed)
             return []
-        return credit_holders(role)
+        except discord.HTTPException as exc:
+            log.warning("could not list the members of guild %s (%s %s); next tick", guild_id, exc.status, exc.code)
+            return None
 
     def _relay_event(self, name: str, payload: dict[str, Any]) -> None:
         # Other cogs listen with @commands.Cog.listener("on_credit_granted") etc.
@@ -194,6 +248,23 @@ async def run(settings: Settings) -> int:
         except SchemaTooNew as exc:
             log.error("Not starting: %s.", exc)
             return 2
+        except discord.ConnectionClosed as exc:
+            if exc.code == INVALID_SHARD:
+                log.error(
+                    "Discord refused shard %s: SHARD_IDS must be below SHARD_COUNT=%s, and every process of "
+                    "this bot must use the same SHARD_COUNT.",
+                    exc.shard_id,
+                    settings.shard_count,
+                )
+                return 2
+            if exc.code == SHARDING_REQUIRED:
+                log.error(
+                    "Discord refused shard %s: it would have too many guilds. Set a larger SHARD_COUNT "
+                    "(or leave it unset for Discord's recommended count).",
+                    exc.shard_id,
+                )
+                return 2
+            raise
         except discord.PrivilegedIntentsRequired:
             if not members_intent:
                 raise

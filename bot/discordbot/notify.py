@@ -4,6 +4,7 @@ once someone acted, DM the member what happened to their order)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from bot.discordbot import orders as order_text
 from bot.discordbot.lines import lot_categories
 from bot.discordbot.render import ORANGE, ts
 from bot.discordbot.roles import grant_refusal
+from bot.discordbot.shards import serves_guild
 from bot.domain import delivery as deliveries
 from bot.domain.models import Delivery, DueReminder, GuildSettings, Lot, Order
 from bot.domain.money import Currency, format_amount
@@ -83,18 +85,16 @@ class DiscordReminderSender:
     def __init__(self, client: discord.Client, ledger: Ledger) -> None:
         self.client = client
         self.ledger = ledger
+        self.guild_name = GuildNames(client)
 
     async def __call__(self, due: DueReminder, lots: Sequence[Lot], nonce: str) -> None:
-        guild = self.client.get_guild(due.guild_id)
-        if guild is None and not self.client.is_ready():
-            # The scheduler's first tick runs at start, before the gateway has delivered the guilds:
-            # wait for them instead of DMing "your credit in your server". (A close meanwhile cancels
-            # the tick; the claim then stays 'pending' and is resent under its nonce or settled.)
-            await self.client.wait_until_ready()
-            guild = self.client.get_guild(due.guild_id)
+        # The scheduler's first tick runs at start, before the gateway has delivered the guilds:
+        # guild_name waits for them instead of DMing "your credit in your server". (A close meanwhile
+        # cancels the tick; the claim then stays 'pending' and is resent under its nonce or settled.)
+        name = await self.guild_name(due.guild_id)
         try:
             user = self.client.get_user(due.user_id) or await self.client.fetch_user(due.user_id)
-            embed = await reminder_embed(self.ledger, guild.name if guild else "your server", due, lots)
+            embed = await reminder_embed(self.ledger, name, due, lots)
             await user.send(embed=embed, nonce=nonce)
         except discord.Forbidden as exc:
             if exc.code == CLOSED_DMS:
@@ -118,14 +118,52 @@ def refund_dm(order: Order, settings: GuildSettings, guild_name: str, reason: st
     )
 
 
+class GuildNames:
+    """Guild names for DMs: from the cache (once the gateway has delivered the guilds of this
+    process's shards: the first tick runs at start, before), else over REST (a guild on a shard
+    another process serves, SPEC §5), else a stand-in. A name fetched over REST is kept for
+    ``NAME_SECONDS``: a reminder run DMs many members of one guild, and one GET per DM would spend
+    the rate limit on the same answer."""
+
+    NAME_SECONDS = 600.0
+    KEEP = 1000  # guilds remembered at most, the oldest forgotten first
+
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+        self._fetched: dict[int, tuple[str, float]] = {}
+
+    async def __call__(self, guild_id: int) -> str:
+        client = self.client
+        if client.get_guild(guild_id) is None and serves_guild(client, guild_id) and not client.is_ready():
+            await client.wait_until_ready()
+        guild = client.get_guild(guild_id)
+        if guild is not None:
+            return guild.name
+        now = asyncio.get_running_loop().time()
+        known = self._fetched.get(guild_id)
+        if known is not None and now - known[1] < self.NAME_SECONDS:
+            return known[0]
+        try:
+            name = (await client.fetch_guild(guild_id, with_counts=False)).name
+        except discord.HTTPException:
+            return "your server"
+        self._fetched.pop(guild_id, None)
+        self._fetched[guild_id] = (name, now)
+        while len(self._fetched) > self.KEEP:
+            del self._fetched[next(iter(self._fetched))]
+        return name
+
+
 class DiscordDeliverySender:
     """Carries out one delivery over REST (SPEC §5: the job runner needs no gateway connection).
-    When this process has the guild in its cache, a role that is gone or above the bot is known
-    to be impossible without asking Discord; otherwise Discord's answer says so."""
+    A role that is gone or above the bot is known to be impossible before asking Discord to give
+    it: from the cache when this process serves the guild, else from the guild's roles and the
+    bot's member fetched over REST (a guild on another process's shard)."""
 
     def __init__(self, client: discord.Client, ledger: Ledger) -> None:
         self.client = client
         self.ledger = ledger
+        self.guild_name = GuildNames(client)
 
     async def __call__(self, delivery: Delivery) -> None:
         try:
@@ -170,8 +208,12 @@ class DiscordDeliverySender:
         guild = self.client.get_guild(delivery.guild_id)
         if guild is not None:
             refusal = grant_refusal(guild.get_role(delivery.role_id), guild.me)
-            if refusal is not None:
-                raise DeliveryImpossible(refusal)
+        elif not serves_guild(self.client, delivery.guild_id):
+            refusal = await self._rest_refusal(delivery.guild_id, delivery.role_id)
+        else:  # ours but not (yet) in the cache: Discord's answer tells
+            refusal = None
+        if refusal is not None:
+            raise DeliveryImpossible(refusal)
         if delivery.action == deliveries.ADD_ROLE:
             await self.client.http.add_role(
                 delivery.guild_id,
@@ -187,11 +229,23 @@ class DiscordDeliverySender:
                 reason=f"Promo Balance refund of order #{delivery.order_id}",
             )
 
+    async def _rest_refusal(self, guild_id: int, role_id: int) -> str | None:
+        """grant_refusal for a guild this process has no cache of: its roles come with GET
+        /guilds/{id}, the bot's roles with GET /guilds/{id}/members/{bot}. A guild Discord does not
+        know (or no longer shows the bot) raises NotFound / Forbidden, mapped as any answer."""
+        assert self.client.user is not None
+        guild = await self.client.fetch_guild(guild_id, with_counts=False)
+        try:
+            me = await guild.fetch_member(self.client.user.id)
+        except discord.NotFound as exc:  # the bot is no longer in the guild
+            raise DeliveryImpossible(deliveries.GUILD_GONE, _http(exc)) from exc
+        return grant_refusal(guild.get_role(role_id), me)
+
     async def _dm_refund(self, delivery: Delivery) -> None:
         order = await self.ledger.order(delivery.guild_id, delivery.order_id)
         assert order is not None
         settings = await self.ledger.settings(delivery.guild_id)
-        text = refund_dm(order, settings, await self._guild_name(delivery.guild_id), delivery.reason)
+        text = refund_dm(order, settings, await self.guild_name(delivery.guild_id), delivery.reason)
         channel = await self.client.create_dm(discord.Object(delivery.user_id))
         await channel.send(text, nonce=nonce_for(delivery))
 
@@ -238,22 +292,9 @@ class DiscordDeliverySender:
 
     async def _dm_status(self, delivery: Delivery) -> None:
         order, settings = await self._order(delivery)
-        text = order_text.status_dm(delivery.action, order, settings, await self._guild_name(delivery.guild_id))
+        text = order_text.status_dm(delivery.action, order, settings, await self.guild_name(delivery.guild_id))
         channel = await self.client.create_dm(discord.Object(delivery.user_id))
         await channel.send(text, nonce=nonce_for(delivery))
-
-    async def _guild_name(self, guild_id: int) -> str:
-        """From the cache (once the gateway has delivered the guilds: the first tick runs at
-        start, before), else over REST (a guild this process does not serve), else a stand-in."""
-        if self.client.get_guild(guild_id) is None and not self.client.is_ready():
-            await self.client.wait_until_ready()
-        guild = self.client.get_guild(guild_id)
-        if guild is not None:
-            return guild.name
-        try:
-            return (await self.client.fetch_guild(guild_id, with_counts=False)).name
-        except discord.HTTPException:
-            return "your server"
 
 
 def _http(exc: discord.HTTPException) -> str:

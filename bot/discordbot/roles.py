@@ -4,6 +4,9 @@ before it charges, and the delivery sender before it calls Discord (bot/discordb
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import discord
 
 from bot.domain import delivery as deliveries
@@ -30,3 +33,14 @@ def credit_holders(role: discord.Role) -> list[int]:
     """The ids of the role's members who can hold credit: everyone but bots. Complete only once
     the guild's member list is (PromoBalanceBot.member_list_complete)."""
     return [member.id for member in role.members if not member.bot]
+
+
+def rest_credit_holders(members: Iterable[Mapping[str, Any]], guild_id: int, role_id: int) -> list[int]:
+    """:func:`credit_holders` for members as Discord's REST API lists them (GET
+    /guilds/{id}/members): those with the role (everyone for @everyone, whose id is the guild's,
+    as ``Role.members`` has it), bots left out."""
+    return [
+        int(m["user"]["id"])
+        for m in members
+        if not m["user"].get("bot") and (role_id == guild_id or str(role_id) in {str(r) for r in m.get("roles", [])})
+    ]

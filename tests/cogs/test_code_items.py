@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 
 import pytest
 
 from bot.logs import LibraryDebugFilter
+from tests import rawsql
 from tests.e2e import World, button, db_dump, refused, text_of
 
 NOT_A_MODERATOR = "This command is for moderators"
@@ -51,7 +51,7 @@ def fields(message) -> dict[str, str]:
 
 
 def sold_codes(w: World) -> dict[int, str]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return dict(db.execute("SELECT order_id, code FROM item_codes WHERE order_id IS NOT NULL").fetchall())
 
 
@@ -80,7 +80,7 @@ async def test_an_upload_counts_added_and_duplicates_and_never_shows_a_code(worl
     assert "Codes uploaded" in audit
     for shown in (answer, again, audit, text_of(shop)):
         assert "KEY-" not in shown, shown  # counts only, to moderators too
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         details = " ".join(d for (d,) in db.execute("SELECT details FROM audit_log"))
     assert "KEY-" not in details
 

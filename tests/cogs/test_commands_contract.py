@@ -7,12 +7,12 @@ and options are fine, but only once they are listed in EXTRA_* below (a delibera
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import discord
 
+from tests import rawsql
 from tests.e2e import World, text_of
 
 REQ, OPT = True, False
@@ -283,12 +283,7 @@ async def test_every_moderator_command_checks_again_at_run_time(world: World):
     assert len(paths) >= 25
 
     def dump() -> dict[str, list]:
-        con = sqlite3.connect(f"file:{w.settings.database_path}?mode=ro", uri=True)
-        try:
-            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
-        finally:
-            con.close()
+        return rawsql.dump(w.settings)
 
     before = dump()
     for path in paths:

@@ -6,11 +6,11 @@ member's Cancel button and /cancel, and buttons that still work after a restart.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from fakediscord import InvalidInvocation, Perm
+from tests import rawsql
 from tests.e2e import Restart, World, button, db_dump, refused, text_of
 
 NOT_A_MODERATOR = "This command is for moderators"
@@ -43,7 +43,7 @@ async def order(w: World, member=None, item=None) -> int:
 
 
 def recorded_post(w: World, order_id: int) -> int | None:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         row = db.execute("SELECT post_message_id FROM orders WHERE id = ?", (order_id,)).fetchone()
     return row[0] if row else None
 
@@ -71,7 +71,7 @@ async def status(w: World, order_id: int) -> str:
 
 
 def deliveries(w: World, order_id: int) -> dict[str, tuple[str, str | None]]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         rows = db.execute("SELECT action, status, reason FROM deliveries WHERE order_id = ?", (order_id,)).fetchall()
     return {action: (state, reason) for action, state, reason in rows}
 
@@ -80,7 +80,7 @@ async def settled(w: World) -> None:
     """Until the delivery worker has carried out everything due (before comparing database dumps)."""
 
     def quiet() -> bool:
-        with sqlite3.connect(w.settings.database_path) as db:
+        with rawsql.connect(w.settings) as db:
             return db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone() == (0,)
 
     await w.fake.wait_for(quiet, what="the deliveries to settle")
@@ -190,7 +190,7 @@ async def test_every_action_is_audited_with_its_actor(shop):
     denied = w.fake.channel_messages(w.audit_channel_id)[-1]
     assert "Duplicate order" in denied.embed_text
     assert f"#{second}" in denied.embed_text
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         actions = db.execute("SELECT actor_id, action FROM audit_log ORDER BY id").fetchall()
     assert (w.mod.id, "fulfil") in actions, actions
     assert (w.mod.id, "deny") in actions, actions
@@ -256,7 +256,7 @@ async def test_two_moderators_pressing_at_once_act_once_and_the_second_is_told_w
     await settled(w)
     assert len(w.fake.dms(w.alice.id)) == 1
     assert len(post.edits) == 1
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         assert db.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'fulfil'").fetchone() == (1,)
 
 

@@ -5,19 +5,19 @@ The ledger is only used to set up state and to check what was (not) written."""
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import pytest
 
 from bot.domain.timeparse import to_unix
 from fakediscord import InvalidInvocation
+from tests import rawsql
 from tests.e2e import World, button, text_of
 
 TABLES = ("lots", "entries", "orders", "idempotency", "audit_log")
 
 
 def counts(w: World) -> dict[str, int]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
 
 

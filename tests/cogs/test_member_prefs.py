@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from fakediscord import InvalidInvocation
+from tests import rawsql
 from tests.e2e import World, text_of
 
 TABLES = ("lots", "entries", "orders")
 
 
 def counts(w: World) -> dict[str, int]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
 
 

@@ -4,20 +4,20 @@ guild isolation, through real discord.py dispatch against the fake Discord."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import pytest
 
 from bot.domain import limits
 from bot.domain.timeparse import to_unix
 from fakediscord import InvalidInvocation
+from tests import rawsql
 from tests.e2e import World, text_of
 
 TABLES = ("lots", "entries", "promo_redemptions", "idempotency")
 
 
 def counts(w: World) -> dict[str, int]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         out = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
         out["redeemed_cards"] = db.execute("SELECT COUNT(*) FROM gift_cards WHERE status = 'redeemed'").fetchone()[0]
         return out

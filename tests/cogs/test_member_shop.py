@@ -4,12 +4,12 @@ against the fake Discord. The ledger only sets up state and checks what was (not
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from bot.domain.timeparse import to_unix
 from fakediscord import InvalidInvocation, Perm
+from tests import rawsql
 from tests.e2e import World, button, db_dump, text_of
 
 TABLES = ("lots", "entries", "orders", "idempotency")
@@ -17,7 +17,7 @@ ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+"
 
 
 def counts(w: World) -> dict[str, int]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         out = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
         out["stock"] = db.execute("SELECT COALESCE(SUM(stock), 0) FROM shop_items").fetchone()[0]
         return out
@@ -176,7 +176,7 @@ async def test_preview_shows_promo_gift_forfeit_and_balance_after_and_writes_not
     assert done.message.custom_ids == []
     bal = await w.ledger.balance(w.guild.id, w.alice.id)
     assert (bal.promo, bal.gift) == (0, 100)
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         types = [t for (t,) in db.execute("SELECT type FROM entries WHERE order_id = 1 ORDER BY id")]
     assert types == ["spend", "forfeit"]
 
@@ -565,7 +565,7 @@ async def test_orders_page_buttons_and_only_the_invoker_turns_pages(world: World
 
 
 def entries_of_order(w: World, order_id: int) -> list[tuple[str, int, int]]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return db.execute(
             "SELECT type, lot_id, amount FROM entries WHERE order_id = ? ORDER BY id", (order_id,)
         ).fetchall()

@@ -4,10 +4,8 @@ bot's member cache, restarts on the same database file, and the guild's timezone
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from bot.app.ledger import Ledger
 from bot.domain.recurrence import next_run
 from bot.domain.timeparse import to_unix
 from fakediscord import Member
+from tests import rawsql
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
 from tests.e2e import Restart, World, text_of
 
@@ -24,17 +23,9 @@ DAY = 86400
 VIP = 77
 
 
-def db_rows(path: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, tuple(args)).fetchall()
-    finally:
-        conn.close()
-
-
 def schedule_lots(w: World, schedule_id: int = 1) -> list[tuple[Any, ...]]:
-    return db_rows(
-        w.settings.database_path,
+    return rawsql.rows(
+        w.settings,
         "SELECT user_id, original, kind, expires_at, categories, created_at FROM lots WHERE source_ref = ? ORDER BY id",
         (f"schedule:{schedule_id}",),
     )
@@ -71,8 +62,8 @@ async def test_invalid_rules_are_refused_clearly_and_nothing_is_written(world: W
         assert "0 12 1 * *" in text  # an example of what works
         assert "Error id" not in text
         assert "went wrong" not in text
-    assert db_rows(w.settings.database_path, "SELECT COUNT(*) FROM schedules") == [(0,)]
-    assert db_rows(w.settings.database_path, "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'schedule%'") == [(0,)]
+    assert rawsql.rows(w.settings, "SELECT COUNT(*) FROM schedules") == [(0,)]
+    assert rawsql.rows(w.settings, "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'schedule%'") == [(0,)]
     listed = await w.run(w.mod, "credits schedule list")
     assert "None yet" in text_of(listed)
 
@@ -82,7 +73,7 @@ async def test_a_bad_amount_is_refused_too(world: World):
     for amount in ("0", "-5", "abc", "1e99"):
         text = await add_schedule(w, "0 12 1 * *", amount=amount)
         assert "Error id" not in text
-    assert db_rows(w.settings.database_path, "SELECT COUNT(*) FROM schedules") == [(0,)]
+    assert rawsql.rows(w.settings, "SELECT COUNT(*) FROM schedules") == [(0,)]
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -105,7 +96,7 @@ async def test_each_due_run_grants_every_non_bot_member_of_the_role_once(world: 
     assert f"<@&{w.vip_role.id}>" in text
     assert "100 credits" in text
     due = unix(2026, 12, 1, 12, 0)
-    assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(due,)]
+    assert rawsql.rows(w.settings, "SELECT next_run_at FROM schedules") == [(due,)]
 
     w.clock.current = datetime(2026, 12, 1, 11, 59, 59, tzinfo=UTC)
     assert await w.bot.jobs.recurring() == 0
@@ -120,8 +111,8 @@ async def test_each_due_run_grants_every_non_bot_member_of_the_role_once(world: 
             (w.bob.id, 100, "promo", expires, '["games", "books"]', due),
         ]
     )  # the bot member got nothing
-    keys = db_rows(
-        w.settings.database_path,
+    keys = rawsql.rows(
+        w.settings,
         "SELECT DISTINCT e.idempotency_key FROM entries e JOIN lots l ON l.id = e.lot_id"
         " WHERE l.source_ref = 'schedule:1'",
     )
@@ -172,7 +163,7 @@ async def test_runs_once_across_a_restart_and_a_missed_run_runs_once_at_start(wo
     assert {row[2] for row in lots} == {"gift"}
     assert {row[3] for row in lots} == {None}  # no valid_days: never expires
     assert [row[5] for row in lots[2:]] == [w.ledger.now()] * 2
-    assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(unix(2026, 12, 3, 12, 0),)]
+    assert rawsql.rows(w.settings, "SELECT next_run_at FROM schedules") == [(unix(2026, 12, 3, 12, 0),)]
     w.clock.current = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     assert await w.bot.jobs.recurring() == 1
     assert len(schedule_lots(w)) == 6
@@ -184,7 +175,11 @@ async def test_a_run_while_the_guild_is_unavailable_waits_for_it(world: World):
     await add_schedule(w, "0 12 * * *")
     w.clock.current = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     real = w.bot.jobs.role_members
-    w.bot.jobs.role_members = lambda guild_id, role_id: None  # e.g. before the guild arrived
+
+    async def unknown(guild_id: int, role_id: int) -> None:  # e.g. before the guild arrived
+        return None
+
+    w.bot.jobs.role_members = unknown
     assert await w.bot.jobs.recurring() == 0
     assert schedule_lots(w) == []
     w.bot.jobs.role_members = real
@@ -202,12 +197,12 @@ async def test_the_rule_is_read_in_the_guild_timezone(world: World):
     assert "America/New_York" in text
     # START is 12:00 UTC = 07:00 in New York (EST, UTC-5): 09:00 there is 14:00 UTC.
     nine_am = unix(2026, 11, 26, 14, 0)
-    assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(nine_am,)]
+    assert rawsql.rows(w.settings, "SELECT next_run_at FROM schedules") == [(nine_am,)]
     w.clock.current = datetime(2026, 11, 26, 13, 59, 59, tzinfo=UTC)
     assert await w.bot.jobs.recurring() == 0
     w.clock.advance(seconds=1)
     assert await w.bot.jobs.recurring() == 1
-    assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(nine_am + DAY,)]
+    assert rawsql.rows(w.settings, "SELECT next_run_at FROM schedules") == [(nine_am + DAY,)]
     listed = await w.run(w.mod, "credits schedule list")
     assert "America/New_York" in text_of(listed)
 
@@ -222,12 +217,12 @@ async def test_a_rule_with_a_day_of_month_and_a_weekday_runs_on_either_day(world
     monday, first, next_monday = unix(2026, 11, 30, 12, 0), unix(2026, 12, 1, 12, 0), unix(2026, 12, 7, 12, 0)
     assert f"<t:{monday}:" in text  # the answer shows the coming Monday
     for due, then in ((monday, first), (first, next_monday)):
-        assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(due,)]
+        assert rawsql.rows(w.settings, "SELECT next_run_at FROM schedules") == [(due,)]
         w.clock.current = datetime.fromtimestamp(due - 1, UTC)
         assert await w.bot.jobs.recurring() == 0
         w.clock.advance(seconds=1)
         assert await w.bot.jobs.recurring() == 1
-        assert db_rows(w.settings.database_path, "SELECT next_run_at FROM schedules") == [(then,)]
+        assert rawsql.rows(w.settings, "SELECT next_run_at FROM schedules") == [(then,)]
     assert [row[:2] for row in schedule_lots(w)] == [(w.alice.id, 5), (w.alice.id, 5)]
     listed = text_of(await w.run(w.mod, "credits schedule list"))
     assert f"<t:{next_monday}:" in listed
@@ -256,7 +251,7 @@ async def test_schedule_list_and_remove(world: World):
     assert "#2" in listed
     again = await w.run(w.mod, "credits schedule remove", id=1)
     assert "no recurring grant #1" in text_of(again)
-    audit = db_rows(w.settings.database_path, "SELECT action FROM audit_log WHERE action LIKE 'schedule%' ORDER BY id")
+    audit = rawsql.rows(w.settings, "SELECT action FROM audit_log WHERE action LIKE 'schedule%' ORDER BY id")
     assert audit == [("schedule-add",), ("schedule-add",), ("schedule-remove",)]
 
     # The removed one never runs again; the other does.

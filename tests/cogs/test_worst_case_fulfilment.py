@@ -9,13 +9,13 @@ delivery."""
 from __future__ import annotations
 
 import math
-import sqlite3
 
 from bot.discordbot import fit
 from bot.domain import limits
 from bot.domain.money import MAX_AMOUNT
 from cogs.fulfil import QUEUE_PAGE
 from cogs.orders import ORDERS_PAGE
+from tests import rawsql
 from tests.e2e import World, button, text_of
 
 CURRENCY = "golden dragon scales"  # 20 characters: the longest currency name
@@ -176,5 +176,5 @@ async def test_orders_with_the_longest_codes_and_reasons_fit_every_page(world: W
         assert "more" not in text
         codes_seen |= {c for c in (long_code(i) for i in range(count)) if c in text}
     assert len(codes_seen) == count  # every code whole, on some page
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         assert db.execute("SELECT COUNT(*) FROM item_codes WHERE order_id IS NOT NULL").fetchone() == (count,)

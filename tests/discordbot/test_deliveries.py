@@ -7,9 +7,9 @@ when a restart comes mid-wait. (The real process, SIGKILLed mid-wait: tests/disc
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 from bot.domain import delivery as rules
+from tests import rawsql
 from tests.e2e import Restart, World, button, text_of
 
 ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+$"
@@ -40,18 +40,18 @@ def has_role(w: World) -> bool:
 
 
 def deliveries(w: World) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return db.execute("SELECT action, status, reason FROM deliveries ORDER BY id").fetchall()
 
 
 def refund_entries(w: World) -> int:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return db.execute("SELECT COUNT(*) FROM entries WHERE type = 'refund'").fetchone()[0]
 
 
 async def due_now(w: World) -> None:
     """Move the clock to the next delivery's due time (its backoff)."""
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         (due_at,) = db.execute("SELECT MIN(due_at) FROM deliveries WHERE status = 'pending'").fetchone()
     w.clock.advance(seconds=max(due_at - w.ledger.now(), 0))
 

@@ -5,10 +5,9 @@ never refunds; a passing failure is retried on the backoff and posts once."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from bot.domain import delivery as rules
 from fakediscord import Perm
+from tests import rawsql
 from tests.e2e import Restart, World
 
 POST = r"^/channels/\d+/messages$"
@@ -24,7 +23,7 @@ async def setup_staff(w: World):
 
 
 def rows(w: World) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(w.settings.database_path) as db:
+    with rawsql.connect(w.settings) as db:
         return db.execute("SELECT action, status, reason FROM deliveries ORDER BY id").fetchall()
 
 

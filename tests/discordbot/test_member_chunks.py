@@ -154,7 +154,7 @@ async def test_recurring_grants_use_the_same_rule_for_a_complete_list(fresh):
     w: Fresh = await fresh(600)
     bot = w.bot
     assert not bot.member_list_complete(bot.get_guild(w.guild.id))
-    assert bot.role_members(w.guild.id, w.role.id) is None
+    assert await bot.role_members(w.guild.id, w.role.id) is None
     w.fake.release_member_chunks()
     await w.fake.wait_for(lambda: bot.member_list_complete(bot.get_guild(w.guild.id)), what="the whole list")
-    assert sorted(bot.role_members(w.guild.id, w.role.id) or []) == sorted(m.id for m in w.members)
+    assert sorted(await bot.role_members(w.guild.id, w.role.id) or []) == sorted(m.id for m in w.members)

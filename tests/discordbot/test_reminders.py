@@ -36,6 +36,7 @@ from bot.discordbot.client import PromoBalanceBot
 from bot.domain.models import DueReminder, Lot
 from bot.store.sqlite import SqliteStore
 from fakediscord import Member
+from tests import rawsql
 from tests.conftest import ALICE, BOB, GUILD, MOD, START, Clock, Keys
 from tests.e2e import Restart, World, stop_bot, text_of
 
@@ -60,7 +61,7 @@ def db_rows(path: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, .
 
 def reminder_rows(w: World) -> dict[tuple[int, int], str]:
     """(lot id, lead seconds) -> status of the `reminders` table."""
-    rows = db_rows(w.settings.database_path, "SELECT lot_id, lead_seconds, status FROM reminders")
+    rows = rawsql.rows(w.settings, "SELECT lot_id, lead_seconds, status FROM reminders")
     return {(lot, lead): status for lot, lead, status in rows}
 
 
@@ -449,9 +450,7 @@ async def test_closed_dms_in_the_middle_of_a_batch(world: World):
     # Bob was in the middle of the batch: his refusal did not stop carol's DM.
     posts = w.fake.requests_to("POST", DM_POST)
     assert [p.status for p in posts] == [200, 403, 200]
-    rows = db_rows(
-        w.settings.database_path, "SELECT user_id, dm_closed_at FROM accounts WHERE guild_id = ?", (w.guild.id,)
-    )
+    rows = rawsql.rows(w.settings, "SELECT user_id, dm_closed_at FROM accounts WHERE guild_id = ?", (w.guild.id,))
     closed = dict(rows)
     assert closed[w.bob.id] == w.ledger.now()
     assert closed[w.alice.id] is None
@@ -499,7 +498,7 @@ async def test_failures_are_given_up_after_max_attempts(world: World, no_http_re
         assert run.found == 1, attempt
         if attempt < MAX_ATTEMPTS:
             assert (run.retried, run.failed) == (1, 0)
-            wait = db_rows(w.settings.database_path, "SELECT next_reminder_at FROM lots WHERE id = ?", (lot,))
+            wait = rawsql.rows(w.settings, "SELECT next_reminder_at FROM lots WHERE id = ?", (lot,))
             waits.append(wait[0][0] - w.ledger.now())
             w.clock.advance(seconds=waits[-1])
         else:
@@ -541,9 +540,9 @@ async def test_expiry_sweep_writes_expiries_within_one_tick_and_dispatches_event
     assert await w.bot.jobs.expire() == 0
     w.clock.advance(minutes=1)  # exactly at expires_at: unusable from this instant
     assert await w.bot.jobs.expire() == 1
-    rows = db_rows(w.settings.database_path, "SELECT id, status, remaining FROM lots ORDER BY id")
+    rows = rawsql.rows(w.settings, "SELECT id, status, remaining FROM lots ORDER BY id")
     assert rows == [(soon, "expired", 0), (later, "active", 25)]
-    entries = db_rows(w.settings.database_path, "SELECT lot_id, type, amount FROM entries WHERE type = 'expire'")
+    entries = rawsql.rows(w.settings, "SELECT lot_id, type, amount FROM entries WHERE type = 'expire'")
     assert entries == [(soon, "expire", -40)]
     await w.fake.wait_for(lambda: len(expired) == 1, what="credit_expired")
     assert expired[0]["lot_id"] == soon
@@ -614,8 +613,8 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
         assert expired[0]["lot_id"] == expiring.first_lot_id
         await w.fake.wait_for(
             lambda: bool(
-                db_rows(
-                    w.settings.database_path,
+                rawsql.rows(
+                    w.settings,
                     "SELECT 1 FROM lots WHERE user_id = ? AND source_ref = 'schedule:1'",
                     (w.alice.id,),
                 )
@@ -624,9 +623,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
             what="the recurring grant",
         )
         await asyncio.sleep(0.5)  # a few more ticks: the missed run ran once, not once per tick
-        granted = db_rows(
-            w.settings.database_path, "SELECT user_id, original FROM lots WHERE source_ref = 'schedule:1'"
-        )
+        granted = rawsql.rows(w.settings, "SELECT user_id, original FROM lots WHERE source_ref = 'schedule:1'")
         assert granted == [(w.alice.id, 25)]
         assert len(bot.jobs.scheduler.get_jobs()) == 4
     finally:
