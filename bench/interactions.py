@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -40,22 +41,26 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/interactions.py` without PYTHONPATH
     sys.path.insert(0, str(ROOT))
 
 import discord  # noqa: E402
+import psycopg  # noqa: E402
 
 from bench._common import cached_build, log  # noqa: E402
 from bench.ledger import GUILD, MOD, build_db  # noqa: E402
 from bot.app.ledger import Ledger  # noqa: E402
+from bot.config import redact_url  # noqa: E402
+from bot.store.copy import copy_sqlite_to_postgres  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
-from fakediscord import FakeDiscord, InteractionRecord, Perm, SentMessage  # noqa: E402
+from fakediscord import FakeDiscord, InteractionRecord, InvalidInvocation, Perm, SentMessage  # noqa: E402
 
 META_KEY = "bench_meta"
 BUILD_VERSION = 3  # bench/ledger.py's builder
@@ -64,18 +69,21 @@ PROMO_PER_MEMBER = 1000
 BUY_ITEM = "11"  # "Games 1": 5 credits, stock 10,000,000, no role, no per-member limit
 BUYERS = 2000  # members given gift credit for the /buy runs
 BUYER_CREDIT = 1_000_000
-ANSWER_TIMEOUT = 20.0
+ANSWER_TIMEOUT = 10.0
 COMMANDS = ("balance", "redeem", "buy")
 FAILED_MARKERS = ("Nothing was charged", "Error id", "went wrong", "Only the buyer")
 
 
-def cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) of a running process, from /proc (Linux); 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) of running processes, from /proc (Linux); 0.0 elsewhere."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def self_cpu() -> float:
@@ -160,17 +168,26 @@ def failed(message: SentMessage) -> bool:
     return any(marker in text for marker in FAILED_MARKERS)
 
 
-class Load:
-    """Sends the interactions of one command and times their answers."""
+@dataclass
+class GuildLoad:
+    """One guild of the run: its members (the busy one's from the built ledger), the buyers with
+    credit, and the item /buy asks for."""
 
-    def __init__(
-        self, fake: FakeDiscord, answers: Answers, members: list[int], buyers: list[int], think_s: float
-    ) -> None:
-        self.think_s = think_s
+    guild_id: int
+    members: list[int]
+    buyers: list[int]
+    item: str = BUY_ITEM
+
+
+class Load:
+    """Sends the interactions of one command and times their answers; interaction `index` goes to
+    guild `index % G`, so each shard (process) gets its share."""
+
+    def __init__(self, fake: FakeDiscord, answers: Answers, guilds: list[GuildLoad], think_s: float) -> None:
         self.fake = fake
         self.answers = answers
-        self.members = members
-        self.buyers = buyers
+        self.guilds = guilds
+        self.think_s = think_s
 
     async def answer(
         self, future: asyncio.Future[tuple[float, SentMessage]], sent: float, run: Run, label: str
@@ -188,14 +205,15 @@ class Load:
             return None
         return message
 
-    async def once(self, command: str, index: int, run: Run, slot: asyncio.Semaphore) -> None:
-        """One /balance or /redeem, or one /buy and its Confirm, as member number `index`; each
-        interaction holds a `slot` from its sending to its answer (the closed loop's in-flight cap)."""
+    async def once(self, command: str, guild: GuildLoad, member: int, run: Run, slot: asyncio.Semaphore) -> None:
+        """One /balance or /redeem, or one /buy and its Confirm, as member number `member` of
+        `guild`; each interaction holds a `slot` from its sending to its answer (the closed
+        loop's in-flight cap)."""
         fake = self.fake
         if command == "buy":
-            user = self.buyers[index % len(self.buyers)]
+            user = guild.buyers[member % len(guild.buyers)]
             async with slot:
-                record = await fake.invoke(GUILD, user, "buy", {"item": BUY_ITEM}, wait=False)
+                record = await fake.invoke(guild.guild_id, user, "buy", {"item": guild.item}, wait=False)
                 preview = await self.answer(self.answers.on_create(record), record.created_at, run, "buy preview")
             if preview is None:
                 return
@@ -211,63 +229,89 @@ class Load:
                 click = await fake.click(preview, confirm, user, wait=False)
                 await self.answer(edited, click.created_at, run, "buy confirm")
             return
-        user = self.members[index % len(self.members)]
+        user = guild.members[member % len(guild.members)]
         options = {"code": PROMO} if command == "redeem" else None
         async with slot:
-            record = await fake.invoke(GUILD, user, command, options, wait=False)
+            record = await fake.invoke(guild.guild_id, user, command, options, wait=False)
             await self.answer(self.answers.on_create(record), record.created_at, run, command)
 
-    async def closed(self, command: str, duration: float, concurrency: int, pid: int) -> Run:
+    async def closed(self, command: str, duration: float, concurrency: int, pids: list[int]) -> Run:
         """`concurrency` interactions in flight, each followed by the next as soon as it is answered.
         For /buy, 4 × as many sessions take turns in those slots (a session thinks before it clicks)."""
         run = Run(command, "closed")
         loop = asyncio.get_running_loop()
         slot = asyncio.Semaphore(concurrency)
-        sessions = concurrency * 4 if command == "buy" else concurrency
+        g = len(self.guilds)
+        sessions = math.ceil(concurrency * (4 if command == "buy" else 1) / g) * g
         counter = iter(range(10**9))
         deadline = loop.time() + duration
 
         async def session(w: int) -> None:
-            # session w buys as members w, w + S, w + 2S …: never two previews of one member at once
+            # session w buys in guild w % G as its members w // G, + S/G, + 2S/G …: never two
+            # previews of one member at once
             k = 0
             while loop.time() < deadline:
-                index = w + sessions * k if command == "buy" else next(counter)
-                await self.once(command, index, run, slot)
+                if command == "buy":
+                    guild, member = self.guilds[w % g], w // g + (sessions // g) * k
+                else:
+                    i = next(counter)
+                    guild, member = self.guilds[i % g], i // g
+                await self.once(command, guild, member, run, slot)
                 k += 1
 
-        c0, b0, t0 = cpu_of(pid), self_cpu(), loop.time()
+        c0, b0, t0 = cpu_of(pids), self_cpu(), loop.time()
         await asyncio.gather(*(session(w) for w in range(sessions)))
         run.wall_s = loop.time() - t0
-        run.bot_cpu_s, run.bench_cpu_s = cpu_of(pid) - c0, self_cpu() - b0
+        run.bot_cpu_s, run.bench_cpu_s = cpu_of(pids) - c0, self_cpu() - b0
         return run
 
-    async def open(self, command: str, duration: float, rate: float, pid: int) -> Run:
+    async def open(self, command: str, duration: float, rate: float, pids: list[int]) -> Run:
         run = Run(command, "open")
         loop = asyncio.get_running_loop()
         interval = (2 if command == "buy" else 1) / rate  # a /buy session is two interactions
         tasks: list[asyncio.Task[None]] = []
         unlimited = asyncio.Semaphore(10**9)
-        c0, b0, start = cpu_of(pid), self_cpu(), loop.time()
+        g = len(self.guilds)
+        c0, b0, start = cpu_of(pids), self_cpu(), loop.time()
         i = 0
         while (at := start + i * interval) < start + duration:
             delay = at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             run.max_lag_ms = max(run.max_lag_ms, (loop.time() - at) * 1000)
-            tasks.append(asyncio.create_task(self.once(command, i, run, unlimited)))
+            tasks.append(asyncio.create_task(self.once(command, self.guilds[i % g], i // g, run, unlimited)))
             i += 1
         await asyncio.gather(*tasks)
-        run.wall_s = loop.time() - start
-        run.bot_cpu_s, run.bench_cpu_s = cpu_of(pid) - c0, self_cpu() - b0
+        run.wall_s = duration  # answered per second of the offered window (a straggler does not stretch it)
+        run.bot_cpu_s, run.bench_cpu_s = cpu_of(pids) - c0, self_cpu() - b0
         return run
+
+    async def probe(self, seconds: float) -> None:
+        """Until every guild's /balance is answered: each process serves its shards."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        for guild in self.guilds:
+            while True:
+                try:
+                    record = await self.fake.invoke(guild.guild_id, guild.members[0], "balance", wait=False)
+                except InvalidInvocation:  # the commands are not synced yet
+                    record = None
+                if record is not None:
+                    future = self.answers.on_create(record)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(future), 2)
+                    if future.done():
+                        break
+                if loop.time() > deadline:
+                    raise TimeoutError(f"guild {guild.guild_id} got no answer to /balance in {seconds:.0f} s")
+                await asyncio.sleep(0.2)
 
 
 # --- the database and the world --------------------------------------------------------------
 
 
-def prepare_db(path: Path, lots: int, seed: int) -> tuple[list[int], int]:
-    """The busy server's ledger (built once per --lots in the work directory) with nothing due:
-    the startup jobs of the bot would otherwise sweep and DM in the middle of the measurement."""
+def busy_members(path: Path, lots: int, seed: int) -> list[int]:
+    """The busy server's ledger (built once per --lots and reused), and its members."""
     cached_build(
         path,
         META_KEY,
@@ -277,19 +321,39 @@ def prepare_db(path: Path, lots: int, seed: int) -> tuple[list[int], int]:
         lots,
         seed,
     )
-    now = int(time.time())
     conn = sqlite3.connect(path)
     try:
-        members = [
-            u for (u,) in conn.execute("SELECT user_id FROM accounts WHERE guild_id = ? ORDER BY user_id", (GUILD,))
-        ]
+        rows = conn.execute("SELECT user_id FROM accounts WHERE guild_id = ? ORDER BY user_id", (GUILD,))
+        return [int(u) for (u,) in rows]
     finally:
         conn.close()
-    return members, now
 
 
-async def stock_the_shop(store_path: Path, buyers: list[int]) -> None:
-    """The promotional code and the buyers' credit, written through the ledger."""
+def guild_for_shard(shard: int, shards: int, taken: set[int]) -> int:
+    """A guild id on `shard` of `shards` (Discord routes guild g to shard (g >> 22) % shards)."""
+    guild_id = GUILD + (1 << 22)
+    while (guild_id >> 22) % shards != shard or guild_id in taken:
+        guild_id += 1 << 22
+    return guild_id
+
+
+def plan_guilds(members: list[int], shards: int) -> list[GuildLoad]:
+    """The busy guild, and for every other shard a guild of as many members (new accounts)."""
+    guilds = [GuildLoad(GUILD, members, members[: min(BUYERS, len(members))])]
+    covered = {(GUILD >> 22) % shards}
+    for shard in range(shards):
+        if shard in covered:
+            continue
+        guild_id = guild_for_shard(shard, shards, {g.guild_id for g in guilds})
+        base = 10**17 + shard * 10**9
+        others = [base + n for n in range(len(members))]
+        guilds.append(GuildLoad(guild_id, others, others[: min(BUYERS, len(others))]))
+        covered.add(shard)
+    return guilds
+
+
+async def stock_the_shop(store_path: Path, guilds: list[GuildLoad]) -> None:
+    """The promotional code, the buyers' credit and the other guilds' shops, through the ledger."""
     store = SqliteStore(str(store_path))
     await store.open()
     try:
@@ -297,12 +361,17 @@ async def stock_the_shop(store_path: Path, buyers: list[int]) -> None:
         # what the bot's jobs would find due right away is settled first: no sweep, no DM mid-run
         while await ledger.sweep_expired():
             pass
-        await ledger.create_promo(
-            GUILD, PROMO, 10, actor_id=MOD, key="bench:promo", uses=10**9, per_member=PROMO_PER_MEMBER
-        )
-        await ledger.grant_many(
-            GUILD, buyers, BUYER_CREDIT, actor_id=MOD, key="bench:buyers", kind="gift", reason="bench credit"
-        )
+        for guild in guilds:
+            g = guild.guild_id
+            if g != GUILD:
+                item = await ledger.add_item(g, "Games 1", 5, "games", actor_id=MOD, key=f"bench:item:{g}", stock=10**7)
+                guild.item = str(item.id)
+            await ledger.create_promo(
+                g, PROMO, 10, actor_id=MOD, key=f"bench:promo:{g}", uses=10**9, per_member=PROMO_PER_MEMBER
+            )
+            await ledger.grant_many(
+                g, guild.buyers, BUYER_CREDIT, actor_id=MOD, key=f"bench:buyers:{g}", kind="gift", reason="bench"
+            )
     finally:
         await store.close()
     conn = sqlite3.connect(store_path)
@@ -317,14 +386,49 @@ async def stock_the_shop(store_path: Path, buyers: list[int]) -> None:
         conn.close()
 
 
-def build_world(fake: FakeDiscord, members: list[int]) -> None:
-    guild = fake.add_guild(guild_id=GUILD, name="Busy Guild")
-    owner = fake.add_member(GUILD, name="owner")
-    guild.owner_id = owner.id
-    mods = fake.add_role(GUILD, "Moderators", permissions=int(Perm.MANAGE_GUILD), position=5)
-    fake.add_member(GUILD, user_id=MOD, name="mod", roles=[mods.id])
-    for n, user in enumerate(members):
-        fake.add_member(GUILD, user_id=user, name=f"member{n}")
+def build_world(fake: FakeDiscord, guilds: list[GuildLoad]) -> None:
+    for n, load in enumerate(guilds):
+        guild = fake.add_guild(guild_id=load.guild_id, name=f"Busy Guild {n + 1}")
+        owner = fake.add_member(load.guild_id, name="owner")
+        guild.owner_id = owner.id
+        mods = fake.add_role(load.guild_id, "Moderators", permissions=int(Perm.MANAGE_GUILD), position=5)
+        fake.add_member(load.guild_id, user_id=MOD, name="mod", roles=[mods.id])
+        for i, user in enumerate(load.members):
+            fake.add_member(load.guild_id, user_id=user, name=f"member{i}")
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(url: str, sqlite_path: Path) -> AsyncIterator[str]:
+    """A new database on the server of `url`, loaded from the stocked SQLite file by copy-db's
+    copy and analysed; dropped afterwards."""
+    name = f"promo_bench_int_{os.getpid()}"
+    target = urlunsplit(urlsplit(url)._replace(path="/" + name))
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        result = await copy_sqlite_to_postgres(sqlite_path, target)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        log(f"copied {result.total:,} rows into {redact_url(target)}")
+        yield target
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redemptions(database: str) -> int:
+    """Promo redemptions in the bot's database: proof the answers came from the ledger."""
+    if database.startswith(("postgresql://", "postgres://")):
+        with psycopg.connect(database) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM promo_redemptions").fetchone()
+    else:
+        conn2 = sqlite3.connect(database)
+        try:
+            row = conn2.execute("SELECT COUNT(*) FROM promo_redemptions").fetchone()
+        finally:
+            conn2.close()
+    return int(row[0]) if row else 0
 
 
 # --- the bot processes ------------------------------------------------------------------------
@@ -334,7 +438,7 @@ def build_world(fake: FakeDiscord, members: list[int]) -> None:
 class Side:
     name: str  # "ours" or "bare"
     argv: list[str]
-    env: dict[str, str]
+    env: list[dict[str, str]]  # one per process
 
 
 class Process:
@@ -359,77 +463,124 @@ class Process:
                 await self.proc.wait()
 
 
-async def start(side: Side, fake: FakeDiscord, workdir: Path) -> Process:
-    log_path = workdir / f"{side.name}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISCORD_") and k not in ("DATABASE_PATH",)}
-    env.update(
+async def start(side: Side, fake: FakeDiscord, workdir: Path, load: Load) -> list[Process]:
+    processes: list[Process] = []
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "SHARD_")) and k not in ("DATABASE_PATH", "DATABASE_URL", "DEV_GUILD_ID")
+    }
+    base.update(
         PYTHONPATH=str(ROOT),
         DISCORD_TOKEN=fake.token,
         DISCORD_API_BASE=fake.api_base,
         DISCORD_GATEWAY_URL=fake.gateway_url,
-        **side.env,
     )
-    with log_path.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *side.argv, cwd=workdir, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
-        )
-    process = Process(proc, log_path)
     try:
+        for n, extra in enumerate(side.env):
+            log_path = workdir / f"{side.name}{n}.log"
+            with log_path.open("wb") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    *side.argv, cwd=workdir, env={**base, **extra}, stdout=out, stderr=asyncio.subprocess.STDOUT
+                )
+            processes.append(Process(proc, log_path))
+
+        def exited() -> bool:
+            return any(p.proc.returncode is not None for p in processes)
+
         await fake.wait_for(
-            lambda: fake.gateway.ready.is_set() or proc.returncode is not None, 60, f"{side.name} to connect"
+            lambda: len(fake.gateway.live_sessions) >= len(processes) or exited(), 90, f"{side.name} to connect"
         )
-        await fake.wait_for(lambda: fake.sync_count > 0 or proc.returncode is not None, 60, "the command sync")
-        if proc.returncode is not None:
-            raise RuntimeError(f"{side.name} exited with {proc.returncode}:\n{process.log_tail()}")
+        if exited():
+            dead = next(p for p in processes if p.proc.returncode is not None)
+            raise RuntimeError(f"{side.name} exited with {dead.proc.returncode}:\n{dead.log_tail()}")
+        await load.probe(90)
         await fake.wait_for(lambda: fake.pending_member_chunks == 0, 60, "the member chunks")
     except BaseException:
-        await process.stop()
+        for p in processes:
+            await p.stop()
         raise
-    return process
+    return processes
 
 
-async def stopped(process: Process, fake: FakeDiscord) -> None:
-    await process.stop()
+async def stopped(processes: list[Process], fake: FakeDiscord) -> None:
+    for p in processes:
+        await p.stop()
     await fake.wait_for(lambda: not fake.gateway.live_sessions, 15, "the bot to disconnect")
 
 
-async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    db = workdir / "bot.sqlite3"
-    members, _ = prepare_db(Path(args.db) if args.db else workdir / "pristine.sqlite3", args.lots, args.seed)
-    shutil.copyfile(Path(args.db) if args.db else workdir / "pristine.sqlite3", db)
-    buyers = members[: min(BUYERS, len(members))]
-    log(f"stocking the shop: code {PROMO}, credit for {len(buyers):,} buyers …")
-    await stock_the_shop(db, buyers)
-
-    sides = [
-        Side("ours", [sys.executable, "-m", "bot"], {"DATABASE_PATH": str(db), "LOG_LEVEL": args.log_level}),
-        Side("bare", [sys.executable, str(ROOT / "bench" / "bare_bot.py")], {}),
+def sides(args: argparse.Namespace, workdir: Path, database: str) -> list[Side]:
+    n = args.processes
+    shards = [{"SHARD_COUNT": str(n), "SHARD_IDS": str(i)} if n > 1 else {} for i in range(n)]
+    ours = []
+    for i in range(n):
+        env = {"LOG_LEVEL": args.log_level, **shards[i]}
+        if database.startswith(("postgresql://", "postgres://")):
+            # the SQLite path only names the process's lock file (bot/cli.py takes it before the store)
+            env.update(DATABASE_URL=database, DATABASE_PATH=str(workdir / f"ours{i}.sqlite3"))
+        else:
+            env["DATABASE_PATH"] = database
+        ours.append(env)
+    return [
+        Side("ours", [sys.executable, "-m", "bot"], ours),
+        Side("bare", [sys.executable, str(ROOT / "bench" / "bare_bot.py")], shards),
     ]
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    pristine = Path(args.db) if args.db else workdir / "pristine.sqlite3"
+    if pristine.is_dir():
+        pristine = pristine / f"interactions-bench-{args.lots}.sqlite3"
+    members = busy_members(pristine, args.lots, args.seed)
+    db = workdir / "bot.sqlite3"
+    shutil.copyfile(pristine, db)
+    guilds = plan_guilds(members, args.processes)
+    log(f"stocking the shop of {len(guilds)} guild(s): code {PROMO}, credit for the buyers …")
+    await stock_the_shop(db, guilds)
+    async with contextlib.AsyncExitStack() as stack:
+        database = str(db)
+        if args.database_url:
+            database = await stack.enter_async_context(postgres_database(args.database_url, db))
+        before = redemptions(database)
+        report = await run_sides(args, workdir, guilds, database)
+        report["meta"]["redemptions_written"] = redemptions(database) - before
+    report["meta"].update(
+        lots=args.lots,
+        members=len(members),
+        guilds=len(guilds),
+        backend="postgresql" if args.database_url else "sqlite",
+        database_url=redact_url(args.database_url),
+    )
+    return report
+
+
+async def run_sides(args: argparse.Namespace, workdir: Path, guilds: list[GuildLoad], database: str) -> dict[str, Any]:
     # A slow answer is an answer: the fake keeps the interaction open for the whole run.
     fake = FakeDiscord(strict=False, interaction_timeout=ANSWER_TIMEOUT, max_records=50_000)
     await fake.start()
     results: dict[str, Any] = {}
     load_before = os.getloadavg()
     try:
-        log(f"adding {len(members):,} members to the fake …")
-        build_world(fake, members)
+        log(f"adding {sum(len(g.members) for g in guilds):,} members to the fake …")
+        build_world(fake, guilds)
         answers = Answers(fake)
-        load = Load(fake, answers, members, buyers, args.think_ms / 1000)
-        for side in sides:
-            log(f"starting {side.name} …")
-            process = await start(side, fake, workdir)
+        load = Load(fake, answers, guilds, args.think_ms / 1000)
+        for side in sides(args, workdir, database):
+            log(f"starting {side.name} ({len(side.env)} process(es)) …")
+            processes = await start(side, fake, workdir, load)
+            pids = [p.pid for p in processes]
             try:
                 out: dict[str, Any] = {}
                 for command in args.commands:
-                    await load.closed(command, args.warmup, args.concurrency, process.pid)  # warm-up
+                    await load.closed(command, args.warmup, args.concurrency, pids)  # warm-up
                     log(f"{side.name} /{command}: closed loop, {args.concurrency} in flight, {args.duration} s …")
-                    closed = await load.closed(command, args.duration, args.concurrency, process.pid)
+                    closed = await load.closed(command, args.duration, args.concurrency, pids)
                     log(f"{side.name} /{command}: open loop, {args.rate:g}/s, {args.duration} s …")
-                    opened = await load.open(command, args.duration, args.rate, process.pid)
+                    opened = await load.open(command, args.duration, args.rate, pids)
                     out[command] = {"closed": closed.figures(), "open": opened.figures()}
                 results[side.name] = out
             finally:
-                await stopped(process, fake)
+                await stopped(processes, fake)
         if fake.problems():
             log(f"the fake saw problems: {fake.problems()[:5]}")
     finally:
@@ -444,14 +595,10 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     report["targets"] = targets(report, args)
     report["all_targets_met"] = all(t["met"] for t in report["targets"].values())
     report["meta"] = {
-        "lots": args.lots,
-        "members": len(members),
-        "buyers": len(buyers),
         "duration_s": args.duration,
         "rate": args.rate,
         "concurrency": args.concurrency,
-        "backend": "sqlite",
-        "processes": 1,
+        "processes": args.processes,
         "python": platform.python_version(),
         "discord.py": discord.__version__,
         "cpus": os.cpu_count(),
@@ -483,8 +630,9 @@ def targets(report: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[
 def print_table(report: dict[str, Any], args: argparse.Namespace) -> None:
     meta = report["meta"]
     print(
-        f"Promo Balance interactions benchmark — {meta['processes']} bot process on {meta['backend']}, "
-        f"{meta['members']:,} members, {meta['lots']:,} lots (Python {meta['python']}, discord.py "
+        f"Promo Balance interactions benchmark — {meta['processes']} bot process(es) on {meta['backend']}, "
+        f"{meta['guilds']} guild(s), {meta['members']:,} members in the busy one, {meta['lots']:,} lots "
+        f"(Python {meta['python']}, discord.py "
         f"{meta['discord.py']}, {meta['cpus']} CPUs)"
     )
     print(
@@ -512,6 +660,9 @@ def print_table(report: dict[str, Any], args: argparse.Namespace) -> None:
                 )
         print(f"{'':<14}ratio ours ÷ bare (closed-loop interactions/s): {report['ratio'].get(c, float('nan')):.2f}x")
     print("(int/s of /buy counts both interactions, the preview and the Confirm; cpu = the bot process's CPU time)")
+    if meta.get("database_url"):
+        print(f"database: {meta['database_url']}")
+    print(f"promo redemptions the bot wrote to its database: {meta['redemptions_written']:,}")
     load = meta["loadavg_before"][0], meta["loadavg_after"][0]
     print(f"load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} on {meta['cpus']} CPUs")
     print("\ntargets:")
@@ -525,12 +676,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of closed loop before each command")
     p.add_argument("--rate", type=float, default=100.0, help="open loop: interactions/s offered (default 100)")
     p.add_argument("--concurrency", type=int, default=16, help="closed loop: interactions in flight (default 16)")
-    p.add_argument("--think-ms", type=float, default=20.0, help="/buy: ms between the preview and the click")
+    p.add_argument("--think-ms", type=float, default=50.0, help="/buy: ms between the preview and the click")
     p.add_argument("--lots", type=int, default=100_000, help="lots in the database (members = lots / 10)")
     p.add_argument("--commands", default=",".join(COMMANDS), help="which of balance,redeem,buy (default all)")
     p.add_argument("--db", default=None, help="keep the built database here and reuse it for the same --lots")
     p.add_argument("--log-level", default="INFO", help="the bot's LOG_LEVEL (default INFO, as deployed)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="run the bot on PostgreSQL: a database is created on this server, loaded, and dropped after",
+    )
+    p.add_argument(
+        "--processes", type=int, default=1, help="bot processes, each serving one shard of as many (needs PostgreSQL)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
     args.commands = [c.strip() for c in args.commands.split(",") if c.strip()]
@@ -538,6 +698,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown commands: {', '.join(sorted(unknown))}")
     if args.lots < 1000:
         p.error("--lots must be at least 1000")
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        p.error("--database-url takes a postgresql:// URL")
+    if args.processes < 1 or (args.processes > 1 and not args.database_url):
+        p.error("--processes above 1 needs --database-url: on SQLite one process serves the database")
     if args.duration <= 0 or args.rate <= 0 or args.concurrency < 1:
         p.error("--duration and --rate must be positive, --concurrency at least 1")
     return args

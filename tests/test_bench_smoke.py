@@ -102,3 +102,31 @@ def test_ledger_bench_on_postgresql_prints_every_operation_beside_psycopg(tmp_pa
         assert figures[name]["psycopg"]["ops_per_s"] > 0, name
         assert figures[name]["ratio_to_psycopg"] > 0, name
     assert "single_grant" in figures["targets"]
+
+
+def test_interactions_bench_on_postgresql_with_two_processes(tmp_path, pg_server):
+    figures = run_bench(
+        tmp_path,
+        "interactions.py",
+        "--lots",
+        "1000",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--rate",
+        "20",
+        "--commands",
+        "redeem",
+        "--processes",
+        "2",
+        "--database-url",
+        pg_server,
+    )
+    assert figures["meta"]["processes"] == 2
+    assert figures["meta"]["guilds"] == 2  # one per shard
+    assert figures["meta"]["backend"] == "postgresql"
+    assert figures["meta"]["redemptions_written"] > 0  # the answers came from the PostgreSQL ledger
+    for side in ("ours", "bare"):
+        assert figures[side]["redeem"]["closed"]["interactions_per_s"] > 0
+    assert figures["ratio"]["redeem"] > 0
