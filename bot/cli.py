@@ -24,12 +24,16 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import psycopg
+
 from bot.app.ledger import Ledger
 from bot.config import ConfigError, Settings, redact_url
 from bot.logs import setup_logging
 from bot.store.copy import CopyRefused, CopyResult, copy_sqlite_to_postgres, guild_ids
+from bot.store.factory import make_store
 from bot.store.lock import DatabaseInUse, DatabaseLock
 from bot.store.migrate import SchemaTooNew, code_version, pending
+from bot.store.ports import Engine
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return try_playground(settings, args.port, fresh=args.fresh)
     if args.command == "copy-db":
         return copy_db(settings, args.to)
-    if not settings.database_path.exists():
+    if not settings.database_url and not settings.database_path.exists():
         print(f"No database at {settings.database_path} (set DATABASE_PATH, or run the bot once).", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "verify":
@@ -119,19 +123,29 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-async def open_store(settings: Settings, *, migrate: bool) -> SqliteStore | None:
-    """The store, opened; None (after saying why) for a database newer than the code."""
-    store = SqliteStore(settings.database_path, migrate=migrate)
+def database_of(settings: Settings) -> str:
+    """The database the settings name, for people (a URL without its password)."""
+    return redact_url(settings.database_url) or str(settings.database_path)
+
+
+async def open_store(settings: Settings, *, migrate: bool) -> Engine | None:
+    """The store, opened; None (after saying why) for a database newer than the code, or a
+    PostgreSQL server that can't be reached."""
+    store = make_store(settings, migrate=migrate)
     try:
         await store.open()
     except SchemaTooNew as exc:
         print(f"Refused: {exc}.", file=sys.stderr)
         return None
+    except psycopg.OperationalError as exc:  # libpq's reason: no server there, wrong password …
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        print(f"Could not open the PostgreSQL database {database_of(settings)}: {reason}", file=sys.stderr)
+        return None
     return store
 
 
 def with_ledger(settings: Settings, action: Callable[[Ledger], Awaitable[int]], *, needs_current: bool = False) -> int:
-    """Run `action` on the database opened without migrating it (SqliteStore(migrate=False)).
+    """Run `action` on the database opened without migrating it (`make_store(migrate=False)`).
 
     A database newer than the code is refused; an older one is given to `action` as it is, unless
     the action `needs_current` schema (it reads tables or columns a later migration adds)."""
@@ -141,11 +155,11 @@ def with_ledger(settings: Settings, action: Callable[[Ledger], Awaitable[int]], 
         if store is None:
             return EXIT_USAGE
         try:
-            if needs_current and store.schema_version < code_version():
+            if needs_current and store.schema_version < code_version(store.migrations):
                 print(
                     f"This database is at schema version {store.schema_version}, the code expects "
-                    f"{code_version()}: run `python -m bot db upgrade` first (it backs the database up, "
-                    "then migrates it).",
+                    f"{code_version(store.migrations)}: run `python -m bot db upgrade` first (it backs "
+                    "the database up, then migrates it).",
                     file=sys.stderr,
                 )
                 return EXIT_USAGE
@@ -158,11 +172,10 @@ def with_ledger(settings: Settings, action: Callable[[Ledger], Awaitable[int]], 
 
 async def db_status(ledger: Ledger) -> int:
     """Exit 0 whether or not migrations are pending (the bot applies them at its start)."""
-    assert isinstance(ledger.store, SqliteStore)
-    version, code = ledger.store.schema_version, code_version()
-    print(f"Database: {ledger.store.path}")
+    version, code = ledger.store.schema_version, code_version(ledger.store.migrations)
+    print(f"Database: {ledger.store.location}")
     print(f"Schema version: {version} (this code: {code})")
-    waiting = pending(version)
+    waiting = pending(version, ledger.store.migrations)
     if not waiting:
         print("Up to date: no pending migrations.")
         return EXIT_OK
@@ -172,10 +185,12 @@ async def db_status(ledger: Ledger) -> int:
 
 
 def db_upgrade(settings: Settings) -> int:
-    """Back up, then migrate, holding the database's lock: never under a running bot."""
+    """Back up, then migrate, holding the database's lock: never under a running bot. (On
+    PostgreSQL each migration is one transaction under an advisory lock, safe beside the bots.)"""
     lock = DatabaseLock(settings.database_path)
     try:
-        lock.acquire()
+        if not settings.database_url:
+            lock.acquire()
     except DatabaseInUse as exc:
         print(
             f"{exc}\nStop the bot before `python -m bot db upgrade` (or just restart it: it upgrades "
@@ -191,12 +206,12 @@ def db_upgrade(settings: Settings) -> int:
         await store.close()
         upgrade = store.upgrade
         if upgrade is None:
-            print(f"Up to date: {settings.database_path} is at schema version {store.schema_version}; nothing to do.")
+            print(f"Up to date: {database_of(settings)} is at schema version {store.schema_version}; nothing to do.")
             return EXIT_OK
         if upgrade.backup is not None:
             print(f"Backed up to {upgrade.backup} (schema version {upgrade.from_version}).")
         print(
-            f"Upgraded {settings.database_path} from schema version {upgrade.from_version} to "
+            f"Upgraded {database_of(settings)} from schema version {upgrade.from_version} to "
             f"{upgrade.to_version}: applied {', '.join(upgrade.applied)}."
         )
         return EXIT_OK
@@ -219,13 +234,19 @@ async def verify(ledger: Ledger) -> int:
 
 
 async def backup(ledger: Ledger, path: Path) -> int:
-    """A copy of the database as it is, older schema included (the copy is not migrated either)."""
-    assert isinstance(ledger.store, SqliteStore)
+    """A copy of the database as it is, older schema included (the copy is not migrated either):
+    SQLite's online backup of the file, or on PostgreSQL `pg_dump --format=custom` (restore it
+    with `pg_restore`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    await ledger.store.backup(path)
-    version = ledger.store.schema_version
-    older = f"; the code expects {code_version()}" if version < code_version() else ""
-    print(f"Backed up to {path} (schema version {version}{older}).")
+    try:
+        await ledger.store.backup(path)
+    except RuntimeError as exc:  # PostgreSQL: no pg_dump, or pg_dump failed (it says why)
+        print(f"Backup failed: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    version, code = ledger.store.schema_version, code_version(ledger.store.migrations)
+    older = f"; the code expects {code}" if version < code else ""
+    kind = " (pg_dump custom format: restore it with pg_restore)" if "://" in ledger.store.location else ""
+    print(f"Backed up to {path}{kind} (schema version {version}{older}).")
     return EXIT_OK
 
 
@@ -268,8 +289,11 @@ def copy_db(settings: Settings, url: str) -> int:
         return EXIT_USAGE
 
     async def go() -> int:
-        source = await open_store(settings, migrate=False)
-        if source is None:
+        source = SqliteStore(path, migrate=False)  # DATABASE_PATH, even when DATABASE_URL is set
+        try:
+            await source.open()
+        except SchemaTooNew as exc:
+            print(f"Refused: {exc}.", file=sys.stderr)
             return EXIT_USAGE
         try:
             if source.schema_version < code_version():
@@ -359,10 +383,12 @@ def run_bot(settings: Settings) -> int:
     if not settings.discord_token:
         print(SETUP_HELP, file=sys.stderr)
         return EXIT_USAGE
-    # Before anything else: a second bot on this database must not connect, and run no job.
+    # Before anything else: a second bot on this SQLite file must not connect, and run no job. On
+    # PostgreSQL many processes share the database; the scheduler lease picks the one running jobs.
     lock = DatabaseLock(settings.database_path)
     try:
-        lock.acquire()
+        if not settings.database_url:
+            lock.acquire()
     except DatabaseInUse as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from bot.domain.errors import LedgerError
 from bot.domain.models import (
@@ -31,6 +31,9 @@ from bot.domain.models import (
     Schedule,
     ShopItem,
 )
+
+if TYPE_CHECKING:
+    from bot.store.migrate import Upgrade
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -400,6 +403,16 @@ class Tx(Protocol):
 
 class Engine(Protocol):
     """A store's connection and transactions."""
+
+    #: The folder of this store's migrations (SQLite and PostgreSQL number theirs apart).
+    migrations: Path
+    #: The database's schema version once open, and what opening it applied (None: nothing).
+    schema_version: int
+    upgrade: Upgrade | None
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for people: the file's path, or the URL without its password."""
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -34,6 +34,7 @@ from bot.app.reminder_dispatch import (
 )
 from bot.discordbot.client import PromoBalanceBot
 from bot.domain.models import DueReminder, Lot
+from bot.store.factory import make_store
 from bot.store.sqlite import SqliteStore
 from fakediscord import Member
 from tests import rawsql
@@ -566,7 +567,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     w.fake.set_member_roles(w.guild.id, w.alice.id, [w.vip_role])
     real_now = datetime.now(UTC)
     # A recurring grant that fell due while the bot was down: it runs once at start.
-    store = SqliteStore(w.settings.database_path)
+    store = make_store(w.settings)
     await store.open()
     try:
         past = Ledger(store, clock=lambda: real_now - timedelta(days=2))

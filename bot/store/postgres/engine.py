@@ -72,6 +72,8 @@ class PostgresStore:
     `pool_size` connections (and as many worker threads) serve concurrent units of work.
     """
 
+    migrations = MIGRATIONS
+
     def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 8) -> None:
         self.url = url
         self.migrate = migrate
@@ -83,6 +85,10 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r}, migrate={self.migrate})"
+
+    @property
+    def location(self) -> str:
+        return redact_url(self.url) or ""
 
     # lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:

@@ -20,7 +20,16 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from bot.store.migrate import SchemaTooNew, Upgrade, backup_path, code_version, migrate, pending, schema_version
+from bot.store.migrate import (
+    MIGRATIONS,
+    SchemaTooNew,
+    Upgrade,
+    backup_path,
+    code_version,
+    migrate,
+    pending,
+    schema_version,
+)
 from bot.store.ports import CommitThenRaise
 from bot.store.sql.verify import verify_invariants
 from bot.store.sqlite.tx import SqliteTx
@@ -41,6 +50,8 @@ class SqliteStore:
     refuse a database newer than the code (`SchemaTooNew`).
     """
 
+    migrations = MIGRATIONS
+
     def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
         self.path = Path(path)
         self.migrate = migrate
@@ -49,6 +60,10 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._tx: SqliteTx | None = None  # the writer connection's repositories
         self._reader: SqliteTx | None = None  # short reads on the event loop's thread
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     # lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
