@@ -17,7 +17,8 @@ refunds back to the original lots, expired credit expired again at once; a staff
 `pending` until fulfilled, denied (refunded) or cancelled by its buyer, and only then; a code
 purchase takes the item's oldest unused code, shown to its buyer only, never returned to stock.
 
-After every step the real ledger (a fresh SQLite file per example) must match the model: each
+After every step the real ledger (a fresh SQLite file per example; in the PostgreSQL run, a fresh
+database) must match the model: each
 member's balance (gift, promo, upcoming) and every lot's remaining/status/expiry, the number of
 ledger entries per member and of audit records, orders, stock, promo uses and card states;
 a call is refused exactly when the model says so, with the same error class, and a refusal
@@ -35,6 +36,7 @@ example gets a fresh SQLite file (on tmpfs when available). Budget: 40 examples 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import tempfile
@@ -48,7 +50,7 @@ import pytest
 from hypothesis import HealthCheck, currently_in_test_context, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from bot.app.ledger import Ledger
 from bot.domain.errors import (
@@ -63,7 +65,10 @@ from bot.domain.errors import (
 )
 from bot.domain.models import LotChange, LotUse, MemberFacts, PurchasePlan
 from bot.domain.timeparse import from_unix, to_unix
+from bot.store.ports import Engine as Store
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
+from tests import pgserver
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, Clock
 
 # --- budget -------------------------------------------------------------------------------------
@@ -413,7 +418,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.tmp = scratch_dir()
-        self.store = SqliteStore(self.tmp / "ledger.sqlite3")
+        self.store = self.new_store()
         self.clock = Clock()
         self.ledger = Ledger(self.store, clock=self.clock)
         self.model = Model(now=to_unix(self.clock()))
@@ -421,6 +426,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.key_ops: dict[str, str] = {}  # key of a successful write -> the store operation
         self.last_write: tuple[Callable[[str], Awaitable[Any]], str, Any, Callable[[Any], Any]] | None = None
         self.run(self.store.open())
+
+    def new_store(self) -> Store:
+        return SqliteStore(self.tmp / "ledger.sqlite3")
 
     def teardown(self) -> None:
         try:
@@ -1615,6 +1623,28 @@ LedgerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLedgerStateMachine = LedgerMachine.TestCase
+
+
+class PgLedgerMachine(LedgerMachine):
+    """The same machine on PostgreSQL: a new database on the run's server for each example."""
+
+    admin_url = ""  # set by the test below from the `pg_server` fixture
+    numbers = itertools.count(1)
+
+    def new_store(self) -> Store:
+        self.database = f"promo_sm_{os.getpid()}_{next(self.numbers)}"
+        return PostgresStore(pgserver.create_database(self.admin_url, self.database))
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            pgserver.drop_database(self.admin_url, self.database)
+
+
+def test_the_ledger_state_machine_on_postgres(pg_server: str) -> None:
+    PgLedgerMachine.admin_url = pg_server
+    run_state_machine_as_test(PgLedgerMachine, settings=LedgerMachine.TestCase.settings)
 
 
 # --- regressions found by the machine -----------------------------------------------------------

@@ -1,7 +1,10 @@
 """The store runs each unit of work as ONE function on aiosqlite's worker thread, through
 `Connection._execute(fn, conn, ...)` and `Connection._conn` (bot/store/sqlite/engine.py `_on_writer`): one hop
 per transaction, which is what keeps a grant within 0.7x of plain sqlite3. aiosqlite has no public
-way to do that, so the version is pinned and this test fails loudly if its internals change."""
+way to do that, so the version is pinned and this test fails loudly if its internals change.
+
+SQLite only: the contract is aiosqlite's.
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ bot runs), in this process and in another one, and interleave writes from both.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 from bot.app.ledger import Ledger
 from bot.domain.errors import Conflict, InsufficientBalance
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ALICE, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
 
@@ -361,13 +363,19 @@ async def test_reads_during_writes_see_whole_transactions(ledger, key):
     assert (await ledger.report(GUILD)).outstanding_promo == 10 * len(members)
 
 
-# -- a second connection on the same file -----------------------------------------------------------
+# -- a second connection on the same database -------------------------------------------------------
 
 
-@pytest.fixture
-async def two_stores(tmp_path: Path):
-    path = tmp_path / "shared.sqlite3"
-    first, second = SqliteStore(path), SqliteStore(path)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def two_stores(request: pytest.FixtureRequest, tmp_path: Path):
+    """Two stores on one database: two connections to one SQLite file, or two pools on one
+    PostgreSQL database (as two processes would have)."""
+    if request.param == "sqlite":
+        path = tmp_path / "shared.sqlite3"
+        first, second = SqliteStore(path), SqliteStore(path)
+    else:
+        url = request.getfixturevalue("pg_url")
+        first, second = PostgresStore(url), PostgresStore(url)
     await first.open()
     await second.open()
     try:
@@ -402,7 +410,8 @@ async def test_two_connections_interleave_writes_without_losing_any(two_stores):
 
 
 async def test_a_second_connection_waits_for_a_long_write_and_both_land(two_stores):
-    """The second store's BEGIN IMMEDIATE waits (busy_timeout) while the first commits 20,000 lots."""
+    """The second store waits while the first commits 20,000 lots (SQLite: BEGIN IMMEDIATE and its
+    busy_timeout; PostgreSQL: the lot-id lock, or a retry after a serialization failure)."""
     bot_store, cli_store = two_stores
     bot, cli = Ledger(bot_store), Ledger(cli_store)
     members = range(1, 20_001)
@@ -485,6 +494,137 @@ async def test_another_process_writing_the_same_file_loses_nothing(tmp_path: Pat
         assert unexpected(results) == []
         assert (await ledger.balance(GUILD, ALICE)).total == n
         assert (await ledger.balance(GUILD, 777)).total == n
+        assert await ledger.verify() == []
+    finally:
+        await store.close()
+
+
+# -- several processes on one PostgreSQL database ----------------------------------------------------
+
+PG_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, random, sys
+    from datetime import datetime
+    from bot.app.ledger import Ledger
+    from bot.domain.errors import Conflict, InsufficientBalance, NotFound
+    from bot.store.postgres import PostgresStore
+
+    async def main(url, child, now, plan):
+        store = PostgresStore(url)
+        await store.open()
+        ledger = Ledger(store, clock=lambda: now)
+        rng = random.Random(child)
+        print("READY", flush=True)
+        sys.stdin.readline()
+
+        async def attempt(kind, call):
+            try:
+                await call
+                return kind, "ok"
+            except (Conflict, InsufficientBalance, NotFound) as exc:
+                return kind, type(exc).__name__
+
+        work = []
+        for i in range(plan["rounds"]):
+            member = rng.choice(plan["members"])
+            item = plan["stocked"] if i % 5 == 0 else plan["item"]
+            buy = ledger.checkout({guild}, member, item, key=f"c{{child}}-{{i}}")
+            work.append(attempt(f"buy:{{member}}:{{item}}", buy))
+            lucky = rng.choice(plan["members"])
+            work.append(attempt(f"grant:{{lucky}}", ledger.grant(
+                {guild}, lucky, 1, actor_id={mod}, key=f"g{{child}}-{{i}}", kind="gift")))
+            newcomer = 500_000 + child * 1_000 + i
+            work.append(attempt("promo", ledger.redeem({guild}, newcomer, plan["promo"], key=f"p{{child}}-{{i}}")))
+        for n, code in enumerate(plan["cards"]):
+            redeem = ledger.redeem({guild}, 600_000 + child * 1_000 + n, code, key=f"k{{child}}-{{n}}")
+            work.append(attempt("card", redeem))
+        results = await asyncio.gather(*work)
+        await store.close()
+        print(json.dumps(results), flush=True)
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), datetime.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])))
+    """
+).format(guild=GUILD, mod=MOD)
+
+
+@pytest.mark.slow
+async def test_processes_sharing_one_postgres_database_never_double_spend(pg_url: str):
+    """Four OS processes, each with its own pool, run checkouts, grants and redemptions at once on
+    the same members, the same stocked item, one capped promo code and the same gift cards."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    ledger = Ledger(store, clock=Clock(START))
+    members = list(MEMBERS[:5])
+    await ledger.grant_many(GUILD, members, 60, actor_id=MOD, key="seed", kind="gift")
+    keys = Keys()
+    item = await add_item(ledger, keys, 3, name="Badge")
+    stocked = await add_item(ledger, keys, 2, name="Rare", stock=7)
+    await ledger.create_promo(GUILD, "RUSH", 5, actor_id=MOD, key="promo", uses=25)
+    cards = await ledger.issue_gift_cards(GUILD, 4, 12, actor_id=MOD, key="cards")
+    plan = {
+        "rounds": 40,
+        "members": members,
+        "item": item.id,
+        "stocked": stocked.id,
+        "promo": "RUSH",
+        "cards": list(cards.codes),
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            PG_CHILD,
+            pg_url,
+            str(n),
+            START.isoformat(),
+            json.dumps(plan),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for n in range(4)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert (await asyncio.wait_for(child.stdout.readline(), 30)).strip() == b"READY"
+        for child in children:  # all four start together
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+            await child.stdin.drain()
+        outputs = [await asyncio.wait_for(child.communicate(), 120) for child in children]
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+    try:
+        results: Counter[tuple[str, str]] = Counter()
+        for child, (out, err) in zip(children, outputs, strict=True):
+            assert child.returncode == 0, err.decode()
+            results.update((kind, outcome) for kind, outcome in json.loads(out))
+        assert {outcome for _, outcome in results} <= {"ok", "InsufficientBalance", "Conflict"}, results
+
+        bought = Counter()
+        for (kind, outcome), n in results.items():
+            if kind.startswith("buy:") and outcome == "ok":
+                _, member, item_id = kind.split(":")
+                bought[int(member), int(item_id)] += n
+        granted = Counter({int(kind[6:]): n for (kind, outcome), n in results.items() if kind.startswith("grant:")})
+        assert all(outcome == "ok" for (kind, outcome) in results if kind.startswith("grant:"))
+        for member in members:  # every credit accounted for: seed + grants - what was bought
+            spent = 3 * bought[member, item.id] + 2 * bought[member, stocked.id]
+            balance = await ledger.balance(GUILD, member)
+            assert balance.total == 60 + granted[member] - spent >= 0
+        sold = sum(n for (_, item_id), n in bought.items() if item_id == stocked.id)
+        assert sold <= 7
+        assert (await ledger.item(GUILD, stocked.id)).stock == 7 - sold
+        assert results["promo", "ok"] == 25  # 160 tries for 25 uses
+        assert (await ledger.promos(GUILD))[0].uses == 25
+        assert results["card", "ok"] == 12  # each card once, though every process tried each
+        assert (await ledger.orders(GUILD, None)).total == sum(bought.values())
         assert await ledger.verify() == []
     finally:
         await store.close()

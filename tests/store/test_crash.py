@@ -3,6 +3,8 @@
 A child process opens a SqliteStore on a file in tmp_path and writes; the parent kills it with
 SIGKILL (no cleanup, no atexit, no checkpoint) while the write is under way, then reopens the
 file as the bot would after a crash and checks the books.
+
+SQLite only: it kills the process that writes the file; PostgreSQL's durability is the server's.
 """
 
 from __future__ import annotations

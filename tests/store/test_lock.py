@@ -1,6 +1,9 @@
 """The database lock (SPEC §5): one holder at a time, named in the refusal, free again on release.
 Its release by the operating system when the holder is SIGKILLed is tested with real processes in
-tests/discordbot/test_process.py."""
+tests/discordbot/test_process.py.
+
+SQLite only: the lock is on the database file (PostgreSQL processes share one database by design).
+"""
 
 from __future__ import annotations
 

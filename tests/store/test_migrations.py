@@ -2,6 +2,8 @@
 
 A fresh file gets every migration; reopening changes nothing; a file from a newer release is
 refused; a migration that fails half-way leaves the previous version and no trace of itself.
+
+SQLite only: PostgreSQL's own migrations are tested in tests/store/test_postgres.py.
 """
 
 from __future__ import annotations

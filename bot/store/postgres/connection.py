@@ -15,13 +15,14 @@ SQLite) and send a Python bool as 0/1, the integer flags the schema keeps.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.adapt import Buffer, Loader
+from psycopg.adapt import Buffer, Loader, Transformer
 from psycopg.types.numeric import Int4Dumper
 
 from bot.store.sql import Cursor
@@ -32,6 +33,11 @@ _INDEXED_BY = re.compile(r"\s+INDEXED BY \w+")
 _NOCASE_EQUALS = re.compile(r"([\w.]+) = \? COLLATE NOCASE")
 _NOCASE = re.compile(r"([\w.]+) COLLATE NOCASE")
 _PLACEHOLDER = re.compile(r"('(?:[^']|'')*')|\?")  # a `?` outside a string literal
+#: An INSERT of one row of values that `executemany` may send as multi-row INSERTs (not an upsert
+#: that updates: two rows of one statement must not update the same row).
+_ONE_ROW_INSERT = re.compile(r"^(INSERT INTO \w+ \([^()]*\) VALUES )(\([^()]*\))((?:(?!RETURNING|DO UPDATE).)*)$", re.S)
+#: Rows per multi-row INSERT: a grant to 10,000 members is 20 statements, not 10,000.
+INSERT_BATCH = 500
 
 
 def pg_sql(sql: str) -> str:
@@ -85,6 +91,50 @@ class PgConnection:
         return self.raw.execute(pg_sql(sql), parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
-        cursor = self.raw.cursor()
-        cursor.executemany(pg_sql(sql), parameters)
-        return cursor
+        """Like sqlite3's; an INSERT of one row is sent as INSERTs of `INSERT_BATCH` rows each
+        (what psycopg's own executemany would send is one statement per row, in a pipeline).
+        `rowcount` is the sum of the rows each statement inserted, as sqlite3 counts."""
+        statement = pg_sql(sql)
+        one_row = _ONE_ROW_INSERT.match(statement)
+        if one_row is None:
+            cursor = self.raw.cursor()
+            cursor.executemany(statement, parameters)
+            return cursor
+        head, values, tail = (part.replace("%%", "%").encode() for part in one_row.groups())
+        pieces = values.split(b"%s")
+        literal = Transformer(self.raw).as_literal
+        done = Inserted()
+        rows = iter(parameters)
+        while batch := list(itertools.islice(rows, INSERT_BATCH)):
+            # The literals merged here, as ClientCursor would merge them, but once per value: its
+            # own merge parses the whole statement again for every batch (slow in Python).
+            merged = []
+            for row in batch:
+                if len(row) != len(pieces) - 1:
+                    raise psycopg.ProgrammingError(f"{len(pieces) - 1} placeholders but {len(row)} values")
+                out = [pieces[0]]
+                for value, piece in zip(row, pieces[1:], strict=True):
+                    out += (b"NULL" if value is None else literal(value), piece)
+                merged.append(b"".join(out))
+            cursor = self.raw.execute(head + b", ".join(merged) + tail)
+            done.rowcount += max(cursor.rowcount, 0)
+        return done
+
+
+class Inserted:
+    """What a batched `executemany` returns: how many rows it inserted, and no rows to fetch."""
+
+    def __init__(self) -> None:
+        self.rowcount = 0
+
+    def fetchone(self) -> Any:
+        return None
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def fetchmany(self, size: int = 1, /) -> list[Any]:
+        return []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())

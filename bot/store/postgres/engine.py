@@ -1,9 +1,16 @@
 """The PostgreSQL engine: psycopg 3 (sync) and a connection pool, one hop per transaction.
 
 A unit of work is the same plain function `unit(tx, …)` the SQLite engine runs on its writer
-thread. Here it runs on a worker thread of the store's own ThreadPoolExecutor, on a connection of
-the pool, between `BEGIN ISOLATION LEVEL SERIALIZABLE` and `COMMIT`: one hop to the thread and
-back per transaction, however many statements the unit issues.
+thread. Here it runs on the store's own writer thread (a one-thread ThreadPoolExecutor), on a
+connection of the pool, between `BEGIN ISOLATION LEVEL SERIALIZABLE` and `COMMIT`: one hop to the
+thread and back per transaction, however many statements the unit issues. Reads run on the
+pool's other connections, from a second executor, `pool_size` at a time.
+
+One writer per process, as on SQLite, because concurrent writers would only abort each other:
+every unit looks up its idempotency key and inserts it, and SERIALIZABLE's predicate locks are
+taken per index page, so two units with keys on the same page (Discord's ids grow: always the
+last page) form a read/write cycle and one of them is rolled back. Several processes still write
+at once; their conflicts are what the retries below are for.
 
 SERIALIZABLE gives every unit the outcome of some serial order, across threads and processes,
 which is what the units were written for (SQLite's one writer at a time). The price is that
@@ -29,7 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors
@@ -46,12 +53,15 @@ from bot.store.sql.verify import verify_invariants
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# psycopg_pool logs each connection it lends and takes back at INFO: two lines per transaction.
+# Its warnings (a connection lost, the pool exhausted) still show.
+logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
 
 #: How often a unit is tried before its serialization failure reaches the caller.
 MAX_ATTEMPTS = 100
 #: The backoff before attempt n is uniform in [0, min(BACKOFF_CAP, BACKOFF_BASE * 2**n)) seconds.
 BACKOFF_BASE = 0.001
-BACKOFF_CAP = 0.05
+BACKOFF_CAP = 0.1
 RETRYABLE: tuple[type[psycopg.Error], ...] = (
     errors.SerializationFailure,
     errors.DeadlockDetected,
@@ -69,7 +79,8 @@ class PostgresStore:
     every transaction is READ ONLY and the schema is left as it is; `schema_version` says which.
     Both modes refuse a database newer than the code (`SchemaTooNew`).
 
-    `pool_size` connections (and as many worker threads) serve concurrent units of work.
+    `pool_size` connections (and as many threads) serve concurrent reads; writes take turns on
+    one writer thread.
     """
 
     migrations = MIGRATIONS
@@ -81,7 +92,8 @@ class PostgresStore:
         self.schema_version = 0
         self.upgrade: Upgrade | None = None
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = None  # reads, open and close
+        self._writer: ThreadPoolExecutor | None = None  # units of work, one at a time
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r}, migrate={self.migrate})"
@@ -93,6 +105,7 @@ class PostgresStore:
     # lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="pgstore")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgstore-writer")
         try:
             before, after = await self._on_worker(self._prepare_schema)
             self.schema_version = after
@@ -128,11 +141,14 @@ class PostgresStore:
             before = schema_version(conn)
             if before > code_version():
                 raise SchemaTooNew(before, code_version())
-            return before, (migrate(conn) if self.migrate else before)
+            return migrate(conn) if self.migrate else (before, before)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         executor, self._executor = self._executor, None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)
         if pool is not None:
             if executor is not None:
                 await asyncio.get_running_loop().run_in_executor(executor, pool.close)
@@ -182,10 +198,12 @@ class PostgresStore:
 
     async def write(self, unit: Callable[..., T | CommitThenRaise], *args: Any) -> T:
         """`unit(tx, *args)` in one write transaction (see bot/store/ports.py `Engine.write`)."""
-        result = await self._on_worker(self._in_write_transaction, unit, args)
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        result = await asyncio.get_running_loop().run_in_executor(self._writer, self._in_write_transaction, unit, args)
         if isinstance(result, CommitThenRaise):
             raise result.error
-        return cast(T, result)
+        return result
 
     async def read(self, query: Callable[..., T], *args: Any, fast: bool = False) -> T:
         """`query(tx, *args)` on one snapshot (`fast` changes nothing here: every read is a hop)."""

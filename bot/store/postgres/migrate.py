@@ -40,17 +40,20 @@ def schema_version(conn: psycopg.Connection[Any]) -> int:
     return int(version)
 
 
-def migrate(conn: psycopg.Connection[Any]) -> int:
-    """Bring the schema up to date on an autocommit connection; returns the version now in force."""
+def migrate(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Bring the schema up to date on an autocommit connection; returns (the version it found,
+    read under the lock, the version now in force): equal when another process did the work."""
     known = migrations(MIGRATIONS)
+    found: int | None = None
     while True:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             current = schema_version(conn)
+            found = current if found is None else found
             if current > len(known):
                 raise SchemaTooNew(current, len(known))
             if current == len(known):
-                return current
+                return found, current
             number, path = known[current]
             log.info("applying PostgreSQL migration %s", path.name)
             conn.execute(

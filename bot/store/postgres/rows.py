@@ -5,18 +5,16 @@ Only lot ids differ. SQLite's `LotRows.next_id` takes MAX(id) + 1 and the grant 
 consecutive ids from it, which is right there because one writer holds the database. On PostgreSQL
 concurrent transactions (of this process and of others) would read the same MAX(id); so the ids
 come from the sequence `lots_id_seq`, under a transaction-level advisory lock that one grant holds
-from `next_id` to its commit: `nextval` gives the first id, `setval` moves the sequence past the
-last one `insert` used. (A sequence is not transactional: a grant that rolls back leaves a gap,
-never a reused id. A sequence read takes no SERIALIZABLE predicate lock, unlike MAX(id), so two
-grants do not conflict over it.)
+from `next_id` to its commit: `nextval` gives the first id, `setval` (`AFTER_INSERT`) moves the
+sequence past the last one the grant used. (A sequence is not transactional: a grant that rolls
+back leaves a gap, never a reused id. A sequence read takes no SERIALIZABLE predicate lock, unlike
+MAX(id), so two grants do not conflict over it.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.domain.models import LotSpec
 from bot.store.sql.credit_rows import LotRows
 from bot.store.sql.tx import SqlTx
 
@@ -30,26 +28,12 @@ LOT_IDS_LOCK = 0x6C6F7473
 
 class PgLotRows(LotRows):
     __slots__ = ()
+    AFTER_INSERT = "SELECT setval('lots_id_seq', GREATEST(?, (SELECT last_value FROM lots_id_seq)))"
 
     def next_id(self) -> int:
         self.conn.execute("SELECT pg_advisory_xact_lock(?)", (LOT_IDS_LOCK,))
         (first,) = self.conn.execute("SELECT nextval('lots_id_seq')").fetchone()
         return int(first)
-
-    def insert(
-        self,
-        guild_id: int,
-        first_id: int,
-        user_ids: Sequence[int],
-        spec: LotSpec,
-        starts_at: int,
-        actor_id: int | None,
-        now: int,
-        next_reminder_at: int | None,
-    ) -> None:
-        super().insert(guild_id, first_id, user_ids, spec, starts_at, actor_id, now, next_reminder_at)
-        if len(user_ids) > 1:
-            self.conn.execute("SELECT setval('lots_id_seq', ?)", (first_id + len(user_ids) - 1,))
 
 
 class PgTx(SqlTx):

@@ -100,6 +100,8 @@ class AccountRows(Rows):
 
 class LotRows(Rows):
     __slots__ = ()
+    #: Run after a grant to several members, with the last id it used (PostgreSQL moves its sequence on).
+    AFTER_INSERT: str | None = None
 
     def next_id(self) -> int:
         # Under the write lock the ids after MAX(id) are the writer's: one executemany, not n inserts.
@@ -144,6 +146,8 @@ class LotRows(Rows):
                 for i, user_id in enumerate(user_ids)
             ),
         )
+        if self.AFTER_INSERT is not None and len(user_ids) > 1:
+            self.conn.execute(self.AFTER_INSERT, (first_id + len(user_ids) - 1,))
 
     def of_member(self, guild_id: int, user_id: int, active_only: bool = True) -> list[Lot]:
         sql = f"SELECT {LOT_COLUMNS} FROM lots WHERE guild_id = ? AND user_id = ?"
