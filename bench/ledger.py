@@ -65,8 +65,8 @@ from bot.domain.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.domain.reminders import next_reminder_at, reminder_lead_due  # noqa: E402
 from bot.store.copy import copy_sqlite_to_postgres  # noqa: E402
 from bot.store.postgres import PostgresStore  # noqa: E402
-from bot.store.postgres.connection import pg_sql  # noqa: E402
-from bot.store.postgres.rows import LOT_IDS_LOCK  # noqa: E402
+from bot.store.postgres.connection import PgConnection, configure, connect_kwargs, pg_sql  # noqa: E402
+from bot.store.postgres.rows import LOT_IDS_LOCK, PgLotRows  # noqa: E402
 from bot.store.sqlite import (  # noqa: E402
     ENTRY_SELECT,
     ITEM_COLUMNS,
@@ -880,28 +880,22 @@ class Floor:
         return swept
 
 
-class PgConnection:
-    """psycopg, speaking the `?` statements above: each translated once, as PostgresStore does."""
+class PgFloorConnection:
+    """psycopg, speaking the `?` statements above through the store's own statement layer
+    (bot/store/postgres/connection.py `PgConnection`: each translated once; a one-row INSERT given
+    many rows sent as multi-row INSERTs), so both sides send PostgreSQL the very same statements."""
 
     def __init__(self, url: str) -> None:
-        # the store's connection settings (bot/store/postgres/connection.py): autocommit, the
-        # store writes BEGIN and COMMIT itself; client-side binding
-        self.raw = psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor)
-        self.sql: dict[str, str] = {}
-
-    def _pg(self, sql: str) -> str:
-        translated = self.sql.get(sql)
-        if translated is None:
-            translated = self.sql[sql] = pg_sql(sql)
-        return translated
+        # the store's connection settings: autocommit (BEGIN and COMMIT are written), client-side binding
+        self.raw = psycopg.connect(url, **connect_kwargs(read_only=False))
+        configure(self.raw)
+        self.conn = PgConnection(self.raw)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(self._pg(sql), args)
+        return self.conn.execute(sql, args)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
-        cursor = self.raw.cursor()
-        cursor.executemany(self._pg(sql), rows)
-        return cursor
+        return self.conn.executemany(sql, rows)
 
     def close(self) -> None:
         self.raw.close()
@@ -913,7 +907,7 @@ class PgFloor(Floor):
     `lots_id_seq` under the advisory lock (bot/store/postgres/rows.py)."""
 
     def __init__(self, url: str) -> None:  # not super().__init__: that opens SQLite
-        self.conn = PgConnection(url)
+        self.conn = PgFloorConnection(url)
 
     def begin_write(self) -> None:
         self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
@@ -941,7 +935,7 @@ class PgFloor(Floor):
 
     def lots_numbered(self, first: int, count: int) -> None:
         if count > 1:
-            self.conn.execute("SELECT setval('lots_id_seq', ?)", (first + count - 1,))
+            self.conn.execute(PgLotRows.AFTER_INSERT, (first + count - 1,))
 
 
 # --- running --------------------------------------------------------------------------------------
