@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/ledger.py                 # 1,000,000 lots, 100,000 members
     PYTHONPATH=. python bench/ledger.py --lots 20000 --ops 200 --json
+    PYTHONPATH=. python bench/ledger.py --database-url postgresql://…/postgres   # PostgreSQL, beside psycopg
 
 It builds (or reuses, with --db) a database of `--lots` lots owned by `--lots / 10` members, copies
 it twice, and runs every operation through `Ledger` on one copy and the same SQL statements with
@@ -12,12 +13,18 @@ ratio, the process's peak RSS, and whether each target of the issue is met.
 The database is built in a child process with plain `sqlite3` executemany into the migrated schema,
 so the peak RSS reported is the one of a process that opens the database and serves requests, as
 the bot does (the builder's own peak is shown separately).
+
+With `--database-url` both sides run on PostgreSQL instead: two databases are created on that
+server and loaded from the built file by `copy-db`'s copy; ours is `Ledger` on `PostgresStore`,
+the floor the same statements with plain psycopg, in the store's transactions (SERIALIZABLE
+writes, REPEATABLE READ READ ONLY reads, lot ids from the sequence under the advisory lock).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -29,17 +36,19 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/ledger.py` without PYTHONPATH
     sys.path.insert(0, str(ROOT))
 
 import aiosqlite  # noqa: E402
+import psycopg  # noqa: E402
 
 from bench._common import (  # noqa: E402
     FixedClock,
@@ -51,8 +60,13 @@ from bench._common import (  # noqa: E402
     summary,
 )
 from bot.app.ledger import Ledger  # noqa: E402
+from bot.config import redact_url  # noqa: E402
 from bot.domain.models import DEFAULT_REMINDER_LEADS  # noqa: E402
 from bot.domain.reminders import next_reminder_at, reminder_lead_due  # noqa: E402
+from bot.store.copy import copy_sqlite_to_postgres  # noqa: E402
+from bot.store.postgres import PostgresStore  # noqa: E402
+from bot.store.postgres.connection import PgConnection, configure, connect_kwargs, pg_sql  # noqa: E402
+from bot.store.postgres.rows import LOT_IDS_LOCK, PgLotRows  # noqa: E402
 from bot.store.sqlite import (  # noqa: E402
     ENTRY_SELECT,
     ITEM_COLUMNS,
@@ -88,7 +102,7 @@ SETTINGS_SQL = (
 IDEMPOTENCY_SELECT = "SELECT operation, result FROM idempotency WHERE key = ?"
 IDEMPOTENCY_INSERT = "INSERT INTO idempotency (key, guild_id, operation, result, created_at) VALUES (?, ?, ?, ?, ?)"
 NEXT_LOT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM lots"
-ACCOUNT_INSERT = "INSERT OR IGNORE INTO accounts (guild_id, user_id, created_at) VALUES (?, ?, ?)"
+ACCOUNT_INSERT = "INSERT INTO accounts (guild_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 LOT_INSERT = (
     "INSERT INTO lots (id, guild_id, user_id, kind, original, remaining, starts_at, expires_at,"
     " categories, one_time, source, source_ref, memo, created_by, created_at, status, next_reminder_at)"
@@ -112,7 +126,7 @@ BOUGHT_SELECT = (
 ORDER_INSERT = (
     "INSERT INTO orders (guild_id, user_id, item_id, item_name, quantity, unit_price, total,"
     " promo_applied, gift_applied, forfeited, role_id, status, delivery, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?) RETURNING id"
 )
 ORDER_SELECT = f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ? AND guild_id = ?"
 ORDER_FIELDS = tuple(c.strip() for c in ORDER_COLUMNS.split(","))
@@ -640,15 +654,40 @@ def warmup(n: int) -> int:
 
 
 class Floor:
-    """What SqliteStore executes for each operation, in the calling thread, with minimal Python."""
+    """What the store executes for each operation, in the calling thread, with minimal Python:
+    plain sqlite3 beside SqliteStore, plain psycopg beside PostgresStore (`PgFloor`)."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn: Any = sqlite3.connect(path, isolation_level=None)
         for pragma in PRAGMAS:
             self.conn.execute(pragma)
 
     def close(self) -> None:
         self.conn.close()
+
+    # what differs between the two: transactions, and how a grant numbers its lots
+    def begin_write(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def begin_read(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def read_once(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """A read outside any transaction: SqliteStore's fast reads run one statement alone."""
+        return list(self.conn.execute(sql, args).fetchall())
+
+    def begin_snapshot(self) -> None:
+        """Around the reads SqliteStore runs on its reader connection without BEGIN: nothing."""
+
+    def end_snapshot(self) -> None:
+        pass
+
+    def next_lot_id(self) -> int:
+        (first,) = self.conn.execute(NEXT_LOT_ID).fetchone()
+        return int(first)
+
+    def lots_numbered(self, first: int, count: int) -> None:
+        pass
 
     def grant(
         self,
@@ -661,13 +700,13 @@ class Floor:
         now: int,
     ) -> int:
         c, g = self.conn, GUILD
-        c.execute(SETTINGS_SQL, (g,)).fetchone()  # Ledger._lot_spec reads the settings first
-        c.execute("BEGIN IMMEDIATE")
+        self.read_once(SETTINGS_SQL, (g,))  # Ledger._lot_spec reads the settings first
+        self.begin_write()
         try:
             c.execute(IDEMPOTENCY_SELECT, (key,)).fetchone()
             leads = tuple(int(s) for s in c.execute(SETTINGS_SQL, (g,)).fetchone()[4].split(","))
             nra = next_reminder_at(expires_at, leads, now)
-            (first,) = c.execute(NEXT_LOT_ID).fetchone()
+            first = self.next_lot_id()
             c.executemany(ACCOUNT_INSERT, ((g, u, now) for u in user_ids))
             c.executemany(
                 LOT_INSERT,
@@ -693,6 +732,7 @@ class Floor:
                     for i, u in enumerate(user_ids)
                 ),
             )
+            self.lots_numbered(first, len(user_ids))
             c.executemany(
                 GRANT_ENTRY_INSERT, ((g, u, first + i, amount, MOD, memo, now, key) for i, u in enumerate(user_ids))
             )
@@ -719,7 +759,7 @@ class Floor:
 
     def checkout(self, user: int, item_id: int, key: str, now: int, quantity: int = 1) -> int:
         c, g = self.conn, GUILD
-        c.execute("BEGIN IMMEDIATE")
+        self.begin_write()
         try:
             c.execute(IDEMPOTENCY_SELECT, (key,)).fetchone()
             settings = c.execute(SETTINGS_SQL, (g,)).fetchone()
@@ -759,7 +799,7 @@ class Floor:
             promo = sum(t for r, t, _ in pieces if r[3] == "promo")
             if item[6] is not None:
                 c.execute("UPDATE shop_items SET stock = stock - ? WHERE id = ?", (quantity, item[0]))
-            order_id = c.execute(
+            (order_id,) = c.execute(
                 ORDER_INSERT,
                 (
                     g,
@@ -776,7 +816,7 @@ class Floor:
                     item[10],
                     now,
                 ),
-            ).lastrowid
+            ).fetchone()
             reason = f"{quantity} × {item[2]}"
             remaining: dict[int, int] = {}
             for r, amount, type_ in pieces + forfeits:
@@ -797,11 +837,11 @@ class Floor:
         return int(order_id or 0)
 
     def balance(self, user: int) -> list[Any]:
-        return self.conn.execute(MEMBER_LOTS, (GUILD, user)).fetchall()
+        return self.read_once(MEMBER_LOTS, (GUILD, user))
 
     def history(self, user: int, per_page: int = 10) -> list[Any]:
         c = self.conn
-        c.execute("BEGIN")
+        self.begin_read()
         try:
             c.execute(HISTORY_COUNT, (GUILD, user)).fetchone()
             return c.execute(HISTORY_PAGE, (GUILD, user, per_page, 0)).fetchall()
@@ -809,15 +849,19 @@ class Floor:
             c.execute("COMMIT")
 
     def due_reminders(self, now: int, limit: int = 10_000) -> list[Any]:
-        rows = self.conn.execute(DUE_SELECT, (now, limit)).fetchall()
-        for guild_id in {r[1] for r in rows}:  # the store reads each guild's leads once
-            self.conn.execute(SETTINGS_SQL, (guild_id,)).fetchone()
-        return rows
+        self.begin_snapshot()
+        try:
+            rows = self.conn.execute(DUE_SELECT, (now, limit)).fetchall()
+            for guild_id in {r[1] for r in rows}:  # the store reads each guild's leads once
+                self.conn.execute(SETTINGS_SQL, (guild_id,)).fetchone()
+            return list(rows)
+        finally:
+            self.end_snapshot()
 
     def sweep(self, now: int, batch: int = 10_000) -> int:
         c, swept = self.conn, 0
         while True:
-            c.execute("BEGIN IMMEDIATE")
+            self.begin_write()
             try:
                 rows = c.execute(SWEEP_SELECT, (now, batch)).fetchall()
                 if rows:
@@ -830,10 +874,68 @@ class Floor:
             swept += len(rows)
             if len(rows) < batch:
                 break
-        c.execute("BEGIN IMMEDIATE")
+        self.begin_write()
         c.execute(STATE_UPSERT, ("last_sweep_at", str(now)))
         c.execute("COMMIT")
         return swept
+
+
+class PgFloorConnection:
+    """psycopg, speaking the `?` statements above through the store's own statement layer
+    (bot/store/postgres/connection.py `PgConnection`: each translated once; a one-row INSERT given
+    many rows sent as multi-row INSERTs), so both sides send PostgreSQL the very same statements."""
+
+    def __init__(self, url: str) -> None:
+        # the store's connection settings: autocommit (BEGIN and COMMIT are written), client-side binding
+        self.raw = psycopg.connect(url, **connect_kwargs(read_only=False))
+        configure(self.raw)
+        self.conn = PgConnection(self.raw)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self.conn.executemany(sql, rows)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PgFloor(Floor):
+    """The same statements with plain psycopg, in PostgresStore's transactions: SERIALIZABLE
+    writes, REPEATABLE READ READ ONLY reads (every read, one statement included), lot ids from
+    `lots_id_seq` under the advisory lock (bot/store/postgres/rows.py)."""
+
+    def __init__(self, url: str) -> None:  # not super().__init__: that opens SQLite
+        self.conn = PgFloorConnection(url)
+
+    def begin_write(self) -> None:
+        self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+
+    def begin_read(self) -> None:
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def read_once(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        self.begin_read()
+        try:
+            return list(self.conn.execute(sql, args).fetchall())
+        finally:
+            self.conn.execute("COMMIT")
+
+    def begin_snapshot(self) -> None:
+        self.begin_read()
+
+    def end_snapshot(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def next_lot_id(self) -> int:
+        self.conn.execute("SELECT pg_advisory_xact_lock(?)", (LOT_IDS_LOCK,))
+        (first,) = self.conn.execute("SELECT nextval('lots_id_seq')").fetchone()
+        return int(first)
+
+    def lots_numbered(self, first: int, count: int) -> None:
+        if count > 1:
+            self.conn.execute(PgLotRows.AFTER_INSERT, (first + count - 1,))
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -875,13 +977,45 @@ async def paired(
     return Samples(mine, base)
 
 
-async def run_ops(ours_path: Path, floor_path: Path, plan: Plan, reads: int, writes: int) -> dict[str, Samples]:
+@dataclass
+class Target:
+    """Where the two sides run: two copies of the SQLite file, or two PostgreSQL databases
+    loaded from it (`--database-url`)."""
+
+    ours: str  # a path, or a URL
+    floor: str
+    pg: bool = False
+
+    @property
+    def floor_name(self) -> str:
+        return "psycopg" if self.pg else "sqlite3"
+
+    def store(self) -> SqliteStore | PostgresStore:
+        return PostgresStore(self.ours) if self.pg else SqliteStore(self.ours)
+
+    def make_floor(self) -> Floor:
+        return PgFloor(self.floor) if self.pg else Floor(Path(self.floor))
+
+    def query(self, which: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read of `which` side's database, outside the timed calls."""
+        where = self.ours if which == "ours" else self.floor
+        if self.pg:
+            with psycopg.connect(where) as conn:
+                return [tuple(r) for r in conn.execute(pg_sql(sql), args).fetchall()]
+        conn = sqlite3.connect(where)
+        try:
+            return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+        finally:
+            conn.close()
+
+
+async def run_ops(target: Target, plan: Plan, reads: int, writes: int) -> dict[str, Samples]:
     now = plan.now
     clock = FixedClock(now)
-    store = SqliteStore(ours_path)
+    store = target.store()
     await store.open()
     ledger = Ledger(store, clock=clock)
-    floor = Floor(floor_path)
+    floor = target.make_floor()
     out: dict[str, Samples] = {}
     try:
         log("balance …")
@@ -926,7 +1060,7 @@ async def run_ops(ours_path: Path, floor_path: Path, plan: Plan, reads: int, wri
             lambda c: floor.checkout(c[0], c[1], c[2], now),
         )
         log(f"grant to {len(plan.members):,} members in one transaction (x{len(plan.bulk) - 1}, 1 warm-up) …")
-        out["grant_many"] = await grant_many_runs(ledger, floor, plan, ours_path)
+        out["grant_many"] = await grant_many_runs(ledger, floor, plan, target)
         log(f"expiry sweep ({plan.sweep_due:,} due, x{plan.sweep_rounds}) …")
         out["expiry_sweep"] = await sweep_runs(ledger, floor, clock, plan)
     finally:
@@ -959,55 +1093,50 @@ async def sweep_runs(ledger: Ledger, floor: Floor, clock: FixedClock, plan: Plan
     return out
 
 
-async def grant_many_runs(ledger: Ledger, floor: Floor, plan: Plan, ours_path: Path) -> Samples:
+async def grant_many_runs(ledger: Ledger, floor: Floor, plan: Plan, target: Target) -> Samples:
     """Ours first, then the floor with the very rows ours wrote, in the order ours wrote them."""
     out = Samples([], [], 0.0, 0.0)
-    reader = sqlite3.connect(ours_path)
-    try:
-        for index, (members, key) in enumerate(plan.bulk):
-            c0, t0 = cpu_s(), time.perf_counter_ns()
-            result = await ledger.grant_many(
-                GUILD, members, 100, actor_id=MOD, key=key, expires="30d", reason="role reward"
+    for index, (members, key) in enumerate(plan.bulk):
+        c0, t0 = cpu_s(), time.perf_counter_ns()
+        result = await ledger.grant_many(
+            GUILD, members, 100, actor_id=MOD, key=key, expires="30d", reason="role reward"
+        )
+        c1, t1 = cpu_s(), time.perf_counter_ns()
+        written = [
+            int(u)
+            for (u,) in target.query(
+                "ours",
+                "SELECT user_id FROM lots WHERE id >= ? AND id < ? ORDER BY id",
+                (result.first_lot_id, result.first_lot_id + result.count),
             )
-            c1, t1 = cpu_s(), time.perf_counter_ns()
-            written = [
-                u
-                for (u,) in reader.execute(
-                    "SELECT user_id FROM lots WHERE id >= ? AND id < ? ORDER BY id",
-                    (result.first_lot_id, result.first_lot_id + result.count),
-                )
-            ]
-            c2, t2 = cpu_s(), time.perf_counter_ns()
-            floor.grant(written, 100, "promo", plan.now + 30 * DAY, "role reward", key, plan.now)
-            c3, t3 = cpu_s(), time.perf_counter_ns()
-            if index >= 1:  # the first run (1% of the members) warms up
-                out.ours.append(t1 - t0)
-                out.floor.append(t3 - t2)
-                out.ours_cpu_s = (out.ours_cpu_s or 0.0) + c1 - c0
-                out.floor_cpu_s = (out.floor_cpu_s or 0.0) + c3 - c2
-    finally:
-        reader.close()
+        ]
+        c2, t2 = cpu_s(), time.perf_counter_ns()
+        floor.grant(written, 100, "promo", plan.now + 30 * DAY, "role reward", key, plan.now)
+        c3, t3 = cpu_s(), time.perf_counter_ns()
+        if index >= 1:  # the first run (1% of the members) warms up
+            out.ours.append(t1 - t0)
+            out.floor.append(t3 - t2)
+            out.ours_cpu_s = (out.ours_cpu_s or 0.0) + c1 - c0
+            out.floor_cpu_s = (out.floor_cpu_s or 0.0) + c3 - c2
     return out
 
 
-def fingerprint(path: Path) -> dict[str, Any]:
+FINGERPRINT = {
+    "lots": "SELECT COUNT(*), SUM(remaining), SUM(original), SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END),"
+    " SUM(COALESCE(expires_at, 0)), SUM(COALESCE(next_reminder_at, 0)) FROM lots",
+    "entries": "SELECT COUNT(*), SUM(amount), SUM(COALESCE(order_id, 0)), COUNT(idempotency_key) FROM entries",
+    "orders": "SELECT COUNT(*), SUM(total), SUM(promo_applied), SUM(forfeited) FROM orders",
+    "accounts": "SELECT COUNT(*) FROM accounts",
+    "idempotency": "SELECT COUNT(*), SUM(LENGTH(result)) FROM idempotency",
+    "audit_log": "SELECT COUNT(*), SUM(LENGTH(details)) FROM audit_log",
+    "stock": "SELECT SUM(COALESCE(stock, 0)) FROM shop_items",
+    "last_sweep_at": "SELECT value FROM bot_state WHERE key = 'last_sweep_at'",
+}
+
+
+def fingerprint(target: Target, which: str) -> dict[str, Any]:
     """Aggregates of what the writes left behind: both sides must agree."""
-    conn = sqlite3.connect(path)
-    try:
-        queries = {
-            "lots": "SELECT COUNT(*), SUM(remaining), SUM(original), SUM(status = 'active'),"
-            " SUM(COALESCE(expires_at, 0)), SUM(COALESCE(next_reminder_at, 0)) FROM lots",
-            "entries": "SELECT COUNT(*), SUM(amount), SUM(COALESCE(order_id, 0)), COUNT(idempotency_key) FROM entries",
-            "orders": "SELECT COUNT(*), SUM(total), SUM(promo_applied), SUM(forfeited) FROM orders",
-            "accounts": "SELECT COUNT(*) FROM accounts",
-            "idempotency": "SELECT COUNT(*), SUM(LENGTH(result)) FROM idempotency",
-            "audit_log": "SELECT COUNT(*), SUM(LENGTH(details)) FROM audit_log",
-            "stock": "SELECT SUM(COALESCE(stock, 0)) FROM shop_items",
-            "last_sweep_at": "SELECT value FROM bot_state WHERE key = 'last_sweep_at'",
-        }
-        return {name: tuple(conn.execute(sql).fetchone()) for name, sql in queries.items()}
-    finally:
-        conn.close()
+    return {name: [str(v) for v in target.query(which, sql)[0]] for name, sql in FINGERPRINT.items()}
 
 
 OPERATIONS = (
@@ -1021,7 +1150,9 @@ OPERATIONS = (
 )
 
 
-def evaluate(results: dict[str, Any], rss: float) -> dict[str, dict[str, Any]]:
+def evaluate(results: dict[str, Any], rss: float, floor: str = "sqlite3") -> dict[str, dict[str, Any]]:
+    ratio = f"ratio_to_{floor}"
+
     def target(text: str, value: float, met: bool, unit: str) -> dict[str, Any]:
         return {"target": text, "value": round(value, 4), "unit": unit, "met": bool(met)}
 
@@ -1029,24 +1160,24 @@ def evaluate(results: dict[str, Any], rss: float) -> dict[str, dict[str, Any]]:
     grant_many_s = r["grant_many"]["max_ms"] / 1000
     return {
         "single_grant": target(
-            ">= 0.70x sqlite3 ops/s",
-            r["single_grant"]["ratio_to_sqlite3"],
-            r["single_grant"]["ratio_to_sqlite3"] >= 0.7,
+            f">= 0.70x {floor} ops/s",
+            r["single_grant"][ratio],
+            r["single_grant"][ratio] >= 0.7,
             "x",
         ),
         "checkout_confirm": target(
-            ">= 0.70x sqlite3 ops/s",
-            r["checkout_confirm"]["ratio_to_sqlite3"],
-            r["checkout_confirm"]["ratio_to_sqlite3"] >= 0.7,
+            f">= 0.70x {floor} ops/s",
+            r["checkout_confirm"][ratio],
+            r["checkout_confirm"][ratio] >= 0.7,
             "x",
         ),
         "balance": target("p99 < 1 ms", r["balance"]["p99_ms"], r["balance"]["p99_ms"] < 1.0, "ms"),
         "due_reminders": target("p99 < 1 ms", r["due_reminders"]["p99_ms"], r["due_reminders"]["p99_ms"] < 1.0, "ms"),
         "grant_many_time": target("< 1.5 s (slowest run)", grant_many_s, grant_many_s < 1.5, "s"),
         "grant_many_ratio": target(
-            "within 2x of sqlite3 (ratio >= 0.5)",
-            r["grant_many"]["ratio_to_sqlite3"],
-            r["grant_many"]["ratio_to_sqlite3"] >= 0.5,
+            f"within 2x of {floor} (ratio >= 0.5)",
+            r["grant_many"][ratio],
+            r["grant_many"][ratio] >= 0.5,
             "x",
         ),
         "expiry_sweep": target(
@@ -1058,6 +1189,8 @@ def evaluate(results: dict[str, Any], rss: float) -> dict[str, dict[str, Any]]:
 
 def print_table(report: dict[str, Any]) -> None:
     meta = report["meta"]
+    floor = meta.get("floor", "sqlite3")
+    ratio = f"ratio_to_{floor}"
     print(
         f"Promo Balance ledger benchmark — {meta['lots']:,} lots, {meta['members']:,} members "
         f"(SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, aiosqlite {aiosqlite.__version__}, "
@@ -1080,27 +1213,33 @@ def print_table(report: dict[str, Any]) -> None:
     print()
     head = (
         f"{'operation':<28}{'n':>6} {'ours ops/s':>11} {'p50 ms':>8} {'p99 ms':>8} │"
-        f" {'sqlite3 ops/s':>13} {'p50 ms':>8} {'p99 ms':>8} │ {'ratio':>6}"
+        f" {floor + ' ops/s':>13} {'p50 ms':>8} {'p99 ms':>8} │ {'ratio':>6}"
     )
     print(head)
     print("─" * len(head))
     for key, label in OPERATIONS:
         r = report[key]
-        s = r["sqlite3"]
+        s = r[floor]
         if key == "grant_many":
             label = f"grant to {meta['members']:,} members, 1 tx"
         elif key == "expiry_sweep":
             label = f"expiry sweep, {meta['sweep_due']:,} due"
         print(
             f"{label:<28}{r['n']:>6} {r['ops_per_s']:>11,.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} │"
-            f" {s['ops_per_s']:>13,.1f} {s['p50_ms']:>8.3f} {s['p99_ms']:>8.3f} │ {r['ratio_to_sqlite3']:>5.2f}x"
+            f" {s['ops_per_s']:>13,.1f} {s['p50_ms']:>8.3f} {s['p99_ms']:>8.3f} │ {r[ratio]:>5.2f}x"
         )
-    print("(ratio = our ops/s ÷ plain sqlite3 ops/s on an identical copy, same pragmas and statements)")
+    if floor == "sqlite3":
+        print("(ratio = our ops/s ÷ plain sqlite3 ops/s on an identical copy, same pragmas and statements)")
+    else:
+        print(
+            f"(ratio = our ops/s ÷ plain psycopg ops/s on an identical database, same statements and transactions; "
+            f"PostgreSQL {meta.get('server_version', '?')}, {redacted(meta.get('database_url'))})"
+        )
     for key in ("grant_many", "expiry_sweep"):
         r = report[key]
         print(
-            f"CPU time per {key.replace('_', ' ')}: ours {r['cpu_s']:.2f} s, sqlite3 {r['sqlite3']['cpu_s']:.2f} s "
-            f"(wall: {r['mean_ms'] / 1000:.2f} s, {r['sqlite3']['mean_ms'] / 1000:.2f} s)"
+            f"CPU time per {key.replace('_', ' ')}: ours {r['cpu_s']:.2f} s, {floor} {r[floor]['cpu_s']:.2f} s "
+            f"(wall: {r['mean_ms'] / 1000:.2f} s, {r[floor]['mean_ms'] / 1000:.2f} s)"
         )
     load = meta["loadavg_before"][0], meta["loadavg_after"][0]
     busy = " — the machine was busy: wall times include waiting for a CPU" if max(load) > (meta["cpus"] or 1) else ""
@@ -1129,7 +1268,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="keep the built database here (a file, or a directory) and reuse it for the same --lots",
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="run on PostgreSQL, beside plain psycopg: two databases are created on this server (and dropped after)",
+    )
     args = p.parse_args(argv)
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        p.error("--database-url takes a postgresql:// URL")
     if args.lots < 1000:
         p.error("--lots must be at least 1000")
     if args.ops is not None and args.ops < 1:
@@ -1137,6 +1284,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.bulk_repeat < 1:
         p.error("--bulk-repeat must be at least 1")
     return args
+
+
+def database_url(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+@contextlib.contextmanager
+def pg_target(url: str, pristine: Path) -> Iterator[tuple[Target, dict[str, Any]]]:
+    """Two new databases on the server of `url`, each loaded from the built SQLite file with
+    `copy-db`'s copy (bot/store/copy.py), then VACUUM ANALYZE: the planner knows the tables."""
+    names = [f"promo_bench_{os.getpid()}_{side}" for side in ("ours", "floor")]
+    with psycopg.connect(url, autocommit=True) as admin:
+        info = {"server_version": admin.execute("SHOW server_version").fetchone()[0]}  # type: ignore[index]
+        for setting in ("synchronous_commit", "fsync", "shared_buffers"):
+            info[setting] = admin.execute(f"SHOW {setting}").fetchone()[0]  # type: ignore[index]
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    urls = [database_url(url, name) for name in names]
+    try:
+        for target_url in urls:
+            started = time.perf_counter()
+            result = asyncio.run(copy_sqlite_to_postgres(pristine, target_url))
+            with psycopg.connect(target_url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+                conn.execute("CHECKPOINT")
+            log(f"loaded {result.total:,} rows into {redacted(target_url)} in {time.perf_counter() - started:.1f} s")
+        yield Target(urls[0], urls[1], pg=True), info
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redacted(url: str | None) -> str:
+    return redact_url(url) or ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1147,26 +1330,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pristine, meta, build = pristine_db(args, workdir)
         plan = make_plan(pristine, meta, args, reads, writes)
-        ours, floor = workdir / "ours.sqlite3", workdir / "floor.sqlite3"
-        for copy in (ours, floor):
-            shutil.copyfile(pristine, copy)
-            fsync(copy)  # no write-back of the copies competing with the timed calls
-        log(f"copies ready in {workdir}")
-        load_before = os.getloadavg()
-        samples = asyncio.run(run_ops(ours, floor, plan, reads, writes))
-        load_after = os.getloadavg()
-        rss = peak_rss_mb()  # every operation done, the database still on disk
-        log("comparing what both sides wrote …")
-        same = fingerprint(ours) == fingerprint(floor)
+        with contextlib.ExitStack() as stack:
+            pg_info: dict[str, Any] = {}
+            if args.database_url:
+                target, pg_info = stack.enter_context(pg_target(args.database_url, pristine))
+            else:
+                ours, floor = workdir / "ours.sqlite3", workdir / "floor.sqlite3"
+                for copy in (ours, floor):
+                    shutil.copyfile(pristine, copy)
+                    fsync(copy)  # no write-back of the copies competing with the timed calls
+                target = Target(str(ours), str(floor))
+                log(f"copies ready in {workdir}")
+            load_before = os.getloadavg()
+            samples = asyncio.run(run_ops(target, plan, reads, writes))
+            load_after = os.getloadavg()
+            rss = peak_rss_mb()  # every operation done, the database still on disk
+            log("comparing what both sides wrote …")
+            same = fingerprint(target, "ours") == fingerprint(target, "floor")
+        floor_name = target.floor_name
         report: dict[str, Any] = {}
         for key, _ in OPERATIONS:
             sample = samples[key]
             r, s = summary(sample.ours), summary(sample.floor)
             if sample.ours_cpu_s is not None:
                 r["cpu_s"], s["cpu_s"] = sample.ours_cpu_s / r["n"], (sample.floor_cpu_s or 0.0) / s["n"]
-            report[key] = {**r, "ratio_to_sqlite3": r["ops_per_s"] / s["ops_per_s"], "sqlite3": s}
+            report[key] = {**r, f"ratio_to_{floor_name}": r["ops_per_s"] / s["ops_per_s"], floor_name: s}
         report["peak_rss_mb"] = rss
-        report["targets"] = evaluate(report, rss)
+        report["targets"] = evaluate(report, rss, floor_name)
         report["all_targets_met"] = all(t["met"] for t in report["targets"].values())
         report["meta"] = {
             "lots": args.lots,
@@ -1180,6 +1370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db_size_mb": os.path.getsize(pristine) / 2**20,
             "build": build,
             "same_writes": same,
+            "backend": "postgresql" if target.pg else "sqlite",
+            "floor": floor_name,
+            "database_url": redacted(args.database_url) if args.database_url else None,
+            **pg_info,
             "sqlite": sqlite3.sqlite_version,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

@@ -1,5 +1,5 @@
 """`python -m bot [run | try | verify | backup PATH | export --guild ID [--out FILE] | db status | db upgrade |
-invite]`.
+copy-db --to URL | invite]`.
 
 Only `run` needs a Discord token; `try` runs the playground (the bot against a Discord emulator, on
 its own database, data/playground.sqlite3); the other commands work on the database alone. `run` takes the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import logging
 import os
 import sys
@@ -28,10 +29,13 @@ import psycopg
 from bot.app.ledger import Ledger
 from bot.config import ConfigError, Settings, redact_url
 from bot.logs import setup_logging
+from bot.store.copy import CopyRefused, CopyResult, copy_sqlite_to_postgres, guild_ids
 from bot.store.factory import make_store
 from bot.store.lock import DatabaseInUse, DatabaseLock
 from bot.store.migrate import SchemaTooNew, code_version, pending
 from bot.store.ports import Engine
+from bot.store.postgres import PostgresStore
+from bot.store.sqlite import SqliteStore
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -52,6 +56,7 @@ emulator on this computer and opens a Discord-like page on 127.0.0.1: no token, 
 
 The README explains inviting the bot and the other settings.
 Commands that need no token: python -m bot try | verify | backup PATH | export --guild ID | db status | db upgrade
+  | copy-db --to URL
 """
 #: The playground's own database: `python -m bot try` never touches DATABASE_PATH.
 PLAYGROUND_DATABASE = Path("data/playground.sqlite3")
@@ -75,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("status", help="the database's schema version, the code's, and the pending migrations")
     db_sub.add_parser("upgrade", help="back the database up beside itself, then apply the pending migrations")
+    copy_db = sub.add_parser(
+        "copy-db", help="copy the SQLite ledger into an empty PostgreSQL database, then check the copy"
+    )
+    copy_db.add_argument("--to", required=True, metavar="URL", help="the target, postgresql://user:pass@host/db")
     invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument("--app-id", type=int, metavar="ID", help="the application id (default: read from the token)")
     return parser
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return invite(settings, args.app_id)
     if args.command == "try":
         return try_playground(settings, args.port, fresh=args.fresh)
+    if args.command == "copy-db":
+        return copy_db(settings, args.to)
     if not settings.database_url and not settings.database_path.exists():
         print(f"No database at {settings.database_path} (set DATABASE_PATH, or run the bot once).", file=sys.stderr)
         return EXIT_USAGE
@@ -246,6 +257,104 @@ async def export(ledger: Ledger, guild_id: int, out: Path | None) -> int:
         with out.open("w", encoding="utf-8", newline="") as handle:
             rows = await ledger.export_csv(guild_id, handle)
         print(f"Wrote {rows} ledger entries to {out}.", file=sys.stderr)
+    return EXIT_OK
+
+
+def copy_db(settings: Settings, url: str) -> int:
+    """Copy DATABASE_PATH into the empty PostgreSQL database at `url` (bot/store/copy.py), then
+    check the copy is the same ledger: every invariant holds on it, and every guild's export is
+    identical on both. The SQLite file's lock is held throughout: no bot writes to it meanwhile."""
+    shown = redact_url(url) or ""
+
+    def say(text: str) -> str:  # never print the password, even inside a driver's message
+        return text.replace(url, shown)
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        print(
+            f"Refused: {shown!r} is not a PostgreSQL URL (postgresql://user:password@host/database).", file=sys.stderr
+        )
+        return EXIT_USAGE
+    path = settings.database_path
+    if not path.exists():
+        print(f"Refused: no SQLite database at {path} (set DATABASE_PATH).", file=sys.stderr)
+        return EXIT_USAGE
+    lock = DatabaseLock(path)
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        print(
+            f"{exc}\nStop the bot before `python -m bot copy-db`: a copy of a ledger in use is stale at once.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    async def go() -> int:
+        source = SqliteStore(path, migrate=False)  # DATABASE_PATH, even when DATABASE_URL is set
+        try:
+            await source.open()
+        except SchemaTooNew as exc:
+            print(f"Refused: {exc}.", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            if source.schema_version < code_version():
+                print(
+                    f"Refused: {path} is at schema version {source.schema_version}, the code expects "
+                    f"{code_version()}: run `python -m bot db upgrade` first.",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+        finally:
+            await source.close()
+        try:
+            result = await copy_sqlite_to_postgres(path, url)
+        except CopyRefused as exc:
+            print(f"Refused: {say(str(exc))}.", file=sys.stderr)
+            return EXIT_USAGE
+        print_copy(result, path, shown)
+        return await check_copy(settings, url, await asyncio.to_thread(guild_ids, path))
+
+    try:
+        return asyncio.run(go())
+    finally:
+        lock.release()
+
+
+def print_copy(result: CopyResult, path: Path, shown: str) -> None:
+    print(f"Copied {result.total:,} rows from {path} into {shown}, in one transaction:")
+    for table, rows in result.rows.items():
+        print(f"  {table:<20} {rows:>12,}")
+
+
+async def check_copy(settings: Settings, url: str, guilds: list[int]) -> int:
+    """The copy, read through the ledger: the invariants, then each guild's export on both."""
+    source = SqliteStore(settings.database_path, migrate=False)
+    target = PostgresStore(url, migrate=False)
+    await source.open()
+    try:
+        await target.open()
+        try:
+            original, copy = Ledger(source), Ledger(target)
+            problems = await copy.verify()
+            if problems:
+                print(f"The copy breaks {len(problems)} ledger invariant(s):")
+                for problem in problems:
+                    print(f"  - {problem}")
+                return EXIT_PROBLEMS
+            different = []
+            for guild_id in guilds:
+                ours, theirs = io.StringIO(), io.StringIO()
+                await original.export_csv(guild_id, ours)
+                await copy.export_csv(guild_id, theirs)
+                if ours.getvalue() != theirs.getvalue():
+                    different.append(guild_id)
+            if different:
+                print(f"The export of {len(different)} guild(s) differs on the copy: {', '.join(map(str, different))}")
+                return EXIT_PROBLEMS
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    print(f"Verified: every ledger invariant holds on the copy; the export of all {len(guilds)} guild(s) is identical.")
     return EXIT_OK
 
 
