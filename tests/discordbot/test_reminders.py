@@ -636,7 +636,7 @@ async def test_apscheduler_runs_the_three_jobs_on_the_real_clock(world: World):
     finally:
         await stop_bot(bot, task)
     assert not bot.jobs.scheduler.running
-    # closed after the scheduler stopped (SQLite's connection, PostgreSQL's pool)
+    # Closed after the scheduler stopped: SQLite's connection, PostgreSQL's pool.
     assert getattr(bot.store, "_db", None) is None
     assert getattr(bot.store, "_pool", None) is None
 
