@@ -16,6 +16,9 @@ from typing import Any
 import psycopg
 
 from bot.config import Settings
+from bot.store.ports import Engine
+from bot.store.postgres import PostgresStore
+from bot.store.sqlite import SqliteStore
 
 
 def to_psycopg(sql: str) -> str:
@@ -58,12 +61,17 @@ class SqliteConnection(sqlite3.Connection):
         return bool(result)
 
 
-Target = Settings | Path | str  # Settings, a SQLite file, or a postgresql:// URL
+Target = Settings | Engine | Path | str  # Settings, a store, a SQLite file, or a postgresql:// URL
 
 
 def _resolve(target: Target) -> Path | str:
     if isinstance(target, Settings):
         return target.database_url or target.database_path
+    if isinstance(target, PostgresStore):
+        return target.url
+    if isinstance(target, SqliteStore):
+        return target.path
+    assert isinstance(target, Path | str), target
     return target
 
 
