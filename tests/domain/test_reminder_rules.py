@@ -4,13 +4,12 @@ the leads."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from bot.app.ledger import Ledger
 from bot.domain.reminders import next_reminder_at, pending_claim, reminder_lead_due
 from bot.domain.timeparse import to_unix
+from tests.app._support import db_rows, db_value
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
 
 MIN = 60
@@ -142,11 +141,7 @@ def test_next_reminder_at_agrees_with_reminder_lead_due_second_by_second():
 
 
 def next_reminders(ledger: Ledger) -> dict[int, int | None]:
-    conn = sqlite3.connect(ledger.store.path)  # type: ignore[attr-defined]
-    try:
-        return dict(conn.execute("SELECT id, next_reminder_at FROM lots ORDER BY id").fetchall())
-    finally:
-        conn.close()
+    return dict(db_rows(ledger.store, "SELECT id, next_reminder_at FROM lots ORDER BY id"))
 
 
 async def test_changing_the_leads_reschedules_active_lots(ledger: Ledger, clock: Clock, key: Keys):
@@ -212,13 +207,7 @@ async def test_turning_reminders_on_again_clears_a_closed_dm_mark(ledger, store)
     await ledger.mark_dm_closed(GUILD, ALICE)
 
     def closed() -> int | None:
-        conn = sqlite3.connect(store.path)
-        try:
-            return conn.execute(
-                "SELECT dm_closed_at FROM accounts WHERE guild_id = ? AND user_id = ?", (GUILD, ALICE)
-            ).fetchone()[0]
-        finally:
-            conn.close()
+        return db_value(store, "SELECT dm_closed_at FROM accounts WHERE guild_id = ? AND user_id = ?", (GUILD, ALICE))
 
     assert closed() is not None
     await ledger.set_reminders_enabled(GUILD, ALICE, False)
