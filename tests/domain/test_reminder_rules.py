@@ -9,7 +9,7 @@ import pytest
 from bot.app.ledger import Ledger
 from bot.domain.reminders import next_reminder_at, pending_claim, reminder_lead_due
 from bot.domain.timeparse import to_unix
-from tests import rawsql
+from tests.app._support import db_rows, db_value
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START, Clock, Keys
 
 MIN = 60
@@ -141,7 +141,7 @@ def test_next_reminder_at_agrees_with_reminder_lead_due_second_by_second():
 
 
 def next_reminders(ledger: Ledger) -> dict[int, int | None]:
-    return dict(rawsql.rows(ledger.store, "SELECT id, next_reminder_at FROM lots ORDER BY id"))
+    return dict(db_rows(ledger.store, "SELECT id, next_reminder_at FROM lots ORDER BY id"))
 
 
 async def test_changing_the_leads_reschedules_active_lots(ledger: Ledger, clock: Clock, key: Keys):
@@ -207,8 +207,7 @@ async def test_turning_reminders_on_again_clears_a_closed_dm_mark(ledger, store)
     await ledger.mark_dm_closed(GUILD, ALICE)
 
     def closed() -> int | None:
-        sql = "SELECT dm_closed_at FROM accounts WHERE guild_id = ? AND user_id = ?"
-        return rawsql.rows(store, sql, (GUILD, ALICE))[0][0]
+        return db_value(store, "SELECT dm_closed_at FROM accounts WHERE guild_id = ? AND user_id = ?", (GUILD, ALICE))
 
     assert closed() is not None
     await ledger.set_reminders_enabled(GUILD, ALICE, False)
