@@ -17,7 +17,7 @@ from bot.store.sqlite import SqliteStore
 from tests import pgserver
 
 # The end-to-end fixtures (the real bot against the fake Discord) for tests/cogs and tests/discordbot.
-pytest_plugins = ["tests.e2e"]
+pytest_plugins = ["tests.e2e", "tests.processes"]
 
 GUILD = 1001
 OTHER_GUILD = 2002

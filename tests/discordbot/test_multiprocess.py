@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -22,13 +21,10 @@ import pytest
 from bot.app.ledger import Ledger
 from bot.store.postgres import PostgresStore
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role, snowflake_on_shard
-from tests.discordbot import test_process as process
-from tests.discordbot.test_process import BotProcess, Launch, assert_clean
 from tests.e2e import button, text_of
+from tests.processes import BotProcess, Launch, assert_clean
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
-
-launch = process.launch  # the `python -m bot` launcher of tests/discordbot/test_process.py
 
 SHARDS = 3
 REMINDED = 40  # members per guild with a reminder due: 120 DMs at 20 a second, so the kill lands mid-run
@@ -37,13 +33,6 @@ VIPS = 4  # members per guild with the role of a recurring grant that is due
 TAKEOVER = "holds the scheduler lease now"
 FAILOVER_LIMIT = 60  # SPEC §5: another process takes over within 60 s of the holder dying
 DM_POST = r"^/channels/\d+/messages$"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-    fake.assert_clean()
 
 
 class ShardGuild:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import discord
@@ -27,90 +25,12 @@ from bot.discordbot.client import PromoBalanceBot, point_at
 from bot.store.sqlite import SqliteStore
 from fakediscord import FakeDiscord, Guild, Member, Perm, Role
 from tests.e2e import text_of
+from tests.processes import Launch, assert_clean
 
 ROOT = Path(__file__).resolve().parents[2]
-STOP_SECONDS = 5  # "stops within a few seconds"
 DM_POST = r"^/channels/\d+/messages$"
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-class BotProcess:
-    """A running `python -m bot`; its stderr and stdout are one log, read as it is written."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            self.lines.append(line.decode(errors="replace"))
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    async def wait_for_log(self, text: str, fake: FakeDiscord, seconds: float = 30) -> None:
-        await fake.wait_for(lambda: text in self.log or self.proc.returncode is not None, seconds, repr(text))
-        assert text in self.log, self.log
-
-    async def exit_code(self, seconds: float = 20) -> int:
-        code = await asyncio.wait_for(self.proc.wait(), seconds)
-        await self._reader
-        return code
-
-    async def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(signum)
-        return await self.exit_code(STOP_SECONDS)
-
-    def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-
-
-Launch = Callable[..., Awaitable[BotProcess]]
-
-
-@pytest.fixture
-async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
-    started: list[BotProcess] = []
-
-    async def start(fake: FakeDiscord, *args: str, **env_extra: str) -> BotProcess:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DISCORD_") and k not in ("DATABASE_PATH", "DEV_GUILD_ID", "LOG_LEVEL")
-        }
-        env.update(
-            PYTHONPATH=str(ROOT),
-            DISCORD_TOKEN=fake.token,
-            DISCORD_API_BASE=fake.api_base,
-            DISCORD_GATEWAY_URL=fake.gateway_url,
-            DATABASE_PATH=str(tmp_path / "data" / "bot.sqlite3"),
-        )
-        env.update(env_extra)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        bot = BotProcess(proc)
-        started.append(bot)
-        return bot
-
-    try:
-        yield start
-    finally:
-        for bot in started:
-            bot.kill()
-            await bot.exit_code()
 
 
 class Shop:
@@ -123,22 +43,10 @@ class Shop:
         self.alice: Member = fake.add_member(self.guild.id, name="alice", roles=[self.vip_role.id])
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-    fake.assert_clean()
-
-
 def has_wal(db: Path) -> bool:
     """In WAL mode SQLite keeps `<db>-wal` while connections are open and removes it when the last
     one closes normally: a file left behind means the store was not closed."""
     return Path(f"{db}-wal").exists()
-
-
-def assert_clean(bot: BotProcess) -> None:
-    assert "Traceback" not in bot.log, bot.log
-    assert " ERROR " not in bot.log, bot.log
 
 
 async def test_connects_syncs_once_serves_and_stops_on_sigterm(fake: FakeDiscord, launch: Launch, tmp_path: Path):

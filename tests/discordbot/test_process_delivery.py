@@ -19,13 +19,11 @@ import pytest
 from bot.app.ledger import Ledger
 from bot.store.sqlite import SqliteStore
 from fakediscord import FakeDiscord, Role
-from tests.discordbot import test_process as process
-from tests.discordbot.test_process import Launch, Shop, assert_clean
+from tests.discordbot.test_process import Shop
 from tests.e2e import button, text_of
+from tests.processes import Launch, assert_clean
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-fake = process.fake  # the fixtures of tests/discordbot/test_process.py: a fake Discord, `python -m bot` launcher
-launch = process.launch
 
 ROLE_REQUEST = r"/guilds/\d+/members/\d+/roles/\d+$"
 

@@ -18,14 +18,12 @@ import pytest
 
 from bot.store.migrate import code_version, migrations
 from fakediscord import FakeDiscord
-from tests.discordbot import test_process as process
-from tests.discordbot.test_process import Launch, Shop, assert_clean
+from tests.discordbot.test_process import Shop
 from tests.e2e import text_of
+from tests.processes import Launch, assert_clean
 from tests.store.versions import file_state, newer_database, old_database, siblings, user_version
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-fake = process.fake  # the fixtures of tests/discordbot/test_process.py: a fake Discord, `python -m bot` launcher
-launch = process.launch
 
 CODE = code_version()
 

@@ -5,79 +5,19 @@ file here: on SQLite a database serves one process. Sharing one database is Post
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from fakediscord import FakeDiscord, Perm, snowflake_on_shard
 from tests.e2e import text_of
+from tests.processes import Launch
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-class Process:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            self.lines.append(line.decode(errors="replace"))
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    async def stop(self) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.proc.wait(), 20)
-        await self._reader
-        return code
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-    fake.assert_clean()
-
-
-async def start(fake: FakeDiscord, tmp_path: Path, shard_id: int) -> Process:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DISCORD_", "SHARD_")) and k not in ("DATABASE_PATH", "DATABASE_URL", "DEV_GUILD_ID")
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
-        DISCORD_TOKEN=fake.token,
-        DISCORD_API_BASE=fake.api_base,
-        DISCORD_GATEWAY_URL=fake.gateway_url,
-        DATABASE_PATH=str(tmp_path / f"shard{shard_id}.sqlite3"),
-        SHARD_COUNT="2",
-        SHARD_IDS=str(shard_id),
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    return Process(proc)
 
 
 def lots(path: Path, guild_id: int) -> int:
@@ -85,7 +25,7 @@ def lots(path: Path, guild_id: int) -> int:
         return int(db.execute("SELECT COUNT(*) FROM lots WHERE guild_id = ?", (guild_id,)).fetchone()[0])
 
 
-async def test_two_processes_serve_one_shard_each(fake: FakeDiscord, tmp_path: Path) -> None:
+async def test_two_processes_serve_one_shard_each(fake: FakeDiscord, launch: Launch, tmp_path: Path) -> None:
     guilds = [fake.add_guild(snowflake_on_shard(shard, 2), name=f"Shard {shard} Guild") for shard in (0, 1)]
     mod = fake.add_user(name="mod")
     alice = fake.add_user(name="alice")
@@ -93,7 +33,10 @@ async def test_two_processes_serve_one_shard_each(fake: FakeDiscord, tmp_path: P
         role = fake.add_role(guild.id, "Moderators", permissions=int(Perm.MANAGE_GUILD), position=5)
         fake.add_member(guild.id, mod.id, roles=[role.id])
         fake.add_member(guild.id, alice.id)
-    processes = [await start(fake, tmp_path, 0), await start(fake, tmp_path, 1)]
+    processes = [
+        await launch(fake, DATABASE_PATH=str(tmp_path / f"shard{shard}.sqlite3"), SHARD_COUNT="2", SHARD_IDS=str(shard))
+        for shard in (0, 1)
+    ]
     try:
         await fake.wait_for(lambda: fake.gateway.ready_shards == [0, 1], timeout=30, what="both processes' shards")
         identified = sorted(m["d"]["shard"] for m in fake.gateway.received if m["op"] == 2)
