@@ -16,8 +16,8 @@ from bot.domain.errors import InvalidInput
 from bot.domain.timeparse import to_unix
 from bot.store.ports import Engine as Store
 from bot.store.postgres import PostgresStore
-from bot.store.postgres.connection import configure, pg_sql
 from bot.store.sqlite import SqliteStore
+from tests import rawsql
 from tests.conftest import ALICE, BOB, GUILD, MOD, OTHER_GUILD, START
 
 CAROL = 13
@@ -66,24 +66,9 @@ def _query(store: Store, commit: bool = True) -> Iterator[Callable[[str, tuple[A
     """A connection of its own to the store's database, as `run(sql, args) -> rows` for SQL in
     SQLite's spelling (`?` placeholders), in one transaction committed (or, with `commit=False`,
     rolled back) when the block ends."""
-    if isinstance(store, SqliteStore):
-        conn = sqlite3.connect(store.path)
-        try:
-            yield lambda sql, args: conn.execute(sql, args).fetchall()
-            conn.commit() if commit else conn.rollback()
-        finally:
-            conn.close()
-        return
-    assert isinstance(store, PostgresStore), store
-    with psycopg.connect(store.url, cursor_factory=psycopg.ClientCursor) as pg:
-        configure(pg)
-
-        def run(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-            cursor = pg.execute(pg_sql(sql), args)
-            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-
-        yield run
-        pg.commit() if commit else pg.rollback()
+    with rawsql.connect(store, autocommit=False) as conn:
+        yield lambda sql, args: rawsql.fetched(conn.execute(sql, args))
+        conn.commit() if commit else conn.rollback()
 
 
 def db_rows(store: Store, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -121,23 +106,13 @@ def db_execute_unchecked(store: Store, sql: str) -> None:
         run(sql, ())
 
 
-_TABLES_SQL = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-# PostgreSQL's schema_version is the store's own, like SQLite's user_version: left out.
-_PG_TABLES_SQL = (
-    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-    " AND table_name <> 'schema_version' ORDER BY table_name"
-)
-
-
 def tables(store: Store) -> list[str]:
-    return [r[0] for r in db_rows(store, _PG_TABLES_SQL if isinstance(store, PostgresStore) else _TABLES_SQL)]
+    return rawsql.tables(store)
 
 
 def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table: equal dumps mean nothing at all was written."""
-    with _query(store) as run:
-        names = [r[0] for r in run(_PG_TABLES_SQL if isinstance(store, PostgresStore) else _TABLES_SQL, ())]
-        return {name: sorted(run(f"SELECT * FROM {name}", ()), key=repr) for name in names}
+    return rawsql.dump(store)
 
 
 def count(store: Store, table: str, where: str = "1 = 1", args: tuple[Any, ...] = ()) -> int:
