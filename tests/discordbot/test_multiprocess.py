@@ -184,8 +184,10 @@ async def test_three_processes_one_leader_killed_mid_run_another_takes_over(
     assert "Added to the shop" in text_of(added), text_of(added)
     buyer = shop.reminded[0]
     preview = await fake.invoke(shop.guild.id, buyer.id, "buy", {"item": "Gold pass"})
-    await fake.click(preview, button(preview, "buy:confirm:"), buyer.id)
+    confirm = await fake.click(preview, button(preview, "buy:confirm:"), buyer.id)
     await fake.wait_for(lambda: gold.id in fake.member(shop.guild.id, buyer.id).roles, 30, "the role")
+    await confirm.wait_for_edit(1, timeout=10)  # the receipt, from the process that took the click
+    assert "Order #" in text_of(confirm.message), text_of(confirm.message)
     assert [
         r.status for r in fake.requests_to("PUT", rf"/guilds/{shop.guild.id}/members/{buyer.id}/roles/{gold.id}$")
     ] == [204]
